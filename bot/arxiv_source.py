@@ -1,0 +1,239 @@
+"""Fetching from the arXiv export API through the `arxiv` package.
+
+One `ArxivSource` per process: it holds the only `arxiv.Client`, so requests go out one
+at a time, `request_interval` seconds apart, each with a timeout. Failures that may pass
+(5xx, 429, timeouts, refused connections, malformed or spuriously empty pages) are retried
+with backoff; an arXiv error feed is a `ArxivQueryError` and never a paper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import arxiv
+import requests
+from lxml import etree
+
+from bot.matching import build_query
+from bot.models import Paper, split_version
+from bot.settings import ArxivSettings
+
+log = logging.getLogger(__name__)
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class ArxivError(Exception):
+    """arXiv did not answer usefully; the message names the query's keywords."""
+
+
+class ArxivQueryError(ArxivError):
+    """arXiv answered with its error feed: the query itself is wrong. Not retried."""
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class _TimeoutSession(requests.Session):
+    """Gives every request a timeout and keeps the last response for inspection."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.last_response: requests.Response | None = None
+        self.count = 0
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self.timeout)
+        self.count += 1
+        self.last_response = None
+        response = super().request(method, url, *args, **kwargs)
+        self.last_response = response
+        return response
+
+
+def to_paper(result: arxiv.Result) -> Paper:
+    paper_id, version = split_version(result.get_short_id())
+    comment = " ".join(result.comment.split()) if result.comment else None
+    return Paper(
+        id=paper_id,
+        version=version,
+        title=" ".join(result.title.split()),
+        authors=tuple(a.name for a in result.authors),
+        summary=" ".join(result.summary.split()),
+        comment=comment or None,
+        primary_category=result.primary_category,
+        categories=tuple(result.categories),
+        published=result.published,
+        updated=result.updated,
+    )
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    parsed = email.utils.parsedate_to_datetime(value)
+    if parsed is None:
+        return None
+    return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
+
+
+def inspect_feed(body: bytes) -> int:
+    """The feed's totalResults. Raises ArxivQueryError for an error feed, ValueError if
+    the document is not a complete Atom feed."""
+    try:
+        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
+    except etree.XMLSyntaxError as err:
+        raise ValueError(f"malformed feed: {err}") from None
+    if root.tag != f"{_ATOM}feed":
+        raise ValueError(f"not an Atom feed (root element {root.tag})")
+    for entry in root.iterfind(f"{_ATOM}entry"):
+        entry_id = entry.findtext(f"{_ATOM}id") or ""
+        if entry.findtext(f"{_ATOM}title") == "Error" or "/api/errors" in entry_id:
+            summary = " ".join((entry.findtext(f"{_ATOM}summary") or "unknown error").split())
+            raise ArxivQueryError(f"arXiv refused the query: {summary}")
+    total = root.findtext(f"{_OPENSEARCH}totalResults")
+    return int(total) if total and total.strip().isdigit() else 0
+
+
+def describe(keywords: Sequence[str]) -> str:
+    shown = ", ".join(repr(k) for k in keywords[:3])
+    return shown + (f" and {len(keywords) - 3} more" if len(keywords) > 3 else "")
+
+
+class ArxivSource:
+    def __init__(
+        self,
+        settings: ArxivSettings,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._session = _TimeoutSession(settings.timeout)
+        self._client = arxiv.Client(
+            page_size=settings.page_size,
+            delay_seconds=settings.request_interval,
+            num_retries=0,
+        )
+        self._client.query_url_format = settings.api_url + "?{}"
+        self._client._session = self._session
+        self._lock = asyncio.Lock()
+
+    @property
+    def request_count(self) -> int:
+        return self._session.count
+
+    async def window(
+        self, keywords: Sequence[str], since: datetime, until: datetime
+    ) -> list[Paper]:
+        """Every paper submitted in [since, until] that answers one of the keywords."""
+        query = build_query(keywords, categories=self._settings.categories, window=(since, until))
+        return await self.search(query, self._settings.max_window_results, keywords)
+
+    async def latest(self, keyword: str, n: int) -> list[Paper]:
+        """The n latest submissions that answer one keyword."""
+        query = build_query([keyword], categories=self._settings.categories)
+        return await self.search(query, n, [keyword])
+
+    async def search(self, query: str, limit: int, keywords: Sequence[str]) -> list[Paper]:
+        papers: list[Paper] = []
+        offset = 0
+        while offset < limit:
+            size = min(self._settings.page_size, limit - offset)
+            page, total = await self._page_with_retries(query, offset, size, keywords)
+            papers.extend(page)
+            offset += len(page)
+            if len(page) < size or offset >= total:
+                break
+        return papers
+
+    async def _page_with_retries(
+        self, query: str, offset: int, size: int, keywords: Sequence[str]
+    ) -> tuple[list[Paper], int]:
+        attempts = self._settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._lock:
+                    return await asyncio.to_thread(self._fetch_page, query, offset, size)
+            except _Retryable as err:
+                if attempt == attempts:
+                    raise ArxivError(
+                        f"arXiv failed {attempts} times for {describe(keywords)}: {err}"
+                    ) from None
+                delay = self._settings.retry_backoff * 2 ** (attempt - 1)
+                if err.retry_after is not None:
+                    delay = min(max(delay, err.retry_after), self._settings.max_retry_after)
+                log.warning(
+                    "arxiv_retry keywords=%s attempt=%d/%d reason=%r wait=%.1fs",
+                    describe(keywords),
+                    attempt,
+                    attempts,
+                    str(err),
+                    delay,
+                )
+                await self._sleep(delay)
+            except ArxivQueryError as err:
+                raise ArxivQueryError(f"{err} (keywords {describe(keywords)})") from None
+        raise AssertionError("unreachable")
+
+    def _fetch_page(self, query: str, offset: int, size: int) -> tuple[list[Paper], int]:
+        search = arxiv.Search(
+            query=query,
+            max_results=offset + size,
+            sort_by=arxiv.SortCriterion.SubmittedDate,
+            sort_order=arxiv.SortOrder.Descending,
+        )
+        self._client.page_size = size
+        started = time.monotonic()
+        try:
+            results = list(self._client.results(search, offset=offset))
+        except arxiv.HTTPError as err:
+            response = self._session.last_response
+            if response is not None and err.status == 400:
+                with contextlib.suppress(ValueError):
+                    inspect_feed(response.content)
+            if err.status in _RETRYABLE_STATUS or err.status >= 500:
+                raise _Retryable(f"HTTP {err.status}", _retry_after(response)) from None
+            raise ArxivError(f"arXiv answered HTTP {err.status}") from None
+        except arxiv.UnexpectedEmptyPageError:
+            raise _Retryable("empty page") from None
+        except requests.Timeout:
+            raise _Retryable(f"no answer within {self._settings.timeout:g}s") from None
+        except requests.RequestException as err:
+            raise _Retryable(f"connection failed: {type(err).__name__}") from None
+        response = self._session.last_response
+        if response is None:
+            raise _Retryable("no response")
+        try:
+            total = inspect_feed(response.content)
+        except ValueError as err:
+            raise _Retryable(str(err)) from None
+        if not results and offset < total:
+            raise _Retryable("empty page")
+        log.debug(
+            "arxiv_page offset=%d size=%d got=%d total=%d seconds=%.2f",
+            offset,
+            size,
+            len(results),
+            total,
+            time.monotonic() - started,
+        )
+        return [to_paper(r) for r in results], total

@@ -1,0 +1,234 @@
+"""`/papers` for every platform: adapters turn a native command into these calls and
+render the `Reply` natively."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot import keywords as kw
+from bot.arxiv_source import ArxivError, ArxivSource
+from bot.matching import distinct
+from bot.models import Channel, Paper, newest_first, utcnow
+from bot.settings import Settings
+from bot.store import AddResult, Store
+
+log = logging.getLogger(__name__)
+
+USAGE = (
+    "/papers add <keyword>: follow a keyword in this channel (searched in titles and abstracts)\n"
+    "/papers remove <keyword>: stop following it\n"
+    "/papers list: the keywords this channel follows\n"
+    "/papers recent [keyword] [n]: the latest papers, for one keyword or all of this channel's\n"
+    "/papers help: this text"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    channel: Channel
+    user: str
+    denied: str | None = None
+    """Why this user may not add or remove keywords here; None when they may."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A platform-neutral answer. `text` is plain text: adapters escape it for their markup."""
+
+    text: str
+    papers: tuple[Paper, ...] = ()
+    ephemeral: bool = True
+    ok: bool = True
+
+
+class _UserError(Exception):
+    pass
+
+
+def quoted(keyword: str) -> str:
+    return f"“{keyword}”"
+
+
+class Commands:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        source: ArxivSource,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._source = source
+        self._clock = clock
+
+    async def handle(self, ctx: CommandContext, text: str) -> Reply:
+        """Answer the text after `/papers`. Never raises: every failure is a Reply."""
+        verb, _, rest = text.strip().partition(" ")
+        verb = verb.lower()
+        try:
+            if verb == "add":
+                return await self.add(ctx, rest)
+            if verb == "remove":
+                return await self.remove(ctx, rest)
+            if verb == "list":
+                return await self.list(ctx)
+            if verb == "recent":
+                keyword, n = parse_recent(rest)
+                return await self.recent(ctx, keyword, n)
+            if verb in ("", "help"):
+                return self.help()
+            return Reply(f"Unknown command.\n{USAGE}", ok=False)
+        except _UserError as err:
+            return Reply(str(err), ok=False)
+        except Exception:
+            log.exception("command_failed channel=%s verb=%s", ctx.channel, verb)
+            return Reply("Something went wrong on our side. Please try again later.", ok=False)
+
+    def help(self) -> Reply:
+        return Reply(USAGE)
+
+    async def _file_keywords(self, channel: Channel) -> list[str]:
+        found: list[str] = []
+        for sub in self._settings.subscriptions:
+            if Channel(sub.platform, sub.channel) == channel:
+                found.extend(sub.keywords)
+        return distinct(found)
+
+    async def keywords(self, channel: Channel) -> list[str]:
+        chat = [s.keyword for s in await self._store.subscriptions(channel)]
+        return distinct([*await self._file_keywords(channel), *chat])
+
+    def _check_allowed(self, ctx: CommandContext) -> None:
+        if ctx.denied is not None:
+            raise _UserError(f"You can't change this channel's keywords: {ctx.denied}")
+
+    @staticmethod
+    def _clean(raw: str) -> str:
+        try:
+            return kw.clean(raw)
+        except kw.KeywordError as err:
+            raise _UserError(str(err)) from None
+
+    async def add(self, ctx: CommandContext, raw: str) -> Reply:
+        self._check_allowed(ctx)
+        keyword = self._clean(raw)
+        current = await self.keywords(ctx.channel)
+        if kw.normalize(keyword) in {kw.normalize(k) for k in current}:
+            raise _UserError(f"This channel already follows {quoted(keyword)}.")
+        cap = self._settings.commands.max_keywords_per_channel
+        if len(current) >= cap:
+            raise _UserError(
+                f"This channel follows {cap} keywords, the most allowed. Remove one first."
+            )
+        try:
+            papers = await self._source.latest(keyword, self._settings.arxiv.max_results)
+        except ArxivError as err:
+            log.warning("add_failed channel=%s error=%r", ctx.channel, str(err))
+            raise _UserError(
+                "arXiv didn't answer, so nothing was added. Please try again in a few minutes."
+            ) from None
+        # What is visible now counts as seen before the keyword exists, so a digest
+        # running meanwhile cannot post the backlog.
+        await self._store.save_recent(keyword, papers, self._settings.arxiv.max_results)
+        await self._store.mark_seen(ctx.channel, [p.id for p in papers])
+        await self._store.set_baselined(ctx.channel, [keyword])
+        await self._store.set_fetched([keyword], self._clock())
+        file_count = len(await self._file_keywords(ctx.channel))
+        result = await self._store.add_subscription(
+            ctx.channel, keyword, added_by=ctx.user, cap=max(0, cap - file_count)
+        )
+        if result is AddResult.EXISTS:
+            raise _UserError(f"This channel already follows {quoted(keyword)}.")
+        if result is AddResult.FULL:
+            raise _UserError(
+                f"This channel follows {cap} keywords, the most allowed. Remove one first."
+            )
+        log.info("keyword_added channel=%s user=%s", ctx.channel, ctx.user)
+        preview = tuple(newest_first(papers)[: self._settings.commands.preview_papers])
+        if preview:
+            text = (
+                f"Added {quoted(keyword)}. New papers will appear in the next digest; "
+                f"the latest {len(preview)} so far:"
+            )
+        else:
+            text = f"Added {quoted(keyword)}. No papers match it yet; new ones will appear here."
+        return Reply(text, papers=preview)
+
+    async def remove(self, ctx: CommandContext, raw: str) -> Reply:
+        self._check_allowed(ctx)
+        if not raw.strip():
+            raise _UserError("Give the keyword to remove, for example: remove reward model")
+        keyword = " ".join(raw.split())
+        wanted = kw.normalize(keyword)
+        if wanted in {kw.normalize(k) for k in await self._file_keywords(ctx.channel)}:
+            raise _UserError(
+                f"{quoted(keyword)} comes from the bot's settings file and can't be removed "
+                "from chat. Ask whoever runs the bot."
+            )
+        if not wanted or not await self._store.remove_subscription(ctx.channel, keyword):
+            current = await self.keywords(ctx.channel)
+            listing = ", ".join(quoted(k) for k in current) or "none"
+            raise _UserError(
+                f"This channel doesn't follow {quoted(keyword)}. It follows: {listing}."
+            )
+        log.info("keyword_removed channel=%s user=%s", ctx.channel, ctx.user)
+        return Reply(f"Removed {quoted(keyword)}.")
+
+    async def list(self, ctx: CommandContext) -> Reply:
+        from_file = await self._file_keywords(ctx.channel)
+        chat = await self._store.subscriptions(ctx.channel)
+        file_norm = {kw.normalize(k) for k in from_file}
+        lines = [f"• {k} (settings file)" for k in from_file]
+        lines += [f"• {s.keyword}" for s in chat if kw.normalize(s.keyword) not in file_norm]
+        if not lines:
+            return Reply("This channel follows no keywords yet. Try: /papers add reward model")
+        return Reply("This channel follows:\n" + "\n".join(lines))
+
+    async def recent(self, ctx: CommandContext, raw: str | None, n: int | None) -> Reply:
+        cfg = self._settings.commands
+        count = cfg.recent_default if n is None else n
+        if not 1 <= count <= cfg.recent_max:
+            raise _UserError(f"Ask for between 1 and {cfg.recent_max} papers.")
+        if raw is None or not raw.strip():
+            keywords = await self.keywords(ctx.channel)
+            if not keywords:
+                raise _UserError(
+                    "This channel follows no keywords yet. Try: /papers recent reward model"
+                )
+        else:
+            keywords = [self._clean(raw)]
+        found: dict[str, Paper] = {}
+        for keyword in keywords:
+            for paper in await self._recent_for(keyword, count):
+                found.setdefault(paper.id, paper)
+        papers = tuple(newest_first(list(found.values()))[:count])
+        label = ", ".join(quoted(k) for k in keywords)
+        if not papers:
+            return Reply(f"No papers found for {label}.")
+        return Reply(f"Latest papers for {label}:", papers=papers)
+
+    async def _recent_for(self, keyword: str, n: int) -> Sequence[Paper]:
+        stored = await self._store.recent(keyword, n)
+        if stored:
+            return stored
+        try:
+            return newest_first(await self._source.latest(keyword, n))
+        except ArxivError as err:
+            log.warning("recent_failed keyword=%r error=%r", keyword, str(err))
+            raise _UserError("arXiv didn't answer. Please try again in a few minutes.") from None
+
+
+def parse_recent(rest: str) -> tuple[str | None, int | None]:
+    """`reward model 5` -> ("reward model", 5); `7` -> (None, 7); `` -> (None, None)."""
+    words = rest.split()
+    n: int | None = None
+    if words and words[-1].isdecimal() and words[-1].isascii():
+        if len(words[-1]) > 4:
+            raise _UserError("Ask for between 1 and a few dozen papers.")
+        n = int(words.pop())
+    return (" ".join(words) or None), n

@@ -1,0 +1,244 @@
+"""One digest run: plan the queries, fetch, assign, find what is new per channel, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
+from bot.keywords import normalize
+from bot.matching import assign, batches, distinct
+from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
+from bot.publishing import DeliveryError, Publisher
+from bot.settings import Settings
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ChannelOutcome:
+    channel: Channel
+    delivered: int = 0
+    pending: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class RunReport:
+    keywords: int = 0
+    failed_keywords: dict[str, str] = field(default_factory=dict)
+    channels: list[ChannelOutcome] = field(default_factory=list)
+    arxiv_requests: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_keywords and all(c.error is None for c in self.channels)
+
+    @property
+    def delivered(self) -> int:
+        return sum(c.delivered for c in self.channels)
+
+
+@dataclass(slots=True)
+class Fetched:
+    papers: dict[str, list[Paper]]
+    failed: dict[str, str]
+
+
+async def all_subscriptions(settings: Settings, store: Store) -> dict[Channel, list[str]]:
+    """Keywords per channel: those of the settings file first, then those added from chat."""
+    merged: dict[Channel, list[str]] = {}
+    for sub in settings.subscriptions:
+        merged.setdefault(Channel(sub.platform, sub.channel), []).extend(sub.keywords)
+    for channel in await store.subscribed_channels():
+        chat = [s.keyword for s in await store.subscriptions(channel)]
+        merged.setdefault(channel, []).extend(chat)
+    return {channel: distinct(kws) for channel, kws in merged.items() if kws}
+
+
+class DigestRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        source: ArxivSource,
+        publishers: Mapping[str, Publisher],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        concurrency: int = 16,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._source = source
+        self._publishers = publishers
+        self._clock = clock
+        self._concurrency = concurrency
+
+    async def run(
+        self, channels: Mapping[Channel, Sequence[str]] | None = None, *, dry_run: bool = False
+    ) -> RunReport:
+        if channels is None:
+            channels = await all_subscriptions(self._settings, self._store)
+        requests_before = self._source.request_count
+        keywords = distinct(k for kws in channels.values() for k in kws)
+        fetched = await self.fetch(keywords, save=not dry_run)
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def one(channel: Channel, kws: Sequence[str]) -> ChannelOutcome:
+            async with limit:
+                return await self._deliver(channel, kws, fetched, dry_run=dry_run)
+
+        outcomes = await asyncio.gather(*(one(c, k) for c, k in channels.items()))
+        report = RunReport(
+            keywords=len(keywords),
+            failed_keywords=fetched.failed,
+            channels=list(outcomes),
+            arxiv_requests=self._source.request_count - requests_before,
+        )
+        log.info(
+            "digest_done keywords=%d failed_keywords=%d channels=%d delivered=%d arxiv_requests=%d",
+            report.keywords,
+            len(report.failed_keywords),
+            len(report.channels),
+            report.delivered,
+            report.arxiv_requests,
+        )
+        return report
+
+    async def fetch(self, keywords: Sequence[str], *, save: bool = True) -> Fetched:
+        """Papers per keyword. New keywords (or ones not fetched within the window) get
+        their latest `max_results`; the others share batched queries over the window."""
+        cfg = self._settings.arxiv
+        now = self._clock()
+        since = now - timedelta(days=cfg.window_days)
+        last = await self._store.last_fetched(keywords)
+        fresh = [k for k in keywords if (when := last[k]) is None or when < since]
+        known = [k for k in keywords if k not in fresh]
+        result = Fetched(papers={}, failed={})
+
+        for keyword in fresh:
+            try:
+                papers = await self._source.latest(keyword, cfg.max_results)
+            except ArxivError as err:
+                self._failed(result, [keyword], err)
+            else:
+                result.papers[keyword] = assign(papers, [keyword])[keyword]
+
+        pending = batches(known, cfg.batch_size)
+        while pending:
+            batch = pending.pop(0)
+            try:
+                papers = await self._source.window(batch, since, now)
+            except ArxivQueryError as err:
+                if len(batch) > 1:
+                    log.warning(
+                        "arxiv_batch_refused keywords=%s: retrying one by one", describe(batch)
+                    )
+                    pending[:0] = [[k] for k in batch]
+                else:
+                    self._failed(result, batch, err)
+            except ArxivError as err:
+                self._failed(result, batch, err)
+            else:
+                result.papers.update(assign(papers, batch))
+
+        if save:
+            for keyword, papers in result.papers.items():
+                await self._store.save_recent(keyword, papers, cfg.max_results)
+            await self._store.set_fetched(result.papers, now)
+        return result
+
+    @staticmethod
+    def _failed(result: Fetched, keywords: Sequence[str], err: Exception) -> None:
+        log.error("arxiv_failed keywords=%s error=%r", describe(keywords), str(err))
+        for keyword in keywords:
+            result.failed[keyword] = str(err)
+
+    async def build(
+        self, channel: Channel, keywords: Sequence[str], fetched: Fetched
+    ) -> tuple[Digest, list[str], list[str]]:
+        """The channel's digest, the ids to mark seen without posting (first-run overflow
+        and the cap's overflow), and the keywords whose first run this is."""
+        cfg = self._settings.digest
+        ok = [k for k in keywords if k in fetched.papers]
+        matched: dict[str, tuple[Paper, list[str]]] = {}
+        for keyword in ok:
+            for paper in fetched.papers[keyword]:
+                matched.setdefault(paper.id, (paper, []))[1].append(keyword)
+        unseen = await self._store.unseen(channel, list(matched))
+        first_run = [k for k in ok if k not in await self._store.baselined(channel, ok)]
+        if channel.platform == "markdown":
+            first_run = []
+
+        new = newest_first([matched[pid][0] for pid in unseen])
+        posted: list[Paper] = []
+        skipped: list[str] = []
+        first_run_quota = {normalize(k): cfg.first_run_papers for k in first_run}
+        for paper in new:
+            kws = matched[paper.id][1]
+            if all(normalize(k) in first_run_quota for k in kws):
+                quota_key = normalize(kws[0])
+                if first_run_quota[quota_key] <= 0:
+                    skipped.append(paper.id)
+                    continue
+                first_run_quota[quota_key] -= 1
+            posted.append(paper)
+        skipped.extend(p.id for p in posted[cfg.max_papers_per_channel :])
+        posted = posted[: cfg.max_papers_per_channel]
+
+        digest = Digest(
+            channel=channel,
+            day=self._clock().date(),
+            keywords=tuple(keywords),
+            items=[DigestItem(p, tuple(matched[p.id][1])) for p in posted],
+        )
+        return digest, skipped, first_run
+
+    async def _deliver(
+        self, channel: Channel, keywords: Sequence[str], fetched: Fetched, *, dry_run: bool
+    ) -> ChannelOutcome:
+        outcome = ChannelOutcome(channel)
+        publisher = self._publishers.get(channel.platform)
+        if publisher is None:
+            outcome.error = f"no {channel.platform} output is configured"
+            log.warning("channel_skipped channel=%s reason=%r", channel, outcome.error)
+            return outcome
+        try:
+            digest, skipped, first_run = await self.build(channel, keywords, fetched)
+            outcome.pending = len(digest.items)
+            if publisher.needs_recent:
+                for keyword in keywords:
+                    digest.recent[keyword] = await self._store.recent(
+                        keyword, self._settings.arxiv.max_results
+                    )
+                    if not digest.recent[keyword] and keyword in fetched.papers:
+                        digest.recent[keyword] = fetched.papers[keyword]
+            elif not digest.items:
+                if not dry_run:
+                    await self._finish(channel, skipped, first_run)
+                return outcome
+
+            async def delivered(ids: Sequence[str]) -> None:
+                outcome.delivered += len(ids)
+                if not dry_run:
+                    await self._store.mark_seen(channel, ids)
+
+            await publisher.publish(digest, delivered)
+            if not dry_run:
+                await self._finish(channel, skipped, first_run)
+        except DeliveryError as err:
+            outcome.error = err.reason
+            log.error("channel_failed channel=%s reason=%r", channel, err.reason)
+        except Exception as err:
+            outcome.error = f"{type(err).__name__}: {err}"
+            log.exception("channel_failed channel=%s", channel)
+        outcome.pending -= outcome.delivered
+        return outcome
+
+    async def _finish(self, channel: Channel, skipped: list[str], first_run: list[str]) -> None:
+        await self._store.mark_seen(channel, skipped)
+        await self._store.set_baselined(channel, first_run)

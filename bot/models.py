@@ -1,0 +1,133 @@
+"""Plain data shared by the core and the adapters."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+_VERSION_SUFFIX = re.compile(r"v(\d+)$")
+
+
+def split_version(short_id: str) -> tuple[str, int]:
+    """`2401.00001v2` -> (`2401.00001`, 2); an id without a version is version 1."""
+    match = _VERSION_SUFFIX.search(short_id)
+    if match is None:
+        return short_id, 1
+    return short_id[: match.start()], int(match.group(1))
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    id: str
+    """Version-less arXiv id (`2401.00001`, `astro-ph/0601001`): the key for dedupe."""
+    version: int
+    title: str
+    authors: tuple[str, ...]
+    summary: str
+    comment: str | None
+    primary_category: str
+    categories: tuple[str, ...]
+    published: datetime
+    """Submission date of v1."""
+    updated: datetime
+    """Date of the current version."""
+
+    @property
+    def abs_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.id}"
+
+    @property
+    def versioned_abs_url(self) -> str:
+        return f"http://arxiv.org/abs/{self.id}v{self.version}"
+
+    @property
+    def pdf_url(self) -> str:
+        return f"https://arxiv.org/pdf/{self.id}"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "version": self.version,
+                "title": self.title,
+                "authors": list(self.authors),
+                "summary": self.summary,
+                "comment": self.comment,
+                "primary_category": self.primary_category,
+                "categories": list(self.categories),
+                "published": self.published.isoformat(),
+                "updated": self.updated.isoformat(),
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Paper:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(
+            id=data["id"],
+            version=int(data["version"]),
+            title=data["title"],
+            authors=tuple(data["authors"]),
+            summary=data["summary"],
+            comment=data["comment"],
+            primary_category=data["primary_category"],
+            categories=tuple(data["categories"]),
+            published=datetime.fromisoformat(data["published"]),
+            updated=datetime.fromisoformat(data["updated"]),
+        )
+
+
+def newest_first(papers: list[Paper]) -> list[Paper]:
+    return sorted(papers, key=lambda p: (p.published, p.id), reverse=True)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Channel:
+    """One destination: a Slack or Discord channel id, or a Markdown file path."""
+
+    platform: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.id}"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    paper: Paper
+    keywords: tuple[str, ...]
+    """Every keyword of the channel that this paper answers, in the channel's order."""
+
+
+@dataclass(slots=True)
+class Digest:
+    """What one channel receives from one run, grouped by keyword."""
+
+    channel: Channel
+    day: date
+    keywords: tuple[str, ...]
+    items: list[DigestItem] = field(default_factory=list)
+    recent: dict[str, list[Paper]] = field(default_factory=dict)
+    """Latest papers per keyword (used by outputs that show a full list, like Markdown)."""
+
+    def by_keyword(self) -> list[tuple[str, list[DigestItem]]]:
+        """Each item once, under the first of its keywords, in the channel's keyword order."""
+        groups: dict[str, list[DigestItem]] = {kw: [] for kw in self.keywords}
+        for item in self.items:
+            groups.setdefault(item.keywords[0], []).append(item)
+        return [(kw, items) for kw, items in groups.items() if items]
+
+    def count(self, keyword: str) -> int:
+        return sum(1 for item in self.items if item.keywords[0] == keyword)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

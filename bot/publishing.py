@@ -1,0 +1,42 @@
+"""The interface every output implements, declared here so the core never imports one."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from bot.models import Channel, Digest
+
+Delivered = Callable[[Sequence[str]], Awaitable[None]]
+"""Called by a publisher with the ids of the papers a message carried, once it is delivered."""
+
+
+class DeliveryError(Exception):
+    """A channel that cannot take messages now: unknown, archived, no access, bad token.
+
+    Its papers stay unseen so the next run tries again; other channels go on.
+    """
+
+    def __init__(self, channel: Channel, reason: str) -> None:
+        super().__init__(f"{channel}: {reason}")
+        self.channel = channel
+        self.reason = reason
+
+
+class Publisher(Protocol):
+    @property
+    def platform(self) -> str:
+        """`slack`, `discord`, `markdown` or `console`: matches a subscription's platform."""
+        ...
+
+    @property
+    def needs_recent(self) -> bool:
+        """True when the output shows each keyword's full recent list (Markdown)."""
+        ...
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        """Post one channel's digest; call `delivered` after each message that went out.
+
+        Raise DeliveryError when the channel cannot take messages.
+        """
+        ...

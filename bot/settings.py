@@ -1,0 +1,169 @@
+"""Settings from a TOML file and `PAPERS_BOT_*` environment variables (env wins)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot import keywords as kw
+
+DEFAULT_CONFIG = Path("settings.toml")
+ENV_PREFIX = "PAPERS_BOT_"
+
+
+class SettingsError(Exception):
+    """A one-line explanation of what is wrong with the settings."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArxivSettings(_Section):
+    api_url: str = "https://export.arxiv.org/api/query"
+    request_interval: float = Field(3.0, ge=0)
+    timeout: float = Field(30.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    retry_backoff: float = Field(5.0, ge=0)
+    max_retry_after: float = Field(120.0, ge=0)
+    max_results: int = Field(100, ge=1, le=2000)
+    categories: list[str] = []
+    window_days: int = Field(7, ge=1, le=60)
+    batch_size: int = Field(20, ge=1, le=50)
+    page_size: int = Field(500, ge=10, le=2000)
+    max_window_results: int = Field(5000, ge=100, le=30000)
+
+
+class DigestSettings(_Section):
+    first_run_papers: int = Field(5, ge=0, le=100)
+    max_papers_per_channel: int = Field(50, ge=1, le=1000)
+    seen_retention_days: int = Field(90, ge=7)
+
+
+class CommandSettings(_Section):
+    max_keywords_per_channel: int = Field(25, ge=1, le=500)
+    preview_papers: int = Field(3, ge=0, le=10)
+    recent_default: int = Field(5, ge=1, le=50)
+    recent_max: int = Field(20, ge=1, le=100)
+
+
+class SlackSettings(_Section):
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    mode: Literal["socket", "http"] = "socket"
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(3000, ge=0, le=65535)
+    api_url: str | None = None
+    allowed_users: list[str] = []
+
+
+class DiscordSettings(_Section):
+    token: SecretStr | None = None
+    application_id: int | None = None
+    guild_ids: list[int] = []
+    api_url: str | None = None
+    gateway_url: str | None = None
+    allowed_users: list[int] = []
+    allowed_roles: list[int] = []
+
+
+Platform = Literal["markdown", "slack", "discord", "console"]
+
+
+class SubscriptionSettings(_Section):
+    platform: Platform
+    channel: str = Field(min_length=1)
+    keywords: list[str] = Field(min_length=1)
+
+    @field_validator("keywords")
+    @classmethod
+    def _valid_keywords(cls, value: list[str]) -> list[str]:
+        cleaned: list[str] = []
+        for raw in value:
+            try:
+                cleaned.append(kw.clean(raw))
+            except kw.KeywordError as err:
+                raise ValueError(f"{raw!r}: {err}") from None
+        return cleaned
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+    )
+
+    redis_url: str = "redis://localhost:6379/0"
+    key_prefix: str = Field("papers-bot", min_length=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    arxiv: ArxivSettings = ArxivSettings()
+    digest: DigestSettings = DigestSettings()
+    commands: CommandSettings = CommandSettings()
+    slack: SlackSettings = SlackSettings()
+    discord: DiscordSettings = DiscordSettings()
+    subscriptions: list[SubscriptionSettings] = []
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """`--config`, else `PAPERS_BOT_CONFIG`, else `./settings.toml` when it exists."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def load_settings(explicit: Path | None = None) -> Settings:
+    path = config_path(explicit)
+    if path is not None:
+        if not path.is_file():
+            raise SettingsError(f"settings file {path} does not exist")
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise SettingsError(f"{path}: not valid TOML: {err}") from None
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            return tuple(sources)
+
+    try:
+        return _FromFile()
+    except ValidationError as err:
+        raise SettingsError(_describe(err, path)) from None
+
+
+def _describe(err: ValidationError, path: Path | None) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(settings)"
+    env_name = ENV_PREFIX + "__".join(
+        str(part).upper() for part in first["loc"] if not isinstance(part, int)
+    )
+    where = f"{path} or {env_name}" if path else env_name
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"invalid setting {key} (from {where}): {message}{more}"

@@ -1,0 +1,325 @@
+"""State that outlives a run: seen papers, chat subscriptions, recent papers per keyword.
+
+Two twins with one contract: `RedisStore` for real runs and `MemoryStore` for
+`--dry-run` and `memory://`. Every Redis key and its retention is listed in README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.keywords import normalize
+from bot.models import Channel, Paper, newest_first, utcnow
+
+Clock = Callable[[], datetime]
+
+
+class StoreUnavailable(Exception):
+    """Redis cannot be reached; the message says where."""
+
+
+class AddResult(Enum):
+    ADDED = "added"
+    EXISTS = "exists"
+    FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSubscription:
+    keyword: str
+    added_by: str
+    added_at: datetime
+
+
+class Store(Protocol):
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]: ...
+    async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
+
+    async def add_subscription(
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+    ) -> AddResult: ...
+    async def remove_subscription(self, channel: Channel, keyword: str) -> bool: ...
+    async def subscriptions(self, channel: Channel) -> list[ChatSubscription]: ...
+    async def subscribed_channels(self) -> list[Channel]: ...
+
+    async def save_recent(self, keyword: str, papers: Sequence[Paper], cap: int) -> None: ...
+    async def recent(self, keyword: str, n: int) -> list[Paper]: ...
+    async def last_fetched(self, keywords: Sequence[str]) -> dict[str, datetime | None]: ...
+    async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None: ...
+
+    async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]: ...
+    async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
+
+
+def _keyword_tag(keyword: str) -> str:
+    return hashlib.sha1(normalize(keyword).encode()).hexdigest()[:16]
+
+
+# Adds a keyword to a channel unless it is there already or the channel is at its cap.
+_ADD_SUBSCRIPTION = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'exists' end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 'full' end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 'added'
+"""
+
+
+class RedisStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "papers-bot",
+        seen_retention: timedelta = timedelta(days=90),
+        clock: Clock = utcnow,
+    ) -> None:
+        self._r = client
+        self._p = prefix
+        self._retention = seen_retention
+        self._clock = clock
+        self._add_script = client.register_script(_ADD_SUBSCRIPTION)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: object) -> RedisStore:
+        client = aioredis.Redis.from_url(
+            url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10
+        )
+        return cls(client, **kwargs)  # type: ignore[arg-type]
+
+    # keys -----------------------------------------------------------------
+    def _seen(self, channel: Channel) -> str:
+        return f"{self._p}:seen:{{{channel.key}}}"
+
+    def _subs(self, channel: Channel) -> str:
+        return f"{self._p}:subs:{{{channel.key}}}"
+
+    def _baseline(self, channel: Channel) -> str:
+        return f"{self._p}:baseline:{{{channel.key}}}"
+
+    def _recent_ids(self, keyword: str) -> str:
+        return f"{self._p}:recent:{{{_keyword_tag(keyword)}}}"
+
+    def _recent_papers(self, keyword: str) -> str:
+        return f"{self._p}:recent:{{{_keyword_tag(keyword)}}}:papers"
+
+    @property
+    def _channels(self) -> str:
+        return f"{self._p}:channels"
+
+    @property
+    def _fetched(self) -> str:
+        return f"{self._p}:fetched"
+
+    # ---------------------------------------------------------------------
+    async def ping(self) -> None:
+        try:
+            await self._r.ping()
+        except (RedisError, OSError) as err:
+            raise StoreUnavailable(f"cannot reach Redis: {err}") from None
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+    async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        scores = await self._r.zmscore(self._seen(channel), list(ids))
+        return {pid for pid, score in zip(ids, scores, strict=True) if score is None}
+
+    async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+        now = self._clock()
+        members = {pid: now.timestamp() for pid in ids}
+        if not members:
+            return
+        key = self._seen(channel)
+        cutoff = (now - self._retention).timestamp()
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, members)
+            pipe.zremrangebyscore(key, "-inf", cutoff)
+            pipe.expire(key, int(self._retention.total_seconds()))
+            await pipe.execute()
+
+    async def add_subscription(
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+    ) -> AddResult:
+        record = json.dumps(
+            {"keyword": keyword, "added_by": added_by, "added_at": self._clock().isoformat()}
+        )
+        result = await self._add_script(
+            keys=[self._subs(channel)], args=[normalize(keyword), record, cap]
+        )
+        if result == AddResult.ADDED.value:
+            await self._r.sadd(self._channels, channel.key)
+        return AddResult(result)
+
+    async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
+        removed = await self._r.hdel(self._subs(channel), normalize(keyword))
+        return bool(removed)
+
+    async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
+        raw = await self._r.hgetall(self._subs(channel))
+        return _sorted_subscriptions(raw.values())
+
+    async def subscribed_channels(self) -> list[Channel]:
+        keys = await self._r.smembers(self._channels)
+        channels = []
+        for key in sorted(keys):
+            platform, _, channel_id = key.partition(":")
+            channels.append(Channel(platform, channel_id))
+        return channels
+
+    async def save_recent(self, keyword: str, papers: Sequence[Paper], cap: int) -> None:
+        if not papers:
+            return
+        ids_key, papers_key = self._recent_ids(keyword), self._recent_papers(keyword)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.zadd(ids_key, {p.id: p.published.timestamp() for p in papers})
+            pipe.hset(papers_key, mapping={p.id: p.to_json() for p in papers})
+            pipe.zrange(ids_key, 0, -cap - 1)
+            *_, dropped = await pipe.execute()
+        if dropped:
+            async with self._r.pipeline(transaction=True) as pipe:
+                pipe.zrem(ids_key, *dropped)
+                pipe.hdel(papers_key, *dropped)
+                await pipe.execute()
+
+    async def recent(self, keyword: str, n: int) -> list[Paper]:
+        ids = await self._r.zrange(self._recent_ids(keyword), 0, n - 1, desc=True)
+        if not ids:
+            return []
+        raw = await self._r.hmget(self._recent_papers(keyword), ids)
+        return newest_first([Paper.from_json(r) for r in raw if r is not None])
+
+    async def last_fetched(self, keywords: Sequence[str]) -> dict[str, datetime | None]:
+        if not keywords:
+            return {}
+        raw = await self._r.hmget(self._fetched, [normalize(k) for k in keywords])
+        return {
+            k: datetime.fromisoformat(v) if v else None for k, v in zip(keywords, raw, strict=True)
+        }
+
+    async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None:
+        mapping = {normalize(k): when.isoformat() for k in keywords}
+        if mapping:
+            await self._r.hset(self._fetched, mapping=mapping)
+
+    async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]:
+        if not keywords:
+            return set()
+        flags = await self._r.smismember(self._baseline(channel), [normalize(k) for k in keywords])
+        return {k for k, flag in zip(keywords, flags, strict=True) if flag}
+
+    async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
+        members = [normalize(k) for k in keywords]
+        if members:
+            await self._r.sadd(self._baseline(channel), *members)
+
+
+def _sorted_subscriptions(records: Iterable[str]) -> list[ChatSubscription]:
+    subs = []
+    for raw in records:
+        data = json.loads(raw)
+        subs.append(
+            ChatSubscription(
+                keyword=data["keyword"],
+                added_by=data["added_by"],
+                added_at=datetime.fromisoformat(data["added_at"]),
+            )
+        )
+    return sorted(subs, key=lambda s: s.added_at)
+
+
+@dataclass
+class MemoryStore:
+    """The in-process twin of RedisStore: same behaviour, nothing survives the process."""
+
+    seen_retention: timedelta = timedelta(days=90)
+    clock: Clock = utcnow
+    _seen: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    _subs: dict[str, dict[str, ChatSubscription]] = field(default_factory=dict)
+    _recent: dict[str, dict[str, Paper]] = field(default_factory=dict)
+    _fetched: dict[str, datetime] = field(default_factory=dict)
+    _baseline: dict[str, set[str]] = field(default_factory=dict)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]:
+        self._expire(channel)
+        seen = self._seen.get(channel.key, {})
+        return {pid for pid in ids if pid not in seen}
+
+    async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+        now = self.clock()
+        self._seen.setdefault(channel.key, {}).update(dict.fromkeys(ids, now))
+        self._expire(channel)
+
+    def _expire(self, channel: Channel) -> None:
+        cutoff = self.clock() - self.seen_retention
+        seen = self._seen.get(channel.key, {})
+        for pid in [pid for pid, when in seen.items() if when <= cutoff]:
+            del seen[pid]
+
+    async def add_subscription(
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+    ) -> AddResult:
+        subs = self._subs.setdefault(channel.key, {})
+        if normalize(keyword) in subs:
+            return AddResult.EXISTS
+        if len(subs) >= cap:
+            return AddResult.FULL
+        subs[normalize(keyword)] = ChatSubscription(keyword, added_by, self.clock())
+        return AddResult.ADDED
+
+    async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
+        return self._subs.get(channel.key, {}).pop(normalize(keyword), None) is not None
+
+    async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
+        return sorted(self._subs.get(channel.key, {}).values(), key=lambda s: s.added_at)
+
+    async def subscribed_channels(self) -> list[Channel]:
+        keys = sorted(key for key, subs in self._subs.items() if subs)
+        return [Channel(*key.split(":", 1)) for key in keys]
+
+    async def save_recent(self, keyword: str, papers: Sequence[Paper], cap: int) -> None:
+        kept = self._recent.setdefault(normalize(keyword), {})
+        kept.update({p.id: p for p in papers})
+        for stale in newest_first(list(kept.values()))[cap:]:
+            del kept[stale.id]
+
+    async def recent(self, keyword: str, n: int) -> list[Paper]:
+        return newest_first(list(self._recent.get(normalize(keyword), {}).values()))[:n]
+
+    async def last_fetched(self, keywords: Sequence[str]) -> dict[str, datetime | None]:
+        return {k: self._fetched.get(normalize(k)) for k in keywords}
+
+    async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None:
+        self._fetched.update({normalize(k): when for k in keywords})
+
+    async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]:
+        done = self._baseline.get(channel.key, set())
+        return {k for k in keywords if normalize(k) in done}
+
+    async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
+        self._baseline.setdefault(channel.key, set()).update(normalize(k) for k in keywords)
+
+
+def open_store(url: str, *, prefix: str, seen_retention: timedelta, clock: Clock = utcnow) -> Store:
+    if url.startswith("memory://"):
+        return MemoryStore(seen_retention=seen_retention, clock=clock)
+    return RedisStore.from_url(url, prefix=prefix, seen_retention=seen_retention, clock=clock)
