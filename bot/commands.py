@@ -4,7 +4,7 @@ render the `Reply` natively."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,8 +44,9 @@ class Reply:
     ok: bool = True
 
 
-class _UserError(Exception):
-    pass
+class UserError(Exception):
+    """Raised by the command methods with a message for the user; `handle` turns it into a
+    Reply. Adapters calling `add`/`remove`/`list`/`recent` directly catch it the same way."""
 
 
 def quoted(keyword: str) -> str:
@@ -68,26 +69,33 @@ class Commands:
 
     async def handle(self, ctx: CommandContext, text: str) -> Reply:
         """Answer the text after `/papers`. Never raises: every failure is a Reply."""
-        verb, _, rest = text.strip().partition(" ")
-        verb = verb.lower()
+        return await self.guarded(ctx, lambda: self._dispatch(ctx, text))
+
+    async def guarded(self, ctx: CommandContext, call: Callable[[], Awaitable[Reply]]) -> Reply:
+        """Run one command method; user errors and crashes both become a Reply."""
         try:
-            if verb == "add":
-                return await self.add(ctx, rest)
-            if verb == "remove":
-                return await self.remove(ctx, rest)
-            if verb == "list":
-                return await self.list(ctx)
-            if verb == "recent":
-                keyword, n = parse_recent(rest)
-                return await self.recent(ctx, keyword, n)
-            if verb in ("", "help"):
-                return self.help()
-            return Reply(f"Unknown command.\n{USAGE}", ok=False)
-        except _UserError as err:
+            return await call()
+        except UserError as err:
             return Reply(str(err), ok=False)
         except Exception:
-            log.exception("command_failed channel=%s verb=%s", ctx.channel, verb)
+            log.exception("command_failed channel=%s", ctx.channel)
             return Reply("Something went wrong on our side. Please try again later.", ok=False)
+
+    async def _dispatch(self, ctx: CommandContext, text: str) -> Reply:
+        verb, _, rest = text.strip().partition(" ")
+        verb = verb.lower()
+        if verb == "add":
+            return await self.add(ctx, rest)
+        if verb == "remove":
+            return await self.remove(ctx, rest)
+        if verb == "list":
+            return await self.list(ctx)
+        if verb == "recent":
+            keyword, n = parse_recent(rest)
+            return await self.recent(ctx, keyword, n)
+        if verb in ("", "help"):
+            return self.help()
+        return Reply(f"Unknown command.\n{USAGE}", ok=False)
 
     def help(self) -> Reply:
         return Reply(USAGE)
@@ -105,31 +113,31 @@ class Commands:
 
     def _check_allowed(self, ctx: CommandContext) -> None:
         if ctx.denied is not None:
-            raise _UserError(f"You can't change this channel's keywords: {ctx.denied}")
+            raise UserError(f"You can't change this channel's keywords: {ctx.denied}")
 
     @staticmethod
     def _clean(raw: str) -> str:
         try:
             return kw.clean(raw)
         except kw.KeywordError as err:
-            raise _UserError(str(err)) from None
+            raise UserError(str(err)) from None
 
     async def add(self, ctx: CommandContext, raw: str) -> Reply:
         self._check_allowed(ctx)
         keyword = self._clean(raw)
         current = await self.keywords(ctx.channel)
         if kw.normalize(keyword) in {kw.normalize(k) for k in current}:
-            raise _UserError(f"This channel already follows {quoted(keyword)}.")
+            raise UserError(f"This channel already follows {quoted(keyword)}.")
         cap = self._settings.commands.max_keywords_per_channel
         if len(current) >= cap:
-            raise _UserError(
+            raise UserError(
                 f"This channel follows {cap} keywords, the most allowed. Remove one first."
             )
         try:
             papers = await self._source.latest(keyword, self._settings.arxiv.max_results)
         except ArxivError as err:
             log.warning("add_failed channel=%s error=%r", ctx.channel, str(err))
-            raise _UserError(
+            raise UserError(
                 "arXiv didn't answer, so nothing was added. Please try again in a few minutes."
             ) from None
         # What is visible now counts as seen before the keyword exists, so a digest
@@ -143,9 +151,9 @@ class Commands:
             ctx.channel, keyword, added_by=ctx.user, cap=max(0, cap - file_count)
         )
         if result is AddResult.EXISTS:
-            raise _UserError(f"This channel already follows {quoted(keyword)}.")
+            raise UserError(f"This channel already follows {quoted(keyword)}.")
         if result is AddResult.FULL:
-            raise _UserError(
+            raise UserError(
                 f"This channel follows {cap} keywords, the most allowed. Remove one first."
             )
         log.info("keyword_added channel=%s user=%s", ctx.channel, ctx.user)
@@ -162,18 +170,18 @@ class Commands:
     async def remove(self, ctx: CommandContext, raw: str) -> Reply:
         self._check_allowed(ctx)
         if not raw.strip():
-            raise _UserError("Give the keyword to remove, for example: remove reward model")
+            raise UserError("Give the keyword to remove, for example: remove reward model")
         keyword = " ".join(raw.split())
         wanted = kw.normalize(keyword)
         if wanted in {kw.normalize(k) for k in await self._file_keywords(ctx.channel)}:
-            raise _UserError(
+            raise UserError(
                 f"{quoted(keyword)} comes from the bot's settings file and can't be removed "
                 "from chat. Ask whoever runs the bot."
             )
         if not wanted or not await self._store.remove_subscription(ctx.channel, keyword):
             current = await self.keywords(ctx.channel)
             listing = ", ".join(quoted(k) for k in current) or "none"
-            raise _UserError(
+            raise UserError(
                 f"This channel doesn't follow {quoted(keyword)}. It follows: {listing}."
             )
         log.info("keyword_removed channel=%s user=%s", ctx.channel, ctx.user)
@@ -193,11 +201,11 @@ class Commands:
         cfg = self._settings.commands
         count = cfg.recent_default if n is None else n
         if not 1 <= count <= cfg.recent_max:
-            raise _UserError(f"Ask for between 1 and {cfg.recent_max} papers.")
+            raise UserError(f"Ask for between 1 and {cfg.recent_max} papers.")
         if raw is None or not raw.strip():
             keywords = await self.keywords(ctx.channel)
             if not keywords:
-                raise _UserError(
+                raise UserError(
                     "This channel follows no keywords yet. Try: /papers recent reward model"
                 )
         else:
@@ -220,7 +228,7 @@ class Commands:
             return newest_first(await self._source.latest(keyword, n))
         except ArxivError as err:
             log.warning("recent_failed keyword=%r error=%r", keyword, str(err))
-            raise _UserError("arXiv didn't answer. Please try again in a few minutes.") from None
+            raise UserError("arXiv didn't answer. Please try again in a few minutes.") from None
 
 
 def parse_recent(rest: str) -> tuple[str | None, int | None]:
@@ -229,6 +237,6 @@ def parse_recent(rest: str) -> tuple[str | None, int | None]:
     n: int | None = None
     if words and words[-1].isdecimal() and words[-1].isascii():
         if len(words[-1]) > 4:
-            raise _UserError("Ask for between 1 and a few dozen papers.")
+            raise UserError("Ask for between 1 and a few dozen papers.")
         n = int(words.pop())
     return (" ".join(words) or None), n

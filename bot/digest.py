@@ -18,6 +18,11 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
+FULL_LIST_PLATFORMS = frozenset({"markdown", "console"})
+"""Outputs that show everything new at once: no first-run limit for a new keyword."""
+
+Progress = Callable[[int, int], None]
+
 
 @dataclass(slots=True)
 class ChannelOutcome:
@@ -70,6 +75,7 @@ class DigestRunner:
         *,
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 16,
+        progress: Progress | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -77,6 +83,7 @@ class DigestRunner:
         self._publishers = publishers
         self._clock = clock
         self._concurrency = concurrency
+        self._progress = progress
 
     async def run(
         self, channels: Mapping[Channel, Sequence[str]] | None = None, *, dry_run: bool = False
@@ -119,6 +126,14 @@ class DigestRunner:
         fresh = [k for k in keywords if (when := last[k]) is None or when < since]
         known = [k for k in keywords if k not in fresh]
         result = Fetched(papers={}, failed={})
+        pending = batches(known, cfg.batch_size)
+        done, total = 0, len(fresh) + len(pending)
+
+        def advance() -> None:
+            nonlocal done
+            done += 1
+            if self._progress is not None:
+                self._progress(done, total)
 
         for keyword in fresh:
             try:
@@ -127,8 +142,8 @@ class DigestRunner:
                 self._failed(result, [keyword], err)
             else:
                 result.papers[keyword] = assign(papers, [keyword])[keyword]
+            advance()
 
-        pending = batches(known, cfg.batch_size)
         while pending:
             batch = pending.pop(0)
             try:
@@ -139,12 +154,14 @@ class DigestRunner:
                         "arxiv_batch_refused keywords=%s: retrying one by one", describe(batch)
                     )
                     pending[:0] = [[k] for k in batch]
+                    total += len(batch)
                 else:
                     self._failed(result, batch, err)
             except ArxivError as err:
                 self._failed(result, batch, err)
             else:
                 result.papers.update(assign(papers, batch))
+            advance()
 
         if save:
             for keyword, papers in result.papers.items():
@@ -171,7 +188,7 @@ class DigestRunner:
                 matched.setdefault(paper.id, (paper, []))[1].append(keyword)
         unseen = await self._store.unseen(channel, list(matched))
         first_run = [k for k in ok if k not in await self._store.baselined(channel, ok)]
-        if channel.platform == "markdown":
+        if channel.platform in FULL_LIST_PLATFORMS:
             first_run = []
 
         new = newest_first([matched[pid][0] for pid in unseen])

@@ -63,6 +63,10 @@ class Store(Protocol):
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _keyword_tag(keyword: str) -> str:
     return hashlib.sha1(normalize(keyword).encode()).hexdigest()[:16]
 
@@ -170,12 +174,12 @@ class RedisStore:
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
         raw = await self._r.hgetall(self._subs(channel))
-        return _sorted_subscriptions(raw.values())
+        return _sorted_subscriptions(_text(v) for v in raw.values())
 
     async def subscribed_channels(self) -> list[Channel]:
         keys = await self._r.smembers(self._channels)
         channels = []
-        for key in sorted(keys):
+        for key in sorted(_text(k) for k in keys):
             platform, _, channel_id = key.partition(":")
             channels.append(Channel(platform, channel_id))
         return channels
@@ -196,7 +200,8 @@ class RedisStore:
                 await pipe.execute()
 
     async def recent(self, keyword: str, n: int) -> list[Paper]:
-        ids = await self._r.zrange(self._recent_ids(keyword), 0, n - 1, desc=True)
+        found = await self._r.zrange(self._recent_ids(keyword), 0, n - 1, desc=True)
+        ids: list[str] = [_text(i) for i in found]
         if not ids:
             return []
         raw = await self._r.hmget(self._recent_papers(keyword), ids)
@@ -207,13 +212,14 @@ class RedisStore:
             return {}
         raw = await self._r.hmget(self._fetched, [normalize(k) for k in keywords])
         return {
-            k: datetime.fromisoformat(v) if v else None for k, v in zip(keywords, raw, strict=True)
+            k: datetime.fromisoformat(_text(v)) if v else None
+            for k, v in zip(keywords, raw, strict=True)
         }
 
     async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None:
-        mapping = {normalize(k): when.isoformat() for k in keywords}
-        if mapping:
-            await self._r.hset(self._fetched, mapping=mapping)
+        names = [normalize(k) for k in keywords]
+        if names:
+            await self._r.hset(self._fetched, mapping={n: when.isoformat() for n in names})
 
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]:
         if not keywords:
@@ -238,7 +244,11 @@ def _sorted_subscriptions(records: Iterable[str]) -> list[ChatSubscription]:
                 added_at=datetime.fromisoformat(data["added_at"]),
             )
         )
-    return sorted(subs, key=lambda s: s.added_at)
+    return sorted(subs, key=lambda s: (s.added_at, s.keyword))
+
+
+def _sorted_subscriptions_memory(subs: Iterable[ChatSubscription]) -> list[ChatSubscription]:
+    return sorted(subs, key=lambda s: (s.added_at, s.keyword))
 
 
 @dataclass
@@ -290,7 +300,7 @@ class MemoryStore:
         return self._subs.get(channel.key, {}).pop(normalize(keyword), None) is not None
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
-        return sorted(self._subs.get(channel.key, {}).values(), key=lambda s: s.added_at)
+        return _sorted_subscriptions_memory(self._subs.get(channel.key, {}).values())
 
     async def subscribed_channels(self) -> list[Channel]:
         keys = sorted(key for key, subs in self._subs.items() if subs)

@@ -1,0 +1,71 @@
+"""`papers-bot`: the composition root, the one place that knows the core and the adapters.
+
+Platform adapters are imported only by the commands that post to them, so `--help`
+and the Markdown job never load slack-bolt or discord.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.logs import configure as configure_logging
+from bot.settings import SettingsError, load_settings
+
+
+class CliError(Exception):
+    """A one-line reason to exit non-zero."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="papers-bot",
+        description="Posts new arXiv papers for the keywords a channel follows.",
+    )
+    parser.add_argument("--version", action="version", version=f"papers-bot {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="settings file (default: $PAPERS_BOT_CONFIG or ./settings.toml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    digest = sub.add_parser("digest", help="run one digest now for every subscription, then exit")
+    digest.add_argument(
+        "--dry-run", action="store_true", help="print instead of posting; mark nothing"
+    )
+    digest.add_argument(
+        "--keyword",
+        "-k",
+        action="append",
+        default=[],
+        help="ad-hoc run to the terminal for this keyword (repeatable); needs no Redis",
+    )
+
+    recent = sub.add_parser("recent", help="print the latest papers for a keyword")
+    recent.add_argument("keyword")
+    recent.add_argument("-n", type=int, default=5, help="how many (default 5)")
+
+    markdown = sub.add_parser("markdown", help="write a Daily Papers README for keywords")
+    markdown.add_argument("--keyword", "-k", action="append", required=True)
+    markdown.add_argument("--output", "-o", type=Path, default=Path("README.md"))
+
+    sub.add_parser("check", help="validate settings, reach Redis and arXiv, say what is wrong")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.log_level)
+        from bot import jobs
+
+        return asyncio.run(jobs.dispatch(args, settings))
+    except (SettingsError, CliError) as err:
+        print(f"papers-bot: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

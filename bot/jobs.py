@@ -1,0 +1,217 @@
+"""What each `papers-bot` command does, once settings are loaded."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from adapters.console import ConsolePublisher, format_paper
+from adapters.markdown import MarkdownPublisher
+from bot.arxiv_source import ArxivError, ArxivSource
+from bot.cli import CliError
+from bot.commands import CommandContext, Commands
+from bot.digest import DigestRunner, RunReport, all_subscriptions
+from bot.keywords import KeywordError, clean
+from bot.models import Channel
+from bot.publishing import Publisher
+from bot.settings import Settings
+from bot.store import MemoryStore, Store, StoreUnavailable, open_store
+
+T = TypeVar("T")
+TERMINAL = Channel("console", "terminal")
+
+
+def redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _memory_store(settings: Settings) -> MemoryStore:
+    return MemoryStore(seen_retention=timedelta(days=settings.digest.seen_retention_days))
+
+
+async def connect_store(settings: Settings) -> Store:
+    store = open_store(
+        settings.redis_url,
+        prefix=settings.key_prefix,
+        seen_retention=timedelta(days=settings.digest.seen_retention_days),
+    )
+    try:
+        await store.ping()
+    except StoreUnavailable:
+        await store.close()
+        raise CliError(
+            f"cannot reach Redis at {redacted(settings.redis_url)}: start redis-server, "
+            'or set redis_url = "memory://" for a run that remembers nothing'
+        ) from None
+    return store
+
+
+async def store_or_memory(settings: Settings) -> Store:
+    try:
+        return await connect_store(settings)
+    except CliError as err:
+        print(f"papers-bot: {err}; using an in-memory store for this run", file=sys.stderr)
+        return _memory_store(settings)
+
+
+def publishers(settings: Settings, platforms: set[str], *, dry_run: bool) -> dict[str, Publisher]:
+    if dry_run:
+        return {p: ConsolePublisher(platform=p) for p in platforms}
+    made: dict[str, Publisher] = {
+        "console": ConsolePublisher(),
+        "markdown": MarkdownPublisher(kept=settings.arxiv.max_results),
+    }
+    if "slack" in platforms and settings.slack.bot_token is not None:
+        from adapters.slack_app import publisher_from_settings as slack_publisher
+
+        made["slack"] = slack_publisher(settings)
+    if "discord" in platforms and settings.discord.token is not None:
+        from adapters.discord_app import publisher_from_settings as discord_publisher
+
+        made["discord"] = discord_publisher(settings)
+    return made
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    end = "\n" if done >= total else ""
+    print(
+        f"\rarXiv [{'#' * filled}{'.' * (width - filled)}] {done}/{total} queries",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def _closing(store: Store, work: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await work()
+    finally:
+        await store.close()
+
+
+def _report_exit(report: RunReport) -> int:
+    failed_channels = [c for c in report.channels if c.error]
+    print(
+        f"papers-bot: {report.delivered} paper(s) delivered to {len(report.channels)} "
+        f"channel(s) with {report.arxiv_requests} arXiv request(s)",
+        file=sys.stderr,
+    )
+    if report.ok:
+        return 0
+    print(
+        f"papers-bot: {len(report.failed_keywords)} keyword(s) and {len(failed_channels)} "
+        "channel(s) failed; their papers will come next run (details in the log above)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+async def digest(args: argparse.Namespace, settings: Settings) -> int:
+    progress = _progress if sys.stdout.isatty() else None
+    source = ArxivSource(settings.arxiv)
+    if args.keyword:
+        try:
+            keywords = [clean(k) for k in args.keyword]
+        except KeywordError as err:
+            raise CliError(str(err)) from None
+        store: Store = _memory_store(settings)
+        channels: Mapping[Channel, list[str]] = {TERMINAL: keywords}
+        outputs: dict[str, Publisher] = {"console": ConsolePublisher()}
+    else:
+        store = await (store_or_memory(settings) if args.dry_run else connect_store(settings))
+        channels = await all_subscriptions(settings, store)
+        if not channels:
+            await store.close()
+            print(
+                "papers-bot: no subscriptions yet: add [[subscriptions]] to the settings "
+                "file or /papers add in a channel",
+                file=sys.stderr,
+            )
+            return 0
+        outputs = publishers(settings, {c.platform for c in channels}, dry_run=args.dry_run)
+    runner = DigestRunner(settings, store, source, outputs, progress=progress)
+    try:
+        report = await _closing(store, lambda: runner.run(channels, dry_run=args.dry_run))
+    finally:
+        for output in outputs.values():
+            close = getattr(output, "aclose", None)
+            if close is not None:
+                await close()
+    return _report_exit(report)
+
+
+async def recent(args: argparse.Namespace, settings: Settings) -> int:
+    store = await store_or_memory(settings)
+    commands = Commands(settings, store, ArxivSource(settings.arxiv))
+    ctx = CommandContext(channel=TERMINAL, user="cli")
+    reply = await _closing(
+        store, lambda: commands.guarded(ctx, lambda: commands.recent(ctx, args.keyword, args.n))
+    )
+    print(reply.text)
+    for paper in reply.papers:
+        print(format_paper(paper))
+    return 0 if reply.ok else 1
+
+
+async def markdown(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        keywords = [clean(k) for k in args.keyword]
+    except KeywordError as err:
+        raise CliError(str(err)) from None
+    store = await connect_store(settings)
+    outputs: dict[str, Publisher] = {"markdown": MarkdownPublisher(kept=settings.arxiv.max_results)}
+    progress = _progress if sys.stdout.isatty() else None
+    runner = DigestRunner(settings, store, ArxivSource(settings.arxiv), outputs, progress=progress)
+    channel = Channel("markdown", str(args.output))
+    report = await _closing(store, lambda: runner.run({channel: keywords}))
+    if report.ok:
+        print(f"papers-bot: wrote {args.output}", file=sys.stderr)
+    return _report_exit(report)
+
+
+async def check(args: argparse.Namespace, settings: Settings) -> int:
+    problems = 0
+    print(f"settings: ok ({len(settings.subscriptions)} subscription(s) in the file)")
+    try:
+        store = await connect_store(settings)
+    except CliError as err:
+        print(f"redis: FAILED: {err}")
+        problems += 1
+    else:
+        print(f"redis: ok ({redacted(settings.redis_url)})")
+        await store.close()
+    source = ArxivSource(settings.arxiv)
+    try:
+        await source.search('ti:"electron"', 1, ["check"])
+        print(f"arxiv: ok ({settings.arxiv.api_url})")
+    except ArxivError as err:
+        print(f"arxiv: FAILED: {err}")
+        problems += 1
+    for name, token in (("slack", settings.slack.bot_token), ("discord", settings.discord.token)):
+        print(f"{name}: {'token set' if token is not None else 'not configured'}")
+    if settings.discord.application_id is not None:
+        from adapters.discord_app import invite_url
+
+        print(f"discord invite: {invite_url(settings.discord.application_id)}")
+    return 1 if problems else 0
+
+
+async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    jobs: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
+        "digest": digest,
+        "recent": recent,
+        "markdown": markdown,
+        "check": check,
+    }
+    return await jobs[args.command](args, settings)

@@ -1,0 +1,68 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.matching import assign, batches, build_query, distinct, in_categories, matches
+from tests.factories import paper
+
+
+def test_query_searches_each_keyword_as_a_phrase_in_title_or_abstract() -> None:
+    assert build_query(["reward model"]) == '(ti:"reward model" OR abs:"reward model")'
+
+
+def test_query_batches_keywords_with_or_and_adds_categories_and_window() -> None:
+    window = (datetime(2026, 11, 16, 8, 0, tzinfo=UTC), datetime(2026, 11, 23, 8, 30, tzinfo=UTC))
+    query = build_query(["a b", "c"], categories=["cs.CL", "cs.LG"], window=window)
+    assert query == (
+        '(ti:"a b" OR abs:"a b" OR ti:"c" OR abs:"c") AND (cat:cs.CL OR cat:cs.LG) '
+        "AND submittedDate:[202611160800 TO 202611230830]"
+    )
+
+
+def test_query_needs_a_keyword() -> None:
+    with pytest.raises(ValueError):
+        build_query([])
+
+
+def test_batches_split_in_order() -> None:
+    assert batches(list("abcde"), 2) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "keyword", "expected"),
+    [
+        ("Training a Reward Model", "", "reward model", True),
+        ("", "we train reward models at scale", "reward model", True),
+        ("Reward shaping for models", "", "reward model", False),
+        ("Rewarding", "", "reward", False),
+        ("Diffusion-based planning", "", "diffusion based", True),
+        ("GPT-4 evaluation", "", "gpt-4", True),
+        ("", "", "anything", False),
+    ],
+)
+def test_matches_phrase_in_title_or_abstract(
+    title: str, summary: str, keyword: str, expected: bool
+) -> None:
+    assert matches(paper(1, title=title or "x", summary=summary or "y"), keyword) is expected
+
+
+def test_assign_lists_a_paper_under_every_keyword_and_keeps_the_newest_version() -> None:
+    v1 = paper(1, title="Reward model for diffusion", version=1)
+    v2 = paper(1, title="Reward model for diffusion", version=2)
+    other = paper(2, title="Diffusion only")
+    result = assign([v1, other, v2], ["reward model", "diffusion", "unmatched"])
+    assert result["reward model"] == [v2]
+    assert result["diffusion"] == [v2, other]
+    assert result["unmatched"] == []
+
+
+def test_categories_filter_exact_and_archive_prefix() -> None:
+    p = paper(1, categories=("cs.CL", "stat.ML"))
+    assert in_categories(p, [])
+    assert in_categories(p, ["stat.ML"])
+    assert in_categories(p, ["cs"])
+    assert not in_categories(p, ["cs.LG", "math"])
+
+
+def test_distinct_keeps_first_spelling() -> None:
+    assert distinct(["Reward Models", "reward model", "x"]) == ["Reward Models", "x"]

@@ -1,0 +1,98 @@
+"""One contract, two twins: every test runs on the real Redis and on the memory store."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.models import Channel
+from bot.store import AddResult, MemoryStore, RedisStore, Store
+from tests.factories import paper
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def store(
+    request: pytest.FixtureRequest, clock: Clock, redis_server: object
+) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore(seen_retention=timedelta(days=30), clock=clock)
+        return
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)  # type: ignore[attr-defined]
+    await client.flushdb()
+    yield RedisStore(client, prefix="t", seen_retention=timedelta(days=30), clock=clock)
+    await client.aclose()
+
+
+CH = Channel("slack", "C1")
+
+
+async def test_seen_is_per_channel(store: Store) -> None:
+    await store.mark_seen(CH, ["a", "b"])
+    assert await store.unseen(CH, ["a", "b", "c"]) == {"c"}
+    assert await store.unseen(Channel("slack", "C2"), ["a"]) == {"a"}
+    assert await store.unseen(CH, []) == set()
+
+
+async def test_seen_expires_after_the_retention_window(store: Store, clock: Clock) -> None:
+    await store.mark_seen(CH, ["old"])
+    clock.now += timedelta(days=31)
+    await store.mark_seen(CH, ["new"])
+    assert await store.unseen(CH, ["old", "new"]) == {"old"}
+
+
+async def test_subscriptions_add_exists_full_remove(store: Store, clock: Clock) -> None:
+    assert await store.add_subscription(CH, "Reward Model", added_by="U1", cap=2) is AddResult.ADDED
+    clock.now += timedelta(seconds=1)
+    assert await store.add_subscription(CH, "reward models", added_by="U2", cap=2) is (
+        AddResult.EXISTS
+    )
+    assert await store.add_subscription(CH, "diffusion", added_by="U1", cap=2) is AddResult.ADDED
+    assert await store.add_subscription(CH, "third", added_by="U1", cap=2) is AddResult.FULL
+    assert [s.keyword for s in await store.subscriptions(CH)] == ["Reward Model", "diffusion"]
+    assert await store.subscribed_channels() == [CH]
+    assert await store.remove_subscription(CH, "REWARD MODEL")
+    assert not await store.remove_subscription(CH, "reward model")
+    assert [s.keyword for s in await store.subscriptions(CH)] == ["diffusion"]
+
+
+async def test_recent_is_capped_newest_first(store: Store) -> None:
+    await store.save_recent("kw", [paper(n) for n in range(1, 8)], cap=5)
+    await store.save_recent("kw", [paper(0)], cap=5)
+    recent = await store.recent("KW", 10)
+    assert [p.id for p in recent] == [paper(n).id for n in range(5)]
+    assert await store.recent("other", 3) == []
+    assert (await store.recent("kw", 1))[0] == paper(0)
+
+
+async def test_fetch_times_and_baselines(store: Store, clock: Clock) -> None:
+    assert await store.last_fetched(["a"]) == {"a": None}
+    await store.set_fetched(["A"], clock.now)
+    assert await store.last_fetched(["a"]) == {"a": clock.now}
+    await store.set_baselined(CH, ["Reward Model"])
+    assert await store.baselined(CH, ["reward model", "other"]) == {"reward model"}
+
+
+async def test_redis_keys_carry_hash_tags_and_expire(
+    redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    store = RedisStore(redis_client, prefix="t", seen_retention=timedelta(days=30), clock=clock)
+    await store.mark_seen(CH, ["a"])
+    await store.save_recent("kw", [paper(1)], cap=5)
+    keys = sorted(await redis_client.keys("t:*"))
+    assert keys[0] == "t:recent:{" + keys[0].split("{")[1]
+    assert "t:seen:{slack:C1}" in keys
+    assert 0 < await redis_client.ttl("t:seen:{slack:C1}") <= 30 * 86400
