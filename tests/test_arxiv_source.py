@@ -1,0 +1,179 @@
+"""The real `arxiv` client through ArxivSource, against the fake arXiv on loopback."""
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource
+from bot.models import Paper
+from bot.settings import ArxivSettings
+from tests.fakes.arxiv_server import FakeArxiv, closed_port_url, make_paper
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeArxiv]:
+    papers = [make_paper(n, title=f"Reward model study {n}") for n in range(1, 26)]
+    with FakeArxiv(papers) as server:
+        yield server
+
+
+def source_for(url: str, sleeps: Sleeps | None = None, **overrides: float) -> ArxivSource:
+    values: dict[str, object] = {
+        "api_url": url,
+        "request_interval": 0,
+        "timeout": 2,
+        "max_retries": 2,
+        "retry_backoff": 0.5,
+        "page_size": 10,
+    }
+    settings = ArxivSettings.model_validate(values | overrides)
+    return ArxivSource(settings, sleep=sleeps or Sleeps())
+
+
+async def test_latest_pages_through_results_newest_first(fake: FakeArxiv) -> None:
+    source = source_for(fake.url)
+    papers = await source.latest("reward model", 25)
+    assert [p.id for p in papers] == [f"2611.{n:05d}" for n in range(25, 0, -1)]
+    assert len(fake.requests) == 3
+    assert source.request_count == 3
+
+
+async def test_ids_lose_their_version(fake: FakeArxiv) -> None:
+    fake.papers[0] = fake.papers[0].new_version()
+    papers = await source_for(fake.url).latest("reward model", 30)
+    updated = next(p for p in papers if p.id == "2611.00001")
+    assert updated.version == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_server_errors_are_retried_with_backoff(fake: FakeArxiv, status: int) -> None:
+    sleeps = Sleeps()
+    fake.fail_next(status, times=2)
+    papers = await source_for(fake.url, sleeps).latest("reward model", 5)
+    assert len(papers) == 5
+    assert sleeps.waits == [0.5, 1.0]
+
+
+async def test_429_waits_for_retry_after(fake: FakeArxiv) -> None:
+    sleeps = Sleeps()
+    fake.fail_next(429, headers={"Retry-After": "7"})
+    assert await source_for(fake.url, sleeps).latest("reward model", 1)
+    assert sleeps.waits == [7.0]
+
+
+async def test_retries_are_bounded_and_the_error_names_the_keyword(fake: FakeArxiv) -> None:
+    fake.fail_next(503, times=5)
+    with pytest.raises(ArxivError, match="3 times for 'reward model'"):
+        await source_for(fake.url).latest("reward model", 5)
+    assert len(fake.requests) == 3
+
+
+async def test_a_server_that_never_answers_times_out(fake: FakeArxiv) -> None:
+    fake.hang_next()
+    source = source_for(fake.url, timeout=0.3)
+    papers = await asyncio.wait_for(source.latest("reward model", 3), timeout=10)
+    assert len(papers) == 3
+
+
+async def test_connection_refused_is_retried_then_reported() -> None:
+    sleeps = Sleeps()
+    with pytest.raises(ArxivError, match="connection failed"):
+        await source_for(closed_port_url(), sleeps).latest("x", 1)
+    assert len(sleeps.waits) == 2
+
+
+@pytest.mark.parametrize("fault", ["truncate_next", "malformed_next", "empty_page_next"])
+async def test_broken_pages_are_retried(fake: FakeArxiv, fault: str) -> None:
+    getattr(fake, fault)()
+    papers = await source_for(fake.url).latest("reward model", 25)
+    assert len(papers) == 25
+
+
+async def test_an_empty_page_in_the_middle_of_paging_is_retried(fake: FakeArxiv) -> None:
+    source = source_for(fake.url)
+    first = await source.latest("reward model", 10)
+    fake.clear_requests()
+    fake.raw_next(b"", status=200)  # consumed by the next request only
+    again = await source.latest("reward model", 25)
+    assert [p.id for p in again[:10]] == [p.id for p in first]
+    assert len(again) == 25
+
+
+@pytest.mark.parametrize("status", [400, 200])
+async def test_the_error_feed_is_an_error_not_a_paper(fake: FakeArxiv, status: int) -> None:
+    fake.error_feed_next(status=status)
+    with pytest.raises(ArxivQueryError, match="reward model"):
+        await source_for(fake.url).latest("reward model", 5)
+    assert len(fake.requests) == 1
+
+
+async def test_one_request_at_a_time_spaced_by_the_interval(fake: FakeArxiv) -> None:
+    source = source_for(fake.url, request_interval=0.2)
+    await asyncio.gather(*(source.latest("reward model", 5) for _ in range(4)))
+    assert fake.max_concurrent == 1
+    gaps = fake.request_gaps()
+    assert len(gaps) == 3
+    assert min(gaps) >= 0.19
+
+
+def corpus_feeds(corpus: Path) -> list[Path]:
+    return sorted(corpus.glob("arxiv_api_*.xml"))
+
+
+async def test_every_corpus_feed_parses_or_is_recognised_as_an_error(
+    fake: FakeArxiv, corpus: Path
+) -> None:
+    feeds = corpus_feeds(corpus)
+    assert len(feeds) >= 18
+    source = source_for(fake.url, max_retries=0)
+    for path in feeds:
+        body = path.read_bytes()
+        fake.raw_next(body, status=400 if "http400" in path.name else 200)
+        # Ask for exactly the entries the file holds: several files claim a larger
+        # totalResults, and the client would go on to ask the fake for the next page.
+        entries = max(1, body.count(b"<entry"))
+        if "error_feed" in path.name:
+            with pytest.raises(ArxivQueryError):
+                await source.search("x", entries, [path.name])
+            continue
+        papers = await source.search("x", entries, [path.name])
+        if "empty_result" in path.name:
+            assert papers == [], path.name
+            continue
+        assert papers, path.name
+        for paper in papers:
+            assert paper.id and "v" not in paper.id.rsplit("/", 1)[-1].split(".")[-1], paper.id
+            assert paper.title.strip() and "\n" not in paper.title, path.name
+            assert paper.summary and paper.authors and paper.published.tzinfo is not None
+
+
+async def test_corpus_details_survive(fake: FakeArxiv, corpus: Path) -> None:
+    source = source_for(fake.url, max_retries=0)
+
+    async def serve(name: str) -> list[Paper]:
+        body = (corpus / name).read_bytes()
+        fake.raw_next(body)
+        return await source.search("x", body.count(b"<entry"), [name])
+
+    (many,) = await serve("arxiv_api_2026_idlist_two_ids_one_missing_34_authors.xml")
+    assert len(many.authors) == 34 and "Dirk Wübben" in many.authors
+    (zero,) = await serve("arxiv_api_2026_versioned_id_numeric_title_no_comment.xml")
+    assert zero.title == "0" and zero.comment is None
+    (old,) = await serve("arxiv_api_2026_old_style_id_astro-ph_0601001_affiliations_journalref.xml")
+    assert old.id == "astro-ph/0601001" and old.version == 1
+    (v2,) = await serve(
+        "arxiv_api_2016_legacy_idlist_1111.2011v2_doi_journalref_multiline_title.xml"
+    )
+    assert (v2.id, v2.version) == ("1111.2011", 2)
+    (bare,) = await serve("arxiv_api_docs_user_manual_typical_response_all_electron_legacy2007.xml")
+    assert (bare.id, bare.version) == ("hep-ex/0307015", 1)
