@@ -1,0 +1,251 @@
+"""A whole digest run: real Redis, the real arXiv client against the fake arXiv."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.arxiv_source import ArxivSource
+from bot.digest import DigestRunner
+from bot.matching import assign
+from bot.models import Channel, Digest
+from bot.publishing import Delivered, DeliveryError
+from bot.settings import Settings
+from bot.store import RedisStore
+from tests.fakes.arxiv_server import FakeArxiv, make_paper, papers_from_feed
+
+NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
+SLACK = Channel("slack", "C1")
+OTHER = Channel("slack", "C2")
+
+
+class Recorder:
+    """Stands in for a chat adapter: keeps what it was asked to post, can fail on demand."""
+
+    platform = "slack"
+    needs_recent = False
+
+    def __init__(self, per_message: int = 2) -> None:
+        self.posted: dict[Channel, list[str]] = {}
+        self.digests: list[Digest] = []
+        self.per_message = per_message
+        self.broken: set[Channel] = set()
+        self.fail_after_messages: int | None = None
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        if digest.channel in self.broken:
+            raise DeliveryError(digest.channel, "channel_not_found")
+        self.digests.append(digest)
+        ids = [item.paper.id for item in digest.items]
+        for n, start in enumerate(range(0, len(ids), self.per_message)):
+            if self.fail_after_messages is not None and n >= self.fail_after_messages:
+                raise RuntimeError("connection reset")
+            chunk = ids[start : start + self.per_message]
+            self.posted.setdefault(digest.channel, []).extend(chunk)
+            await delivered(chunk)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeArxiv]:
+    papers = [make_paper(n, title=f"A reward model, part {n}") for n in range(1, 9)]
+    papers += [make_paper(n, title=f"Diffusion planning {n}") for n in range(20, 24)]
+    papers.append(make_paper(30, title="Reward model meets diffusion"))
+    with FakeArxiv(papers) as server:
+        yield server
+
+
+def settings_for(fake: FakeArxiv, **digest: int) -> Settings:
+    return Settings.model_validate(
+        {
+            "arxiv": {
+                "api_url": fake.url,
+                "request_interval": 0,
+                "retry_backoff": 0,
+                "max_retries": 1,
+                "page_size": 50,
+                "batch_size": 2,
+            },
+            "digest": {"first_run_papers": 100, **digest},
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def runner(
+    fake: FakeArxiv, store: RedisStore, publisher: Recorder, clock: Clock, **digest: int
+) -> DigestRunner:
+    settings = settings_for(fake, **digest)
+    return DigestRunner(
+        settings, store, ArxivSource(settings.arxiv), {"slack": publisher}, clock=clock
+    )
+
+
+async def test_new_papers_are_delivered_once_across_runs(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    run = runner(fake, redis_store, out, clock)
+    report = await run.run({SLACK: ["reward model"]})
+    assert report.ok and report.delivered == 9
+    clock.now += timedelta(days=1)
+    fake.papers.append(make_paper(40, title="Reward model, the sequel"))
+    fake.papers[0] = fake.papers[0].new_version()  # a v2 is not new
+    report = await run.run({SLACK: ["reward model"]})
+    assert out.posted[SLACK][9:] == ["2611.00040"]
+    assert len(out.posted[SLACK]) == len(set(out.posted[SLACK])) == 10
+
+
+async def test_a_paper_for_two_keywords_is_posted_once_listing_both(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    await runner(fake, redis_store, out, clock).run({SLACK: ["diffusion", "reward model"]})
+    both = [i for i in out.digests[0].items if i.paper.id == "2611.00030"]
+    assert len(both) == 1 and both[0].keywords == ("diffusion", "reward model")
+    assert len(out.posted[SLACK]) == len(set(out.posted[SLACK])) == 13
+
+
+async def test_known_keywords_share_batched_queries(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    keywords = ["reward model", "diffusion", "planning", "sequel", "nothing here"]
+    run = runner(fake, redis_store, Recorder(), clock)
+    first = await run.run({SLACK: keywords[:3], OTHER: keywords})
+    assert first.arxiv_requests == 5  # a first fetch is one query per keyword
+    clock.now += timedelta(days=1)
+    second = await run.run({SLACK: keywords[:3], OTHER: keywords})
+    assert second.arxiv_requests == 3  # then ceil(5 / batch_size 2)
+    assert all("submittedDate:[" in r.params["search_query"] for r in fake.requests[-3:])
+
+
+async def test_late_announced_papers_inside_the_window_are_not_lost(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    run = runner(fake, redis_store, out, clock)
+    await run.run({SLACK: ["reward model"]})
+    clock.now += timedelta(days=3)
+    # Submitted before the previous run, announced only now.
+    fake.papers.append(
+        make_paper(50, title="Reward model, late", published=NOW - timedelta(days=1))
+    )
+    await run.run({SLACK: ["reward model"]})
+    assert out.posted[SLACK][-1] == "2611.00050"
+
+
+async def test_a_failing_keyword_does_not_stop_others_and_comes_next_run(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    run = runner(fake, redis_store, out, clock)
+    fake.fail_next(503, times=2)  # the first keyword's two attempts
+    report = await run.run({SLACK: ["reward model", "diffusion"]})
+    assert list(report.failed_keywords) == ["reward model"]
+    assert set(out.posted[SLACK]) == {f"2611.{n:05d}" for n in (20, 21, 22, 23, 30)}
+    report = await run.run({SLACK: ["reward model", "diffusion"]})
+    assert report.ok
+    assert len(out.posted[SLACK]) == len(set(out.posted[SLACK])) == 13
+
+
+async def test_papers_are_seen_only_once_their_message_went_out(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder(per_message=3)
+    out.fail_after_messages = 1
+    run = runner(fake, redis_store, out, clock)
+    report = await run.run({SLACK: ["reward model"]})
+    assert report.channels[0].delivered == 3 and report.channels[0].pending == 6
+    out.fail_after_messages = None
+    await run.run({SLACK: ["reward model"]})
+    assert len(out.posted[SLACK]) == len(set(out.posted[SLACK])) == 9
+
+
+async def test_a_broken_channel_does_not_stop_the_others(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    out.broken.add(SLACK)
+    run = runner(fake, redis_store, out, clock)
+    report = await run.run({SLACK: ["diffusion"], OTHER: ["diffusion"]})
+    assert [c.error for c in report.channels] == ["channel_not_found", None]
+    assert len(out.posted[OTHER]) == 5
+    out.broken.clear()
+    await run.run({SLACK: ["diffusion"], OTHER: ["diffusion"]})
+    assert len(out.posted[SLACK]) == 5 and len(out.posted[OTHER]) == 5
+
+
+async def test_a_new_keyword_in_a_chat_channel_posts_only_a_few(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    run = runner(fake, redis_store, out, clock, first_run_papers=2)
+    await run.run({SLACK: ["reward model"]})
+    assert out.posted[SLACK] == ["2611.00030", "2611.00008"]
+    clock.now += timedelta(days=1)
+    await run.run({SLACK: ["reward model"]})
+    assert len(out.posted[SLACK]) == 2
+
+
+async def test_dry_run_marks_nothing(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    run = runner(fake, redis_store, out, clock)
+    await run.run({SLACK: ["diffusion"]}, dry_run=True)
+    await run.run({SLACK: ["diffusion"]})
+    assert len(out.posted[SLACK]) == 10
+
+
+async def test_per_channel_cap_counts_the_rest_as_seen(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    run = runner(fake, redis_store, out, clock, max_papers_per_channel=4)
+    await run.run({SLACK: ["reward model"]})
+    await run.run({SLACK: ["reward model"]})
+    assert len(out.posted[SLACK]) == 4
+
+
+KEYWORDS = [
+    "testing",
+    "deep learning",
+    "quantum",
+    "neural",
+    "electron",
+    "software testing",
+    "reinforcement learning",
+    "criticality",
+    "model",
+    "language model",
+    "graph",
+]
+
+
+async def test_local_assignment_agrees_with_arxiv_per_keyword(
+    corpus: Path, redis_store: RedisStore
+) -> None:
+    feeds = sorted(corpus.glob("arxiv_api_*.xml"))  # noqa: ASYNC240
+    papers = [p for f in feeds for p in papers_from_feed(f.read_bytes())]
+    assert len(papers) > 100
+    with FakeArxiv(papers) as fake:
+        settings = settings_for(fake)
+        source = ArxivSource(settings.arxiv)
+        by_arxiv = {k: {p.id for p in await source.latest(k, 500)} for k in KEYWORDS}
+        union = [p for k in KEYWORDS for p in await source.latest(k, 500)]
+    local = assign(union, KEYWORDS)
+    for keyword in KEYWORDS:
+        assert {p.id for p in local[keyword]} == by_arxiv[keyword], keyword
+    assert sum(len(v) for v in by_arxiv.values()) > 50
