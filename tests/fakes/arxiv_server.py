@@ -1,0 +1,1207 @@
+"""A fake arXiv export API (``/api/query``) served on 127.0.0.1 for tests.
+
+The real ``arxiv`` client can talk to it unchanged::
+
+    with FakeArxiv([make_paper(1), make_paper(2)]) as fake:
+        client = arxiv.Client(delay_seconds=0, num_retries=0)
+        client.query_url_format = fake.url + "?{}"
+        results = list(client.results(arxiv.Search("cat:cs.CL")))
+
+Responses use the current (2026) Atom layout of export.arxiv.org: namespaces declared once
+on ``<feed>``, ``<title>`` before ``<updated>``, DOI elements after the authors, and error
+feeds served with HTTP 400.
+
+The server runs in its own threads (``ThreadingHTTPServer``), so it does not depend on any
+asyncio event loop; code that calls the synchronous client through ``asyncio.to_thread``
+works against it.
+
+Query language (a small recursive-descent parser, see ``parse_query``)::
+
+    query   := or_expr
+    or_expr := and_expr ("OR" and_expr)*
+    and_expr:= ["ANDNOT"] primary (("AND" | "ANDNOT")? primary)*   # juxtaposition means AND
+    primary := FIELD ":" (WORD | PHRASE | "(" or_expr ")" | RANGE)
+             | WORD | PHRASE | "(" or_expr ")"                      # field defaults to all:
+
+Fields: ``ti`` ``abs`` ``au`` ``co`` ``jr`` ``cat`` ``all`` plus the date ranges
+``submittedDate:[YYYYMMDDHHMM TO YYYYMMDDHHMM]`` (against ``published``) and
+``lastUpdatedDate:[...]`` (against ``updated``); either bound may be ``*``. A field written
+before a parenthesised group applies to the bare terms inside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import hashlib
+import itertools
+import re
+import socket
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from time import monotonic
+from types import TracebackType
+from typing import Any, Literal, Self
+from urllib.parse import parse_qs, urlsplit
+
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+
+__all__ = [
+    "ATOM_CONTENT_TYPE",
+    "AndQuery",
+    "CategoryQuery",
+    "DateRangeQuery",
+    "FakeArxiv",
+    "FakePaper",
+    "NotQuery",
+    "OrQuery",
+    "Query",
+    "QuerySyntaxError",
+    "RecordedRequest",
+    "TextQuery",
+    "closed_port_url",
+    "make_paper",
+    "papers_from_feed",
+    "parse_query",
+    "render_error_feed",
+    "text_tokens",
+]
+
+ATOM_CONTENT_TYPE = "application/atom+xml; charset=utf-8"
+
+_ATOM_NS = "http://www.w3.org/2005/Atom"
+_ARXIV_NS = "http://arxiv.org/schemas/atom"
+_OPENSEARCH_NS = "http://a9.com/-/spec/opensearch/1.1/"
+_NS = {"atom": _ATOM_NS, "arxiv": _ARXIV_NS, "opensearch": _OPENSEARCH_NS}
+
+# New style "2401.00001" (4 or 5 digits after the dot) and old style "astro-ph/0601001" or
+# "math.GT/0309136", each optionally followed by a version.
+_ID_RE = re.compile(
+    r"^(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<version>[1-9]\d*))?$"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Papers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class FakePaper:
+    """One version of one arXiv paper, as the fake serves it.
+
+    ``id`` carries no version (``2401.00001`` or ``astro-ph/0601001``); ``version`` is the
+    version number. ``categories[0]`` is the primary category. ``published`` is the v1
+    date (what ``submittedDate`` queries and sorting use); ``updated`` is this version's date.
+    Both must be timezone-aware and are normalised to UTC. ``affiliations`` maps an author
+    name to its ``<arxiv:affiliation>`` values.
+    """
+
+    id: str
+    version: int = 1
+    title: str
+    summary: str
+    authors: list[str]
+    categories: list[str]
+    published: datetime
+    updated: datetime
+    comment: str | None = None
+    doi: str | None = None
+    journal_ref: str | None = None
+    affiliations: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        match = _ID_RE.match(self.id)
+        if match is None or match.group("version") is not None:
+            raise ValueError(f"FakePaper.id must be a version-less arXiv id, got {self.id!r}")
+        if self.version < 1:
+            raise ValueError(f"version must be >= 1, got {self.version}")
+        if not self.categories:
+            raise ValueError(f"paper {self.id} needs at least one category")
+        for name in ("published", "updated"):
+            moment: datetime = getattr(self, name)
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError(f"{name} of paper {self.id} must be timezone-aware")
+            setattr(self, name, moment.astimezone(UTC))
+
+    @property
+    def primary_category(self) -> str:
+        return self.categories[0]
+
+    @property
+    def versioned_id(self) -> str:
+        """``2401.00001v2``."""
+        return f"{self.id}v{self.version}"
+
+    @property
+    def entry_id(self) -> str:
+        """The Atom ``<id>`` (and ``arxiv.Result.entry_id``): ``http://arxiv.org/abs/...``."""
+        return f"http://arxiv.org/abs/{self.versioned_id}"
+
+    @property
+    def abs_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.versioned_id}"
+
+    @property
+    def pdf_url(self) -> str:
+        return f"https://arxiv.org/pdf/{self.versioned_id}"
+
+    def new_version(self, *, updated: datetime | None = None, **changes: Any) -> FakePaper:
+        """A copy with ``version + 1`` and a newer ``updated`` (default: one day later)."""
+        when = updated if updated is not None else self.updated + timedelta(days=1)
+        return replace(self, version=self.version + 1, updated=when, **changes)
+
+
+_SYNTHETIC_EPOCH = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def make_paper(
+    n: int,
+    *,
+    title: str | None = None,
+    summary: str | None = None,
+    authors: Sequence[str] | None = None,
+    categories: Sequence[str] = ("cs.CL",),
+    published: datetime | None = None,
+    updated: datetime | None = None,
+    version: int = 1,
+    comment: str | None = None,
+    doi: str | None = None,
+    journal_ref: str | None = None,
+) -> FakePaper:
+    """A deterministic synthetic paper with id ``2611.{n:05d}``.
+
+    Defaults: title ``Synthetic paper {n}``, a one-sentence summary, one author
+    ``Author {n}``, category ``cs.CL``, ``published`` = 2026-11-02T00:00Z plus ``n`` minutes
+    (so a higher ``n`` is newer), ``updated`` = ``published`` plus ``version - 1`` days.
+    """
+    if not 0 <= n <= 99_999:
+        raise ValueError(f"n must be in 0..99999, got {n}")
+    when = published if published is not None else _SYNTHETIC_EPOCH + timedelta(minutes=n)
+    return FakePaper(
+        id=f"2611.{n:05d}",
+        version=version,
+        title=title if title is not None else f"Synthetic paper {n}",
+        summary=summary if summary is not None else f"Placeholder abstract number {n}.",
+        authors=list(authors) if authors is not None else [f"Author {n}"],
+        categories=list(categories),
+        published=when,
+        updated=updated if updated is not None else when + timedelta(days=version - 1),
+        comment=comment,
+        doi=doi,
+        journal_ref=journal_ref,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading real feeds
+# --------------------------------------------------------------------------------------------
+
+
+def papers_from_feed(xml_bytes: bytes) -> list[FakePaper]:
+    """Parse an arXiv API Atom feed (2026 or legacy layout) into ``FakePaper`` objects.
+
+    Error entries (``<title>Error</title>``, ids under ``/api/errors``) are skipped. Text is
+    kept verbatim (legacy feeds wrap titles and summaries; the client collapses titles
+    itself). Raises ``ValueError`` for documents that are not well-formed Atom feeds.
+    """
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    try:
+        root = etree.fromstring(xml_bytes, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not well-formed XML: {exc}") from exc
+    if root.tag != f"{{{_ATOM_NS}}}feed":
+        raise ValueError(f"not an Atom feed: root element is {root.tag!r}")
+    papers = []
+    for entry in root.iterfind("atom:entry", _NS):
+        if not _is_error_entry(entry):
+            papers.append(_paper_from_entry(entry))
+    return papers
+
+
+def _child_text(element: Any, path: str) -> str | None:
+    found = element.find(path, _NS)
+    return None if found is None else str(found.text or "")
+
+
+def _is_error_entry(entry: Any) -> bool:
+    entry_id = _child_text(entry, "atom:id") or ""
+    title = (_child_text(entry, "atom:title") or "").strip()
+    return "/api/errors" in entry_id or (
+        title == "Error" and entry.find("atom:published", _NS) is None
+    )
+
+
+def _paper_from_entry(entry: Any) -> FakePaper:
+    raw_id = (_child_text(entry, "atom:id") or "").strip()
+    short_id = raw_id.split("arxiv.org/abs/", 1)[-1]
+    match = _ID_RE.match(short_id)
+    if match is None:
+        raise ValueError(f"entry id {raw_id!r} is not an arXiv abs URL")
+    version = match.group("version")
+    if version is None:
+        # Very old feeds have version-less <id>s; the alternate link still names a version.
+        for link in entry.iterfind("atom:link", _NS):
+            link_match = re.search(r"v(\d+)$", link.get("href") or "")
+            if link.get("rel") == "alternate" and link_match:
+                version = link_match.group(1)
+    affiliations: dict[str, list[str]] = {}
+    authors = []
+    for author in entry.iterfind("atom:author", _NS):
+        name = _child_text(author, "atom:name") or ""
+        authors.append(name)
+        affiliated = [a.text or "" for a in author.iterfind("arxiv:affiliation", _NS)]
+        if affiliated:
+            affiliations[name] = affiliated
+    categories = [c.get("term") for c in entry.iterfind("atom:category", _NS) if c.get("term")]
+    primary = entry.find("arxiv:primary_category", _NS)
+    if primary is not None and primary.get("term"):
+        term = primary.get("term")
+        categories = [term] + [c for c in categories if c != term]
+    return FakePaper(
+        id=match.group("id"),
+        version=int(version or 1),
+        title=_child_text(entry, "atom:title") or "",
+        summary=_child_text(entry, "atom:summary") or "",
+        authors=authors,
+        categories=categories,
+        published=_required_datetime(entry, "atom:published", raw_id),
+        updated=_required_datetime(entry, "atom:updated", raw_id),
+        comment=_child_text(entry, "arxiv:comment"),
+        doi=_child_text(entry, "arxiv:doi"),
+        journal_ref=_child_text(entry, "arxiv:journal_ref"),
+        affiliations=affiliations,
+    )
+
+
+def _required_datetime(entry: Any, path: str, entry_id: str) -> datetime:
+    text = _child_text(entry, path)
+    if not text:
+        raise ValueError(f"entry {entry_id!r} has no <{path.split(':')[1]}>")
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# Query language
+# --------------------------------------------------------------------------------------------
+
+
+class QuerySyntaxError(ValueError):
+    """The ``search_query`` could not be parsed; the fake answers with a 400 error feed."""
+
+
+_WORD_RE = re.compile(r"[^\W_]+")  # runs of letters and digits; everything else separates
+
+
+def _stem(token: str) -> str:
+    if len(token) > 3 and token.endswith("s") and not token.endswith("ss"):
+        return token[:-1]
+    return token
+
+
+@functools.lru_cache(maxsize=4096)
+def text_tokens(text: str) -> tuple[str, ...]:
+    """Lower-case alphanumeric words of ``text``, lightly stemmed (``models`` -> ``model``)."""
+    return tuple(_stem(word) for word in _WORD_RE.findall(text.lower()))
+
+
+def _contains_run(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+    width = len(needle)
+    return any(haystack[i : i + width] == needle for i in range(len(haystack) - width + 1))
+
+
+def _field_texts(paper: FakePaper, name: str) -> list[str]:
+    """The separate texts a text field searches; a phrase never spans two of them."""
+    comment = [paper.comment] if paper.comment else []
+    if name == "ti":
+        return [paper.title]
+    if name == "abs":
+        return [paper.summary]
+    if name == "au":
+        return list(paper.authors)
+    if name == "co":
+        return comment
+    if name == "jr":
+        return [paper.journal_ref] if paper.journal_ref else []
+    # all: title, abstract, authors, comment and categories
+    return [paper.title, paper.summary, *paper.authors, *comment, *paper.categories]
+
+
+class Query(ABC):
+    """A parsed query; ``matches`` decides whether one paper is a hit."""
+
+    @abstractmethod
+    def matches(self, paper: FakePaper) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TextQuery(Query):
+    """A bare term or a quoted phrase: ``words`` must appear contiguously in one text."""
+
+    field: str
+    words: tuple[str, ...]
+
+    def matches(self, paper: FakePaper) -> bool:
+        if not self.words:
+            return False
+        texts = _field_texts(paper, self.field)
+        return any(_contains_run(text_tokens(text), self.words) for text in texts)
+
+
+@dataclass(frozen=True)
+class CategoryQuery(Query):
+    """``cat:cs.CL`` matches that category exactly; ``cat:cs`` / ``cat:cs.*`` any of ``cs``."""
+
+    category: str
+
+    def matches(self, paper: FakePaper) -> bool:
+        if self.category.endswith(".*"):
+            archive = self.category[:-2]
+        elif "." not in self.category:
+            archive = self.category
+        else:
+            return self.category in paper.categories
+        return any(c == archive or c.startswith(archive + ".") for c in paper.categories)
+
+
+@dataclass(frozen=True)
+class DateRangeQuery(Query):
+    """An inclusive range at minute resolution; ``None`` leaves that end open."""
+
+    field: Literal["published", "updated"]
+    start: datetime | None
+    end: datetime | None
+
+    def matches(self, paper: FakePaper) -> bool:
+        moment: datetime = getattr(paper, self.field).replace(second=0, microsecond=0)
+        if self.start is not None and moment < self.start:
+            return False
+        return self.end is None or moment <= self.end
+
+
+@dataclass(frozen=True)
+class AndQuery(Query):
+    left: Query
+    right: Query
+
+    def matches(self, paper: FakePaper) -> bool:
+        return self.left.matches(paper) and self.right.matches(paper)
+
+
+@dataclass(frozen=True)
+class OrQuery(Query):
+    left: Query
+    right: Query
+
+    def matches(self, paper: FakePaper) -> bool:
+        return self.left.matches(paper) or self.right.matches(paper)
+
+
+@dataclass(frozen=True)
+class NotQuery(Query):
+    operand: Query
+
+    def matches(self, paper: FakePaper) -> bool:
+        return not self.operand.matches(paper)
+
+
+class _Kind(Enum):
+    WORD = "word"
+    PHRASE = "phrase"
+    RANGE = "range"
+    FIELD = "field"
+    OPERATOR = "operator"
+    OPEN = "("
+    CLOSE = ")"
+    END = "end of query"
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: _Kind
+    text: str
+    position: int
+
+
+_TEXT_FIELDS = {"ti", "abs", "au", "co", "jr", "cat", "all"}
+_DATE_FIELDS: dict[str, Literal["published", "updated"]] = {
+    "submitteddate": "published",
+    "lastupdateddate": "updated",
+}
+_OPERATORS = {"AND", "OR", "ANDNOT"}
+_WORD_STOP = set(' \t\r\n()"[]')
+_FIELD_PREFIX_RE = re.compile(r"^([A-Za-z]+):(.*)$", re.DOTALL)
+
+
+def _lex(query: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i = 0
+    while i < len(query):
+        char = query[i]
+        if char.isspace():
+            i += 1
+        elif char in "()":
+            tokens.append(_Token(_Kind.OPEN if char == "(" else _Kind.CLOSE, char, i))
+            i += 1
+        elif char in '"[':
+            closer = '"' if char == '"' else "]"
+            end = query.find(closer, i + 1)
+            if end < 0:
+                raise QuerySyntaxError(f"unbalanced {char} at position {i}")
+            kind = _Kind.PHRASE if char == '"' else _Kind.RANGE
+            tokens.append(_Token(kind, query[i + 1 : end], i))
+            i = end + 1
+        elif char == "]":
+            raise QuerySyntaxError(f"unbalanced ] at position {i}")
+        else:
+            start = i
+            while i < len(query) and query[i] not in _WORD_STOP:
+                i += 1
+            tokens.extend(_classify_word(query[start:i], start))
+    tokens.append(_Token(_Kind.END, "", len(query)))
+    return tokens
+
+
+def _classify_word(word: str, position: int) -> list[_Token]:
+    if word in _OPERATORS:
+        return [_Token(_Kind.OPERATOR, word, position)]
+    prefix = _FIELD_PREFIX_RE.match(word)
+    if prefix is None:
+        return [_Token(_Kind.WORD, word, position)]
+    name, rest = prefix.group(1).lower(), prefix.group(2)
+    if name not in _TEXT_FIELDS and name not in _DATE_FIELDS:
+        raise QuerySyntaxError(f"unknown field {prefix.group(1)!r} at position {position}")
+    tokens = [_Token(_Kind.FIELD, name, position)]
+    if rest:
+        tokens.append(_Token(_Kind.WORD, rest, position + len(name) + 1))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self._tokens = _lex(query)
+        self._index = 0
+
+    def parse(self) -> Query:
+        node = self._or_expr("all")
+        extra = self._peek()
+        if extra.kind is not _Kind.END:
+            raise QuerySyntaxError(f"unexpected {extra.text!r} at position {extra.position}")
+        return node
+
+    def _peek(self) -> _Token:
+        return self._tokens[self._index]
+
+    def _next(self) -> _Token:
+        token = self._tokens[self._index]
+        if token.kind is not _Kind.END:
+            self._index += 1
+        return token
+
+    def _is_operator(self, *names: str) -> bool:
+        token = self._peek()
+        return token.kind is _Kind.OPERATOR and token.text in names
+
+    def _or_expr(self, default_field: str) -> Query:
+        node = self._and_expr(default_field)
+        while self._is_operator("OR"):
+            self._next()
+            node = OrQuery(node, self._and_expr(default_field))
+        return node
+
+    def _and_expr(self, default_field: str) -> Query:
+        if self._is_operator("ANDNOT"):  # a leading ANDNOT negates, as on arXiv
+            self._next()
+            node: Query = NotQuery(self._primary(default_field))
+        else:
+            node = self._primary(default_field)
+        while True:
+            if self._is_operator("AND"):
+                self._next()
+                node = AndQuery(node, self._primary(default_field))
+            elif self._is_operator("ANDNOT"):
+                self._next()
+                node = AndQuery(node, NotQuery(self._primary(default_field)))
+            elif self._peek().kind in (_Kind.WORD, _Kind.PHRASE, _Kind.FIELD, _Kind.OPEN):
+                node = AndQuery(node, self._primary(default_field))  # juxtaposition is AND
+            else:
+                return node
+
+    def _primary(self, default_field: str) -> Query:
+        token = self._next()
+        if token.kind is _Kind.FIELD:
+            return self._fielded(token)
+        if token.kind is _Kind.OPEN:
+            node = self._or_expr(default_field)
+            closing = self._next()
+            if closing.kind is not _Kind.CLOSE:
+                raise QuerySyntaxError(f"unbalanced ( at position {token.position}")
+            return node
+        if token.kind in (_Kind.WORD, _Kind.PHRASE):
+            return _term(default_field, token)
+        if token.kind is _Kind.END:
+            raise QuerySyntaxError("query ends where a term was expected")
+        if token.kind is _Kind.RANGE:
+            raise QuerySyntaxError(
+                f"a [... TO ...] range needs a date field (pos {token.position})"
+            )
+        raise QuerySyntaxError(f"unexpected {token.text!r} at position {token.position}")
+
+    def _fielded(self, field_token: _Token) -> Query:
+        name = field_token.text
+        value = self._peek()
+        if name in _DATE_FIELDS:
+            if value.kind is not _Kind.RANGE:
+                raise QuerySyntaxError(f"{name} needs [YYYYMMDDHHMM TO YYYYMMDDHHMM]")
+            self._next()
+            return _date_range(_DATE_FIELDS[name], value)
+        if value.kind in (_Kind.WORD, _Kind.PHRASE, _Kind.OPEN):
+            return self._primary(name)
+        raise QuerySyntaxError(f"{name}: at position {field_token.position} has no value")
+
+
+def _term(field_name: str, token: _Token) -> Query:
+    if field_name == "cat":
+        category = token.text.strip()
+        if not category:
+            raise QuerySyntaxError(f"empty category at position {token.position}")
+        return CategoryQuery(category)
+    words = text_tokens(token.text)
+    if token.kind is _Kind.PHRASE and not words:
+        raise QuerySyntaxError(f"empty phrase at position {token.position}")
+    return TextQuery(field_name, words)
+
+
+def _date_range(field_name: Literal["published", "updated"], token: _Token) -> DateRangeQuery:
+    parts = token.text.split()
+    if len(parts) != 3 or parts[1] != "TO":
+        raise QuerySyntaxError(f"bad date range [{token.text}] at position {token.position}")
+    return DateRangeQuery(field_name, _range_bound(parts[0]), _range_bound(parts[2]))
+
+
+def _range_bound(text: str) -> datetime | None:
+    if text == "*":
+        return None
+    if not re.fullmatch(r"\d{12}", text):
+        raise QuerySyntaxError(f"date {text!r} is not YYYYMMDDHHMM")
+    try:
+        return datetime.strptime(text, "%Y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise QuerySyntaxError(f"date {text!r} is not a valid date") from exc
+
+
+def parse_query(query: str) -> Query:
+    """Parse an arXiv ``search_query``; raises ``QuerySyntaxError`` when it is malformed."""
+    return _Parser(query).parse()
+
+
+# --------------------------------------------------------------------------------------------
+# Answering /api/query
+# --------------------------------------------------------------------------------------------
+
+_SORT_KEYS = {"relevance": None, "lastUpdatedDate": "updated", "submittedDate": "published"}
+_SORT_ORDERS = ("ascending", "descending")
+
+
+class _ApiError(Exception):
+    """A request the real API rejects with an error feed (``message`` is its summary)."""
+
+
+@dataclass(frozen=True)
+class _Page:
+    papers: list[FakePaper]
+    total: int
+    start: int
+    max_results: int
+    search_query: str
+    id_list: str
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _ApiError(f"{name} must be an integer") from None
+    if value < 0:
+        raise _ApiError(f"{name} must be non-negative")
+    return value
+
+
+def _current_versions(papers: Iterable[FakePaper]) -> list[FakePaper]:
+    """One paper per id, the highest version (the later list entry wins a tie)."""
+    best: dict[str, tuple[int, FakePaper]] = {}
+    for position, paper in enumerate(papers):
+        held = best.get(paper.id)
+        if held is None or paper.version >= held[1].version:
+            best[paper.id] = (position, paper)
+    return [paper for _, paper in sorted(best.values(), key=lambda item: item[0])]
+
+
+def _lookup_ids(papers: Sequence[FakePaper], raw_ids: Sequence[str]) -> list[FakePaper]:
+    """Papers for an ``id_list``, in its order; ``v``-suffixed ids pick that exact version."""
+    current = {paper.id: paper for paper in _current_versions(papers)}
+    exact = {paper.versioned_id: paper for paper in papers}
+    found: list[FakePaper] = []
+    for raw_id in raw_ids:
+        match = _ID_RE.match(raw_id)
+        if match is None:
+            raise _ApiError(f"incorrect id format for {raw_id}")
+        paper = exact.get(raw_id) if match.group("version") else current.get(raw_id)
+        if paper is not None and paper not in found:
+            found.append(paper)
+    return found
+
+
+def _select(papers: Sequence[FakePaper], params: Mapping[str, str]) -> _Page:
+    """Evaluate one API request against ``papers``; raises ``_ApiError`` for bad input."""
+    search_query = params.get("search_query", "")
+    id_list = params.get("id_list", "")
+    raw_ids = [part.strip() for part in id_list.split(",") if part.strip()]
+    start = _int_param(params, "start", 0)
+    max_results = _int_param(params, "max_results", 10)
+    sort_by = params.get("sortBy") or "relevance"
+    sort_order = params.get("sortOrder") or "descending"
+    if sort_by not in _SORT_KEYS:
+        raise _ApiError(f"sortBy must be in: {', '.join(_SORT_KEYS)}")
+    if sort_order not in _SORT_ORDERS:
+        raise _ApiError(f"sortOrder must be in: {', '.join(_SORT_ORDERS)}")
+
+    candidates = _lookup_ids(papers, raw_ids) if raw_ids else _current_versions(papers)
+    if search_query.strip():
+        try:
+            query = parse_query(search_query)
+        except QuerySyntaxError as exc:
+            raise _ApiError(f"malformed search_query: {exc}") from exc
+        hits = [paper for paper in candidates if query.matches(paper)]
+    else:
+        hits = candidates if raw_ids else []
+
+    key = _SORT_KEYS[sort_by]
+    descending = sort_order == "descending"
+    if key is None:  # "relevance" is list order (or id_list order); ascending reverses it
+        ordered = hits if descending else hits[::-1]
+    else:
+        ordered = sorted(hits, key=lambda paper: getattr(paper, key), reverse=descending)
+    return _Page(
+        papers=ordered[start : start + max_results],
+        total=len(ordered),
+        start=start,
+        max_results=max_results,
+        search_query=search_query,
+        id_list=id_list,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering Atom in the 2026 layout
+# --------------------------------------------------------------------------------------------
+
+_INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_FEED_OPEN = (
+    "<?xml version='1.0' encoding='UTF-8'?>\n"
+    f'<feed xmlns:opensearch="{_OPENSEARCH_NS}" xmlns:arxiv="{_ARXIV_NS}" xmlns="{_ATOM_NS}">\n'
+)
+_FEED_CLOSE = "</feed>\n"
+
+
+def _text(value: str) -> str:
+    """Escape character data (``&``, ``<``, ``>``) and drop characters XML 1.0 forbids."""
+    cleaned = _INVALID_XML_CHARS.sub("", value)
+    return cleaned.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _attr(value: str) -> str:
+    return _text(value).replace('"', "&quot;")
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _render_entry(paper: FakePaper) -> str:
+    lines = [
+        "  <entry>",
+        f"    <id>{_text(paper.entry_id)}</id>",
+        f"    <title>{_text(paper.title)}</title>",
+        f"    <updated>{_timestamp(paper.updated)}</updated>",
+        f'    <link href="{_attr(paper.abs_url)}" rel="alternate" type="text/html"/>',
+        f'    <link href="{_attr(paper.pdf_url)}" rel="related" type="application/pdf"'
+        ' title="pdf"/>',
+        f"    <summary>{_text(paper.summary)}</summary>",
+    ]
+    lines += [
+        f'    <category term="{_attr(term)}" scheme="{_ARXIV_NS}"/>' for term in paper.categories
+    ]
+    lines.append(f"    <published>{_timestamp(paper.published)}</published>")
+    if paper.comment is not None:
+        lines.append(f"    <arxiv:comment>{_text(paper.comment)}</arxiv:comment>")
+    lines.append(f'    <arxiv:primary_category term="{_attr(paper.primary_category)}"/>')
+    if paper.journal_ref is not None:
+        lines.append(f"    <arxiv:journal_ref>{_text(paper.journal_ref)}</arxiv:journal_ref>")
+    for author in paper.authors:
+        lines.append("    <author>")
+        lines.append(f"      <name>{_text(author)}</name>")
+        for affiliation in paper.affiliations.get(author, []):
+            lines.append(f"      <arxiv:affiliation>{_text(affiliation)}</arxiv:affiliation>")
+        lines.append("    </author>")
+    if paper.doi is not None:
+        lines.append(f"    <arxiv:doi>{_text(paper.doi)}</arxiv:doi>")
+        doi_url = f"https://doi.org/{paper.doi}"
+        lines.append(f'    <link rel="related" href="{_attr(doi_url)}" title="doi"/>')
+    lines.append("  </entry>")
+    return "\n".join(lines) + "\n"
+
+
+def _feed_hash(text: str) -> str:
+    digest = hashlib.sha1(text.encode("utf-8")).digest()
+    return base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """A feed as text pieces, so it can also be cut inside an entry."""
+
+    head: str
+    entries: list[str]
+
+    def body(self) -> bytes:
+        return (self.head + "".join(self.entries) + _FEED_CLOSE).encode("utf-8")
+
+    def truncated(self, complete_entries: int | None) -> bytes:
+        """The feed cut halfway through the summary of entry ``complete_entries``
+        (default: the last one), or halfway through the header when there are no entries."""
+        if not self.entries:
+            return self.head[: len(self.head) // 2].encode("utf-8")
+        last = len(self.entries) - 1
+        index = last if complete_entries is None else max(0, min(complete_entries, last))
+        entry = self.entries[index]
+        summary_start = entry.index("<summary>") + len("<summary>")
+        summary_length = entry.index("</summary>") - summary_start
+        cut = summary_start + summary_length // 2
+        return (self.head + "".join(self.entries[:index]) + entry[:cut]).encode("utf-8")
+
+
+def _render_feed(page: _Page, *, with_entries: bool = True) -> _Feed:
+    query = (
+        f"search_query={page.search_query}&id_list={page.id_list}"
+        f"&start={page.start}&max_results={page.max_results}"
+    )
+    link = (
+        f"https://arxiv.org/api/query?search_query={page.search_query}"
+        f"&start={page.start}&max_results={page.max_results}&id_list={page.id_list}"
+    )
+    head = (
+        _FEED_OPEN
+        + f"  <id>https://arxiv.org/api/{_text(_feed_hash(query))}</id>\n"
+        + f"  <title>arXiv Query: {_text(query)}</title>\n"
+        + f"  <updated>{_timestamp(datetime.now(UTC))}</updated>\n"
+        + f'  <link href="{_attr(link)}" type="application/atom+xml"/>\n'
+        + f"  <opensearch:itemsPerPage>{page.max_results}</opensearch:itemsPerPage>\n"
+        + f"  <opensearch:totalResults>{page.total}</opensearch:totalResults>\n"
+        + f"  <opensearch:startIndex>{page.start}</opensearch:startIndex>\n"
+    )
+    entries = [_render_entry(paper) for paper in page.papers] if with_entries else []
+    return _Feed(head, entries)
+
+
+def render_error_feed(message: str) -> bytes:
+    """arXiv's error feed: one entry titled ``Error`` whose summary is ``message``."""
+    slug = re.sub(r"\s+", "_", message.strip())
+    error_url = f"https://arxiv.org/api/errors#{slug}"
+    now = _timestamp(datetime.now(UTC))
+    return (
+        _FEED_OPEN
+        + "  <id>https://arxiv.org/</id>\n"
+        + "  <title>arXiv Search Results</title>\n"
+        + f"  <updated>{now}</updated>\n"
+        + "  <opensearch:itemsPerPage>1</opensearch:itemsPerPage>\n"
+        + "  <opensearch:totalResults>1</opensearch:totalResults>\n"
+        + "  <opensearch:startIndex>0</opensearch:startIndex>\n"
+        + "  <entry>\n"
+        + f"    <id>{_text(error_url)}</id>\n"
+        + "    <title>Error</title>\n"
+        + f"    <updated>{now}</updated>\n"
+        + f'    <link href="{_attr(error_url)}" rel="alternate" type="text/html"/>\n'
+        + f"    <summary>{_text(message)}</summary>\n"
+        + "    <author>\n"
+        + "      <name>arXiv api core</name>\n"
+        + "    </author>\n"
+        + "  </entry>\n"
+        + _FEED_CLOSE
+    ).encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Faults, replies and request records
+# --------------------------------------------------------------------------------------------
+
+_FaultKind = Literal["fail", "hang", "truncate", "malformed", "error_feed", "empty_page", "raw"]
+_GARBAGE = b"<<< this is not an Atom feed \x00\xff\xfe >>>\n"
+
+
+@dataclass(frozen=True)
+class _Fault:
+    kind: _FaultKind
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    message: str = ""
+    content_type: str = ATOM_CONTENT_TYPE
+    complete_entries: int | None = None
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = ATOM_CONTENT_TYPE
+    headers: Mapping[str, str] = field(default_factory=dict)
+    hang: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received.
+
+    ``params`` holds the first value of each query-string (or form) parameter, decoded.
+    ``time`` is ``time.monotonic()`` at arrival (use it for spacing); ``wall_time`` is UTC.
+    """
+
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    time: float
+    wall_time: datetime
+
+    @property
+    def start(self) -> int:
+        """The ``start`` parameter as an int (0 when absent)."""
+        return int(self.params.get("start") or 0)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP server
+# --------------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = True  # server_close() joins the handler threads
+    timeout = 0.5  # how long handle_request() waits for a connection
+
+    def __init__(self, fake: FakeArxiv) -> None:
+        self.fake = fake
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def abort_connections(self) -> None:
+        """Unblock handler threads still reading from or writing to a client."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch(urlsplit(self.path).query)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._dispatch(self.rfile.read(length).decode("utf-8", "replace"))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet; tests read ``FakeArxiv.requests`` instead."""
+
+    def _dispatch(self, raw_params: str) -> None:
+        fake = self.server.fake
+        parsed = parse_qs(raw_params, keep_blank_values=True)
+        record = RecordedRequest(
+            method=self.command,
+            path=urlsplit(self.path).path,
+            params={name: values[0] for name, values in parsed.items()},
+            headers={name.lower(): value for name, value in self.headers.items()},
+            time=monotonic(),
+            wall_time=datetime.now(UTC),
+        )
+        fault = fake._request_started(record)
+        try:
+            reply = fake._reply(record, fault)
+            if reply.hang:
+                fake._wait_until_stopped(None)
+                self.close_connection = True
+                return
+            fake._wait_until_stopped(fake.latency)
+            self._send(reply)
+        except Exception as exc:  # a bug in the fake: make it visible, answer 500
+            fake._record_error(exc)
+            self._send(_Reply(500, repr(exc).encode(), "text/plain; charset=utf-8"))
+        finally:
+            fake._request_finished()
+
+    def _send(self, reply: _Reply) -> None:
+        headers = {"Content-Type": reply.content_type, **reply.headers}
+        try:
+            self.send_response(reply.status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except OSError:
+            self.close_connection = True  # the client went away (timed out, or stop())
+
+
+class FakeArxiv:
+    """A fake ``export.arxiv.org/api/query`` on 127.0.0.1 and a free port.
+
+    ``papers`` is a plain list that tests may change between requests. When several entries
+    share an id, searches and version-less ``id_list`` lookups see the highest version;
+    ``id_list=2401.00001v1`` picks that exact version if it is in the list. ``sortBy=relevance``
+    means list order (``id_list`` order when one is given); ``ascending`` reverses it.
+    ``start``/``max_results`` (default 10) page the sorted hits; totalResults counts them all.
+    An empty ``search_query`` with no ``id_list`` matches nothing.
+
+    ``latency`` delays every reply except hangs by that many seconds (``stop()`` cuts it
+    short). Bugs in the fake itself are answered with HTTP 500 and collected in ``errors``.
+    """
+
+    def __init__(self, papers: Iterable[FakePaper] = (), *, latency: float = 0.0) -> None:
+        self.papers: list[FakePaper] = list(papers)
+        self.latency = latency
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self._faults: deque[_Fault] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._active = 0
+        self._max_active = 0
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._server is not None or self._stopping.is_set():
+            raise RuntimeError("a FakeArxiv can be started only once")
+        self._server = _Server(self)
+        self._port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._serve, args=(self._server,), name=f"FakeArxiv:{self._port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; hung and delayed requests are released and their sockets closed."""
+        server, thread = self._server, self._thread
+        self._stopping.set()
+        if server is None or thread is None:
+            return
+        # Wake the accept loop at once (instead of waiting for its timeout) with a connection
+        # that sends nothing; its handler sees end-of-file and returns.
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+            pass
+        thread.join(timeout=5)
+        server.abort_connections()
+        server.server_close()
+        self._server = None
+        self._thread = None
+
+    def _serve(self, server: _Server) -> None:
+        while not self._stopping.is_set():
+            server.handle_request()  # returns after one connection or server.timeout
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeArxiv is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/api/query``; use ``url + "?{}"`` as ``query_url_format``."""
+        return f"http://127.0.0.1:{self.port}/api/query"
+
+    # -- recording ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def max_concurrent(self) -> int:
+        """The highest number of requests that were being handled at the same time."""
+        with self._lock:
+            return self._max_active
+
+    def request_gaps(self) -> list[float]:
+        """Seconds between the arrivals of consecutive requests."""
+        times = [record.time for record in self.requests]
+        return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+    def clear_requests(self) -> None:
+        """Forget recorded requests and reset ``max_concurrent`` (to the current load)."""
+        with self._lock:
+            self._requests.clear()
+            self._max_active = self._active
+
+    # -- fault injection (FIFO; each entry is used by exactly one request) --------------------
+
+    @property
+    def pending_faults(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` (e.g. 500, 503, or 429 with
+        ``{"Retry-After": "1"}``), a plain-text body unless ``body`` is given."""
+        text = body if body is not None else f"{status} error injected by FakeArxiv\n".encode()
+        self._queue(_Fault("fail", status=status, headers=dict(headers or {}), body=text), times)
+
+    def hang_next(self, times: int = 1) -> None:
+        """Accept the next requests but never answer; ``stop()`` closes their connections."""
+        self._queue(_Fault("hang"), times)
+
+    def truncate_next(self, *, times: int = 1, complete_entries: int | None = None) -> None:
+        """Send the real page with status 200, cut halfway through an entry's summary:
+        the last entry by default, else entry ``complete_entries`` (that many stay whole)."""
+        self._queue(_Fault("truncate", complete_entries=complete_entries), times)
+
+    def malformed_next(self, *, times: int = 1, body: bytes | None = None) -> None:
+        """Answer with non-XML garbage and status 200."""
+        self._queue(_Fault("malformed", body=body if body is not None else _GARBAGE), times)
+
+    def error_feed_next(
+        self, status: int = 400, *, times: int = 1, message: str = "incorrect id format for abc"
+    ) -> None:
+        """Answer with arXiv's error feed; ``status=200`` mimics the legacy API."""
+        self._queue(_Fault("error_feed", status=status, message=message), times)
+
+    def empty_page_next(self, *, times: int = 1) -> None:
+        """Answer with a valid feed whose totalResults is the true count but has no entries."""
+        self._queue(_Fault("empty_page"), times)
+
+    def raw_next(
+        self,
+        body: bytes,
+        status: int = 200,
+        *,
+        times: int = 1,
+        content_type: str = ATOM_CONTENT_TYPE,
+    ) -> None:
+        """Answer with ``body`` as it is (for example a corpus capture)."""
+        self._queue(_Fault("raw", status=status, body=body, content_type=content_type), times)
+
+    def _queue(self, fault: _Fault, times: int) -> None:
+        if times < 1:
+            raise ValueError(f"times must be >= 1, got {times}")
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    # -- called from handler threads -----------------------------------------------------------
+
+    def _request_started(self, record: RecordedRequest) -> _Fault | None:
+        with self._lock:
+            self._requests.append(record)
+            self._active += 1
+            self._max_active = max(self._max_active, self._active)
+            return self._faults.popleft() if self._faults else None
+
+    def _request_finished(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    def _record_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self.errors.append(exc)
+
+    def _wait_until_stopped(self, timeout: float | None) -> None:
+        if timeout is None or timeout > 0:
+            self._stopping.wait(timeout)
+
+    def _reply(self, record: RecordedRequest, fault: _Fault | None) -> _Reply:
+        if fault is not None and fault.kind in ("fail", "hang", "malformed", "error_feed", "raw"):
+            return _fault_reply(fault)
+        if record.path != "/api/query":
+            return _Reply(404, b"Not Found\n", "text/plain; charset=utf-8")
+        try:
+            page = _select(list(self.papers), record.params)
+        except _ApiError as exc:
+            return _Reply(400, render_error_feed(str(exc)))
+        if fault is None:
+            return _Reply(200, _render_feed(page).body())
+        if fault.kind == "truncate":
+            return _Reply(200, _render_feed(page).truncated(fault.complete_entries))
+        return _Reply(200, _render_feed(page, with_entries=False).body())  # empty_page
+
+
+def _fault_reply(fault: _Fault) -> _Reply:
+    if fault.kind == "hang":
+        return _Reply(0, hang=True)
+    if fault.kind == "error_feed":
+        return _Reply(fault.status, render_error_feed(fault.message))
+    if fault.kind == "raw":
+        return _Reply(fault.status, fault.body or b"", fault.content_type)
+    if fault.kind == "malformed":
+        return _Reply(200, fault.body or b"", ATOM_CONTENT_TYPE)
+    return _Reply(fault.status, fault.body or b"", "text/plain; charset=utf-8", fault.headers)
+
+
+def closed_port_url() -> str:
+    """An ``/api/query`` URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    return f"http://127.0.0.1:{port}/api/query"
