@@ -201,7 +201,7 @@ class RedisStore:
 
     async def recent(self, keyword: str, n: int) -> list[Paper]:
         found = await self._r.zrange(self._recent_ids(keyword), 0, n - 1, desc=True)
-        ids: list[str] = [_text(i) for i in found]
+        ids = [_text(i) for i in found if isinstance(i, str | bytes)]
         if not ids:
             return []
         raw = await self._r.hmget(self._recent_papers(keyword), ids)
