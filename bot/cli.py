@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot import __version__
 from bot.logs import configure as configure_logging
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError, load_settings, secret_values
 
 
 class CliError(Exception):
@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     markdown.add_argument("--output", "-o", type=Path, default=Path("README.md"))
 
     sub.add_parser("check", help="validate settings, reach Redis and arXiv, say what is wrong")
+    sub.add_parser("run", help="the service: answer /papers commands and post on schedule")
     return parser
 
 
@@ -60,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
-        configure_logging(settings.log_level)
+        configure_logging(
+            settings.log_level, settings.service.log_format, secrets=secret_values(settings)
+        )
         from bot import jobs
 
         return asyncio.run(jobs.dispatch(args, settings))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
 from bot.keywords import normalize
+from bot.locks import held
 from bot.matching import assign, batches, distinct
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import DeliveryError, Publisher
@@ -22,6 +23,10 @@ FULL_LIST_PLATFORMS = frozenset({"markdown", "console"})
 """Outputs that show everything new at once: no first-run limit for a new keyword."""
 
 Progress = Callable[[int, int], None]
+
+
+class DigestStopped(Exception):
+    """Raised after a delivered message once a stop was asked for: the rest waits."""
 
 
 @dataclass(slots=True)
@@ -84,6 +89,12 @@ class DigestRunner:
         self._clock = clock
         self._concurrency = concurrency
         self._progress = progress
+        self._stopping = False
+        self.lock_ttl = settings.service.lock_ttl
+
+    def stop(self) -> None:
+        """Finish the messages in flight, then deliver nothing more in this run."""
+        self._stopping = True
 
     async def run(
         self, channels: Mapping[Channel, Sequence[str]] | None = None, *, dry_run: bool = False
@@ -218,7 +229,22 @@ class DigestRunner:
     async def _deliver(
         self, channel: Channel, keywords: Sequence[str], fetched: Fetched, *, dry_run: bool
     ) -> ChannelOutcome:
+        if dry_run:
+            return await self._deliver_unlocked(channel, keywords, fetched, dry_run=True)
+        # Two replicas never post to one channel at once, even when a run lock was lost.
+        async with held(self._store, f"channel:{channel.key}", self.lock_ttl) as mine:
+            if not mine:
+                log.warning("channel_busy channel=%s: another replica is posting", channel)
+                return ChannelOutcome(channel, error="another replica is posting here")
+            return await self._deliver_unlocked(channel, keywords, fetched, dry_run=False)
+
+    async def _deliver_unlocked(
+        self, channel: Channel, keywords: Sequence[str], fetched: Fetched, *, dry_run: bool
+    ) -> ChannelOutcome:
         outcome = ChannelOutcome(channel)
+        if self._stopping:
+            outcome.error = "stopped before delivery"
+            return outcome
         publisher = self._publishers.get(channel.platform)
         if publisher is None:
             outcome.error = f"no {channel.platform} output is configured"
@@ -243,6 +269,8 @@ class DigestRunner:
                 outcome.delivered += len(ids)
                 if not dry_run:
                     await self._store.mark_seen(channel, ids)
+                if self._stopping:
+                    raise DigestStopped
 
             await publisher.publish(digest, delivered)
             if not dry_run:
@@ -250,6 +278,9 @@ class DigestRunner:
         except DeliveryError as err:
             outcome.error = err.reason
             log.error("channel_failed channel=%s reason=%r", channel, err.reason)
+        except DigestStopped:
+            outcome.error = "stopped; the rest comes next run"
+            log.info("channel_stopped channel=%s delivered=%d", channel, outcome.delivered)
         except Exception as err:
             outcome.error = f"{type(err).__name__}: {err}"
             log.exception("channel_failed channel=%s", channel)

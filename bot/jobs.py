@@ -1,8 +1,14 @@
-"""What each `papers-bot` command does, once settings are loaded."""
+"""What each `papers-bot` command does, once settings are loaded.
+
+With cli.py, the composition root: the only core module that imports adapters.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
@@ -18,10 +24,12 @@ from bot.digest import DigestRunner, RunReport, all_subscriptions
 from bot.keywords import KeywordError, clean
 from bot.models import Channel
 from bot.publishing import Publisher
+from bot.service import Server, Service
 from bot.settings import Settings
 from bot.store import MemoryStore, Store, StoreUnavailable, open_store
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 TERMINAL = Channel("console", "terminal")
 
 
@@ -144,10 +152,7 @@ async def digest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = await _closing(store, lambda: runner.run(channels, dry_run=args.dry_run))
     finally:
-        for output in outputs.values():
-            close = getattr(output, "aclose", None)
-            if close is not None:
-                await close()
+        await _close_outputs(outputs)
     return _report_exit(report)
 
 
@@ -207,11 +212,71 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if problems else 0
 
 
+def chat_servers(settings: Settings, commands: Commands) -> dict[str, Server]:
+    """The chat adapters whose settings are present; a half-configured one is an error."""
+    slack, discord = settings.slack, settings.discord
+    servers: dict[str, Server] = {}
+    if slack.bot_token is not None:
+        needed = "app_token" if slack.mode == "socket" else "signing_secret"
+        if getattr(slack, needed) is None:
+            raise CliError(
+                f"slack.bot_token is set but slack.{needed} is missing "
+                f"(needed in {slack.mode} mode)"
+            )
+        from adapters.slack_app import serve as serve_slack
+
+        servers["slack"] = lambda: serve_slack(settings, commands)
+    elif slack.app_token is not None or slack.signing_secret is not None:
+        raise CliError("slack.bot_token is missing (the other Slack settings are set)")
+    if discord.token is not None:
+        from adapters.discord_app import serve as serve_discord
+
+        servers["discord"] = lambda: serve_discord(settings, commands)
+    return servers
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    store = await connect_store(settings)
+    source = ArxivSource(settings.arxiv)
+    commands = Commands(settings, store, source)
+    try:
+        servers = chat_servers(settings, commands)
+    except CliError:
+        await store.close()
+        raise
+    if not servers:
+        log.warning(
+            "no Slack or Discord settings: only the schedule runs "
+            "(Markdown and console subscriptions)"
+        )
+    outputs = publishers(settings, {"slack", "discord"}, dry_run=False)
+    runner = DigestRunner(settings, store, source, outputs)
+    service = Service(settings, store, runner, servers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await service.run(stop)
+    finally:
+        await _close_outputs(outputs)
+        await store.close()
+    return 0
+
+
+async def _close_outputs(outputs: Mapping[str, Publisher]) -> None:
+    for output in outputs.values():
+        close = getattr(output, "aclose", None)
+        if close is not None:
+            await close()
+
+
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     jobs: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
         "digest": digest,
         "recent": recent,
         "markdown": markdown,
         "check": check,
+        "run": run,
     }
     return await jobs[args.command](args, settings)

@@ -1,18 +1,58 @@
-"""Logging to stderr as `time level logger message`; library loggers kept quiet."""
+"""Logging to stderr, as key=value text or JSON lines; secrets scrubbed, libraries quiet."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Iterable
 
 _CHATTY = ("arxiv", "urllib3", "slack_sdk", "slack_bolt", "discord", "asyncio", "aiohttp")
 
 
-def configure(level: str = "INFO") -> None:
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class Redact(logging.Filter):
+    """Last line of defence: no token or secret reaches a log line, whoever logs it."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+            if record.exc_text:
+                record.exc_text = record.exc_text.replace(secret, "***")
+        record.msg, record.args = message, None
+        return True
+
+
+def configure(level: str = "INFO", fmt: str = "kv", secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
-    )
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+        )
+    handler.addFilter(Redact(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -6,6 +6,8 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -78,6 +80,33 @@ class DiscordSettings(_Section):
     allowed_roles: list[int] = []
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ScheduleSettings(_Section):
+    time: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "UTC"
+    weekdays: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+class ServiceSettings(_Section):
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(8080, ge=0, le=65535)
+    log_format: Literal["kv", "json"] = "kv"
+    lock_ttl: float = Field(60.0, ge=1)
+    shutdown_grace: float = Field(10.0, ge=0)
+
+
 Platform = Literal["markdown", "slack", "discord", "console"]
 
 
@@ -111,6 +140,8 @@ class Settings(BaseSettings):
     commands: CommandSettings = CommandSettings()
     slack: SlackSettings = SlackSettings()
     discord: DiscordSettings = DiscordSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    service: ServiceSettings = ServiceSettings()
     subscriptions: list[SubscriptionSettings] = []
 
 
@@ -167,3 +198,16 @@ def _describe(err: ValidationError, path: Path | None) -> str:
         message = "unknown key"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"invalid setting {key} (from {where}): {message}{more}"
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret in the settings, for scrubbing logs."""
+    secrets = [
+        settings.slack.bot_token,
+        settings.slack.app_token,
+        settings.slack.signing_secret,
+        settings.discord.token,
+    ]
+    found = [s.get_secret_value() for s in secrets if s is not None]
+    password = urlsplit(settings.redis_url).password
+    return [*found, *([password] if password else [])]

@@ -62,6 +62,12 @@ class Store(Protocol):
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]: ...
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
 
+    async def acquire(self, name: str, owner: str, ttl: float) -> bool: ...
+    async def renew(self, name: str, owner: str, ttl: float) -> bool: ...
+    async def release(self, name: str, owner: str) -> None: ...
+    async def is_done(self, name: str) -> bool: ...
+    async def mark_done(self, name: str, ttl: float) -> None: ...
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -80,6 +86,19 @@ return 'added'
 """
 
 
+# Extends or deletes a lock only for the replica that holds it.
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RedisStore:
     def __init__(
         self,
@@ -94,6 +113,8 @@ class RedisStore:
         self._retention = seen_retention
         self._clock = clock
         self._add_script = client.register_script(_ADD_SUBSCRIPTION)
+        self._renew_script = client.register_script(_RENEW_LOCK)
+        self._release_script = client.register_script(_RELEASE_LOCK)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> RedisStore:
@@ -232,6 +253,26 @@ class RedisStore:
         if members:
             await self._r.sadd(self._baseline(channel), *members)
 
+    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+        return bool(await self._r.set(f"{self._p}:lock:{name}", owner, nx=True, px=_ms(ttl)))
+
+    async def renew(self, name: str, owner: str, ttl: float) -> bool:
+        renewed = await self._renew_script(keys=[f"{self._p}:lock:{name}"], args=[owner, _ms(ttl)])
+        return bool(renewed)
+
+    async def release(self, name: str, owner: str) -> None:
+        await self._release_script(keys=[f"{self._p}:lock:{name}"], args=[owner])
+
+    async def is_done(self, name: str) -> bool:
+        return bool(await self._r.exists(f"{self._p}:done:{name}"))
+
+    async def mark_done(self, name: str, ttl: float) -> None:
+        await self._r.set(f"{self._p}:done:{name}", "1", px=_ms(ttl))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
 
 def _sorted_subscriptions(records: Iterable[str]) -> list[ChatSubscription]:
     subs = []
@@ -262,6 +303,8 @@ class MemoryStore:
     _recent: dict[str, dict[str, Paper]] = field(default_factory=dict)
     _fetched: dict[str, datetime] = field(default_factory=dict)
     _baseline: dict[str, set[str]] = field(default_factory=dict)
+    _locks: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    _done: dict[str, datetime] = field(default_factory=dict)
 
     async def ping(self) -> None:
         return None
@@ -327,6 +370,35 @@ class MemoryStore:
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
         self._baseline.setdefault(channel.key, set()).update(normalize(k) for k in keywords)
+
+    def _holder(self, name: str) -> str | None:
+        held = self._locks.get(name)
+        if held is None or held[1] <= self.clock():
+            return None
+        return held[0]
+
+    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+        if self._holder(name) is not None:
+            return False
+        self._locks[name] = (owner, self.clock() + timedelta(seconds=ttl))
+        return True
+
+    async def renew(self, name: str, owner: str, ttl: float) -> bool:
+        if self._holder(name) != owner:
+            return False
+        self._locks[name] = (owner, self.clock() + timedelta(seconds=ttl))
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        if self._holder(name) == owner:
+            del self._locks[name]
+
+    async def is_done(self, name: str) -> bool:
+        until = self._done.get(name)
+        return until is not None and until > self.clock()
+
+    async def mark_done(self, name: str, ttl: float) -> None:
+        self._done[name] = self.clock() + timedelta(seconds=ttl)
 
 
 def open_store(url: str, *, prefix: str, seen_retention: timedelta, clock: Clock = utcnow) -> Store:

@@ -96,3 +96,20 @@ async def test_redis_keys_carry_hash_tags_and_expire(
     assert keys[0] == "t:recent:{" + keys[0].split("{")[1]
     assert "t:seen:{slack:C1}" in keys
     assert 0 < await redis_client.ttl("t:seen:{slack:C1}") <= 30 * 86400
+
+
+async def test_a_lock_has_one_holder_until_released_or_expired(store: Store, clock: Clock) -> None:
+    assert await store.acquire("digest", "a", ttl=30)
+    assert not await store.acquire("digest", "b", ttl=30)
+    assert not await store.renew("digest", "b", ttl=30)
+    assert await store.renew("digest", "a", ttl=30)
+    await store.release("digest", "b")  # not b's to release
+    assert not await store.acquire("digest", "b", ttl=30)
+    await store.release("digest", "a")
+    assert await store.acquire("digest", "b", ttl=0.05)
+
+
+async def test_done_markers(store: Store) -> None:
+    assert not await store.is_done("slot")
+    await store.mark_done("slot", ttl=60)
+    assert await store.is_done("slot")

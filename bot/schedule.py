@@ -1,0 +1,56 @@
+"""When the daily digest runs: pure functions over a time of day, a zone and weekdays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.settings import WEEKDAYS, ScheduleSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    at: time
+    zone: ZoneInfo
+    weekdays: frozenset[int]
+    """Monday is 0."""
+
+    @classmethod
+    def from_settings(cls, cfg: ScheduleSettings) -> Schedule:
+        hour, minute = (int(part) for part in cfg.time.split(":"))
+        return cls(
+            at=time(hour, minute),
+            zone=ZoneInfo(cfg.timezone),
+            weekdays=frozenset(WEEKDAYS.index(day) for day in cfg.weekdays),
+        )
+
+    def _slot_on(self, day: date) -> datetime | None:
+        if day.weekday() not in self.weekdays:
+            return None
+        # fold=0 and a round trip through UTC settle DST gaps and repeats.
+        local = datetime.combine(day, self.at, tzinfo=self.zone)
+        return local.astimezone(UTC)
+
+    def latest(self, now: datetime) -> datetime | None:
+        """The last scheduled moment at or before `now` (within the past 8 days)."""
+        today = now.astimezone(self.zone).date()
+        for back in range(8):
+            slot = self._slot_on(today - timedelta(days=back))
+            if slot is not None and slot <= now:
+                return slot
+        return None
+
+    def next(self, after: datetime) -> datetime:
+        """The first scheduled moment strictly after `after`."""
+        today = after.astimezone(self.zone).date()
+        for ahead in range(9):
+            slot = self._slot_on(today + timedelta(days=ahead))
+            if slot is not None and slot > after:
+                return slot
+        raise AssertionError("a schedule has at least one weekday")
+
+
+def slot_id(slot: datetime) -> str:
+    """A predictable name for one scheduled run, the same on every replica."""
+    return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")

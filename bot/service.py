@@ -1,0 +1,176 @@
+"""`papers-bot run`: the chat adapters, the daily schedule and /healthz in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from bot.digest import DigestRunner, RunReport
+from bot.locks import REPLICA_ID, held
+from bot.models import utcnow
+from bot.schedule import Schedule, slot_id
+from bot.settings import Settings
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+Server = Callable[[], Awaitable[None]]
+DONE_KEPT = timedelta(days=8)
+RETRY_FAILED_RUN = 300.0
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        runner: DigestRunner,
+        servers: Mapping[str, Server],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._runner = runner
+        self._servers = servers
+        self._schedule = Schedule.from_settings(settings.schedule)
+        self._clock = clock
+        self._sleep = sleep
+        self._adapters: dict[str, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.last_run: str | None = None
+        self.next_run: datetime | None = None
+        self.runs: list[RunReport] = []
+
+    # schedule -------------------------------------------------------------
+    async def run_slot(self, slot: datetime) -> RunReport | None:
+        """Run the digest of one scheduled slot unless any replica already did or does."""
+        name = f"digest:{slot_id(slot)}"
+        if await self._store.is_done(name):
+            return None
+        async with held(self._store, name, self._settings.service.lock_ttl) as mine:
+            if not mine or await self._store.is_done(name):
+                log.info("digest_skipped slot=%s: another replica has it", slot_id(slot))
+                return None
+            log.info("digest_started slot=%s replica=%s", slot_id(slot), REPLICA_ID)
+            self._idle.clear()
+            try:
+                report = await self._runner.run()
+            finally:
+                self._idle.set()
+            await self._store.mark_done(name, DONE_KEPT.total_seconds())
+        self.last_run = slot_id(slot)
+        self.runs.append(report)
+        return report
+
+    async def _run_until_done(self, slot: datetime) -> None:
+        """A run that failed (Redis down, say) is tried again until the next slot is due."""
+        while True:
+            try:
+                await self.run_slot(slot)
+                return
+            except Exception:
+                log.exception("digest_failed slot=%s", slot_id(slot))
+            if self._schedule.next(slot) <= self._clock() + timedelta(seconds=RETRY_FAILED_RUN):
+                return
+            await self._sleep(RETRY_FAILED_RUN)
+
+    async def _sleep_until(self, when: datetime) -> None:
+        while (left := (when - self._clock()).total_seconds()) > 0:
+            await self._sleep(min(left, 60.0))
+
+    async def run_startup(self) -> None:
+        """The most recent scheduled run, if no replica made it (the process was down)."""
+        missed = self._schedule.latest(self._clock())
+        if missed is not None:
+            await self._run_until_done(missed)
+
+    async def scheduler(self) -> None:
+        await self.run_startup()
+        while True:
+            self.next_run = self._schedule.next(self._clock())
+            log.info("digest_scheduled at=%s", self.next_run.isoformat())
+            await self._sleep_until(self.next_run)
+            await self._run_until_done(self.next_run)
+
+    # health ---------------------------------------------------------------
+    async def health(self) -> tuple[int, dict[str, object]]:
+        try:
+            await asyncio.wait_for(self._store.ping(), timeout=2)
+            redis_state = "ok"
+        except Exception as err:
+            redis_state = f"unreachable: {type(err).__name__}"
+        adapters = {name: _task_state(task) for name, task in self._adapters.items()}
+        body: dict[str, object] = {
+            "status": "ok" if redis_state == "ok" else "degraded",
+            "redis": redis_state,
+            "adapters": adapters,
+            "replica": REPLICA_ID,
+            "last_run": self.last_run,
+            "next_run": self.next_run.isoformat() if self.next_run else None,
+        }
+        return (200 if redis_state == "ok" else 503), body
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        status, body = await self.health()
+        return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+    async def start_health(self, host: str, port: int) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner
+
+    # lifecycle ------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self._settings.service
+        health = await self.start_health(cfg.health_host, cfg.health_port)
+        for name, serve in self._servers.items():
+            self._adapters[name] = asyncio.create_task(_logged(name, serve), name=name)
+        scheduler = asyncio.create_task(self.scheduler(), name="scheduler")
+        log.info(
+            "service_ready adapters=%s health_port=%d",
+            ",".join(self._servers) or "none",
+            cfg.health_port,
+        )
+        await stop.wait()
+        log.info("service_stopping")
+        self._runner.stop()
+        for task in self._adapters.values():
+            task.cancel()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=cfg.shutdown_grace)
+        except TimeoutError:
+            log.warning("digest_abandoned: still running after %ss", cfg.shutdown_grace)
+        scheduler.cancel()
+        await asyncio.gather(scheduler, *self._adapters.values(), return_exceptions=True)
+        await health.cleanup()
+        log.info("service_stopped")
+
+
+async def _logged(name: str, serve: Server) -> None:
+    try:
+        await serve()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("adapter_failed adapter=%s", name)
+        raise
+
+
+def _task_state(task: asyncio.Task[None]) -> str:
+    if not task.done():
+        return "running"
+    if task.cancelled():
+        return "stopped"
+    error = task.exception()
+    return f"failed: {type(error).__name__}" if error else "stopped"

@@ -1,0 +1,214 @@
+"""The service: schedule under a controlled clock, replicas, /healthz, signals."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from bot.arxiv_source import ArxivSource
+from bot.digest import DigestRunner
+from bot.models import Digest
+from bot.publishing import Delivered
+from bot.service import Service
+from bot.settings import Settings
+from bot.store import RedisStore
+from tests.conftest import RedisServer, free_port
+from tests.fakes.arxiv_server import FakeArxiv, make_paper
+from tests.test_digest import SLACK, Recorder
+
+MONDAY_0700 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeArxiv]:
+    when = MONDAY_0700 - timedelta(days=1)
+    papers = [make_paper(n, title=f"Reward model {n}", published=when) for n in range(1, 6)]
+    with FakeArxiv(papers) as server:
+        yield server
+
+
+def settings_for(fake: FakeArxiv) -> Settings:
+    return Settings.model_validate(
+        {
+            "arxiv": {"api_url": fake.url, "request_interval": 0, "retry_backoff": 0},
+            "digest": {"first_run_papers": 100},
+            "schedule": {"time": "08:00", "timezone": "UTC"},
+            "subscriptions": [{"platform": "slack", "channel": "C1", "keywords": ["reward model"]}],
+        }
+    )
+
+
+@pytest.fixture
+async def stores(redis_server: RedisServer) -> AsyncIterator[list[RedisStore]]:
+    """Two independent connections to one Redis, as two replicas have."""
+    clients = [aioredis.Redis.from_url(redis_server.url, decode_responses=True) for _ in "ab"]
+    await clients[0].flushdb()
+    yield [RedisStore(c, prefix="svc") for c in clients]
+    for c in clients:
+        await c.aclose()
+
+
+def replica(fake: FakeArxiv, store: RedisStore, clock: Clock, out: Recorder) -> Service:
+    settings = settings_for(fake)
+    runner = DigestRunner(settings, store, ArxivSource(settings.arxiv), {"slack": out}, clock=clock)
+    return Service(settings, store, runner, {}, clock=clock, sleep=clock.sleep)
+
+
+async def until(condition: Callable[[], object]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+class TimedRecorder(Recorder):
+    """Notes the clock at each digest it is given."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.times: list[datetime] = []
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        self.times.append(self.clock.now)
+        await super().publish(digest, delivered)
+
+
+async def test_the_digest_fires_at_the_configured_time(
+    fake: FakeArxiv, stores: list[RedisStore]
+) -> None:
+    clock = Clock(MONDAY_0700)
+    out = TimedRecorder(clock)
+    await stores[0].mark_done("digest:2026-11-20T08:00Z", 3600)  # Friday's run happened
+    service = replica(fake, stores[0], clock, out)
+    task = asyncio.create_task(service.scheduler())
+    await until(lambda: service.runs)
+    await stopped(task)
+    assert out.times[0] == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    assert len(out.posted[SLACK]) == 5
+
+
+async def test_a_missed_run_happens_once_at_start_up(
+    fake: FakeArxiv, stores: list[RedisStore]
+) -> None:
+    clock = Clock(MONDAY_0700)  # down since before Friday 08:00
+    out = TimedRecorder(clock)
+    first = replica(fake, stores[0], clock, out)
+    await first.run_startup()
+    assert out.times == [MONDAY_0700]
+    restarted = replica(fake, stores[0], clock, out)
+    await restarted.run_startup()
+    assert restarted.runs == [] and out.times == [MONDAY_0700]
+
+
+async def test_two_replicas_post_each_run_once(fake: FakeArxiv, stores: list[RedisStore]) -> None:
+    clock, out = Clock(MONDAY_0700), Recorder()
+    a, b = (replica(fake, store, clock, out) for store in stores)
+    slot = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    reports = await asyncio.gather(a.run_slot(slot), b.run_slot(slot), a.run_slot(slot))
+    assert sum(r is not None for r in reports) == 1
+    assert len(out.posted[SLACK]) == len(set(out.posted[SLACK])) == 5
+
+
+async def test_healthz_follows_redis(tmp_path: Path, fake: FakeArxiv) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    client = aioredis.Redis.from_url(server.url, decode_responses=True, socket_timeout=1)
+    store = RedisStore(client, prefix="h")
+    clock = Clock(MONDAY_0700)
+    service = replica(fake, store, clock, Recorder())
+    port = free_port()
+    health = await service.start_health("127.0.0.1", port)
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as response:
+                assert response.status == 200
+                assert (await response.json())["redis"] == "ok"
+            server.stop()
+            async with http.get(url) as response:
+                assert response.status == 503
+                assert (await response.json())["redis"].startswith("unreachable")
+            server.start()
+            async with http.get(url) as response:
+                assert response.status == 200
+    finally:
+        await health.cleanup()
+        await client.aclose()
+        server.stop()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_the_service_promptly_with_exit_0(
+    tmp_path: Path, redis_server: RedisServer, fake: FakeArxiv
+) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PAPERS_BOT_")},
+        "PAPERS_BOT_REDIS_URL": redis_server.url,
+        "PAPERS_BOT_KEY_PREFIX": "sigterm",
+        "PAPERS_BOT_ARXIV__API_URL": fake.url,
+        "PAPERS_BOT_SERVICE__HEALTH_HOST": "127.0.0.1",
+        "PAPERS_BOT_SERVICE__HEALTH_PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _healthy(port):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "service did not start"
+            time.sleep(0.05)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=10)
+        assert process.returncode == 0, log
+        assert time.monotonic() - started < 5
+        assert "service_stopped" in log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
