@@ -1,4 +1,4 @@
-# papers-bot: the service image. Build: docker build -t papers-bot .
+# papers-bot service image: docker build -t papers-bot . && docker run papers-bot
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,4 +16,7 @@ RUN pip install .
 
 USER 10001
 WORKDIR /home/papers
-CMD ["papers-bot", "digest"]
+EXPOSE 8080 3000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status != 200)"]
+CMD ["papers-bot", "run"]

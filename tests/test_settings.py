@@ -94,3 +94,8 @@ def test_example_settings_file_is_valid() -> None:
     example = Path(__file__).resolve().parents[1] / "settings.example.toml"
     settings = load_settings(example)
     assert settings.subscriptions
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAPERS_BOT_SLACK__BOT_TOKEN", "")
+    assert load_settings().slack.bot_token is None
