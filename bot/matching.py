@@ -1,10 +1,11 @@
-"""Building arXiv queries for many keywords at once, and assigning the answers locally.
+"""Building arXiv queries for many subscriptions at once, and assigning the answers locally.
 
-Strategy: keywords are fetched in batches of `batch_size`, one query per batch
-(`ti:"a" OR abs:"a" OR ti:"b" OR ...`), limited to a window of recent submission
-dates. Each paper of the answer is then assigned to the keywords it matches with
-`matches()`, which follows arXiv's phrase search: same words, same order, any case,
-plurals folded.
+Strategy: subscriptions are fetched in batches of `batch_size`, one query per batch
+(`(ti:"a" OR abs:"a") OR (ti:"b" OR abs:"b") OR ...`), limited to a window of recent
+submission dates. Each paper of the answer is then assigned to the subscriptions it
+matches with `matches()`, which follows arXiv's rules: a phrase is the same words in the
+same order, any case, plurals folded; a category names itself or, for an archive, any of
+its categories; an author phrase lies within one author's name.
 """
 
 from __future__ import annotations
@@ -12,18 +13,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from bot.keywords import normalize, tokens
+from bot import categories as taxonomy
+from bot.keywords import Expression, normalize, parse, tokens
 from bot.models import Paper
 
 
-def keyword_clause(keyword: str) -> str:
-    """`ti:"reward model" OR abs:"reward model"`; the keyword is already validated."""
-    phrase = " ".join(keyword.split())
+def _text_clause(phrase: str) -> str:
     return f'ti:"{phrase}" OR abs:"{phrase}"'
 
 
+def _category_term(name: str) -> str:
+    return f"cat:{name}.*" if taxonomy.has_subjects(name) else f"cat:{name}"
+
+
+def expression_query(expression: Expression) -> str:
+    """One subscription as an arXiv query, built from its validated parts."""
+    parts = []
+    if expression.phrases:
+        parts.append(" OR ".join(_text_clause(p) for p in expression.phrases))
+    if expression.categories:
+        parts.append(" OR ".join(_category_term(c) for c in expression.categories))
+    if expression.authors:
+        parts.append(" OR ".join(f'au:"{a}"' for a in expression.authors))
+    query = parts[0] if len(parts) == 1 else " AND ".join(f"({p})" for p in parts)
+    if expression.exclude:
+        excluded = " OR ".join(_text_clause(x) for x in expression.exclude)
+        query = f"({query}) ANDNOT ({excluded})"
+    return query
+
+
 def category_clause(categories: Sequence[str]) -> str:
-    return " OR ".join(f"cat:{c}" for c in categories)
+    return " OR ".join(_category_term(c) for c in categories)
 
 
 def date_clause(since: datetime, until: datetime) -> str:
@@ -39,7 +59,9 @@ def build_query(
 ) -> str:
     if not keywords:
         raise ValueError("a query needs at least one keyword")
-    parts = [f"({' OR '.join(keyword_clause(k) for k in keywords)})"]
+    queries = [expression_query(parse(k)) for k in keywords]
+    either = queries[0] if len(queries) == 1 else " OR ".join(f"({q})" for q in queries)
+    parts = [f"({either})"]
     if categories:
         parts.append(f"({category_clause(categories)})")
     if window is not None:
@@ -56,13 +78,6 @@ def _contains(haystack: list[str], needle: list[str]) -> bool:
     return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
-def matches(paper: Paper, keyword: str) -> bool:
-    needle = tokens(keyword)
-    return bool(needle) and (
-        _contains(tokens(paper.title), needle) or _contains(tokens(paper.summary), needle)
-    )
-
-
 def in_categories(paper: Paper, categories: Sequence[str]) -> bool:
     if not categories:
         return True
@@ -73,6 +88,48 @@ def in_categories(paper: Paper, categories: Sequence[str]) -> bool:
     )
 
 
+class _Tokenized:
+    """A paper's words, split once however many subscriptions look at it."""
+
+    def __init__(self, paper: Paper) -> None:
+        self.paper = paper
+        self.title = tokens(paper.title)
+        self.summary = tokens(paper.summary)
+        self._authors: list[list[str]] | None = None
+
+    @property
+    def authors(self) -> list[list[str]]:
+        if self._authors is None:
+            self._authors = [tokens(name) for name in self.paper.authors]
+        return self._authors
+
+    def has_phrase(self, needle: list[str]) -> bool:
+        return _contains(self.title, needle) or _contains(self.summary, needle)
+
+
+class _Compiled:
+    def __init__(self, expression: Expression) -> None:
+        self.phrases = [tokens(p) for p in expression.phrases]
+        self.exclude = [tokens(x) for x in expression.exclude]
+        self.authors = [tokens(a) for a in expression.authors]
+        self.categories = expression.categories
+
+    def matches(self, doc: _Tokenized) -> bool:
+        if self.phrases and not any(doc.has_phrase(p) for p in self.phrases):
+            return False
+        if self.categories and not in_categories(doc.paper, self.categories):
+            return False
+        if self.authors and not any(
+            _contains(name, a) for a in self.authors for name in doc.authors
+        ):
+            return False
+        return not any(doc.has_phrase(x) for x in self.exclude)
+
+
+def matches(paper: Paper, keyword: str) -> bool:
+    return _Compiled(parse(keyword)).matches(_Tokenized(paper))
+
+
 def assign(papers: Iterable[Paper], keywords: Sequence[str]) -> dict[str, list[Paper]]:
     """For each keyword, the papers that answer it (each paper once, newest version kept)."""
     newest: dict[str, Paper] = {}
@@ -80,12 +137,12 @@ def assign(papers: Iterable[Paper], keywords: Sequence[str]) -> dict[str, list[P
         kept = newest.get(paper.id)
         if kept is None or paper.version > kept.version:
             newest[paper.id] = paper
-    needles = {k: tokens(k) for k in keywords}
+    compiled = {k: _Compiled(parse(k)) for k in keywords}
     result: dict[str, list[Paper]] = {k: [] for k in keywords}
     for paper in newest.values():
-        title, summary = tokens(paper.title), tokens(paper.summary)
-        for keyword, needle in needles.items():
-            if needle and (_contains(title, needle) or _contains(summary, needle)):
+        doc = _Tokenized(paper)
+        for keyword, expression in compiled.items():
+            if expression.matches(doc):
                 result[keyword].append(paper)
     return result
 

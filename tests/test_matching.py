@@ -14,7 +14,7 @@ def test_query_batches_keywords_with_or_and_adds_categories_and_window() -> None
     window = (datetime(2026, 11, 16, 8, 0, tzinfo=UTC), datetime(2026, 11, 23, 8, 30, tzinfo=UTC))
     query = build_query(["a b", "c"], categories=["cs.CL", "cs.LG"], window=window)
     assert query == (
-        '(ti:"a b" OR abs:"a b" OR ti:"c" OR abs:"c") AND (cat:cs.CL OR cat:cs.LG) '
+        '((ti:"a b" OR abs:"a b") OR (ti:"c" OR abs:"c")) AND (cat:cs.CL OR cat:cs.LG) '
         "AND submittedDate:[202611160800 TO 202611230830]"
     )
 
