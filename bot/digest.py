@@ -53,6 +53,34 @@ class RunReport:
         return sum(c.delivered for c in self.channels)
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelOptions:
+    revisions: bool = False
+    """Announce a new version of a paper the channel already received."""
+    quiet_days: bool = False
+    """Post a one-line "no new papers" when a run finds nothing."""
+
+
+OPTION_NAMES = ("revisions", "quiet_days")
+
+
+async def channel_options(settings: Settings, store: Store, channel: Channel) -> ChannelOptions:
+    """The settings file's flags for the channel, overridden by what chat set."""
+    merged = dict.fromkeys(OPTION_NAMES, False)
+    for sub in settings.subscriptions:
+        if Channel(sub.platform, sub.channel) == channel:
+            merged["revisions"] |= sub.revisions
+            merged["quiet_days"] |= sub.quiet_days
+    chosen = await store.channel_options(channel)
+    merged.update({k: v for k, v in chosen.items() if k in OPTION_NAMES})
+    return ChannelOptions(**merged)
+
+
+def seen_keys(papers: Sequence[Paper]) -> list[str]:
+    """What a channel remembers of delivered papers: the id, and the version after v1."""
+    return [p.id for p in papers] + [p.version_key for p in papers if p.version > 1]
+
+
 @dataclass(slots=True)
 class Fetched:
     papers: dict[str, list[Paper]]
@@ -187,42 +215,54 @@ class DigestRunner:
             result.failed[keyword] = str(err)
 
     async def build(
-        self, channel: Channel, keywords: Sequence[str], fetched: Fetched
-    ) -> tuple[Digest, list[str], list[str]]:
-        """The channel's digest, the ids to mark seen without posting (first-run overflow
-        and the cap's overflow), and the keywords whose first run this is."""
+        self,
+        channel: Channel,
+        keywords: Sequence[str],
+        fetched: Fetched,
+        options: ChannelOptions = ChannelOptions(),
+    ) -> tuple[Digest, list[Paper], list[str]]:
+        """The channel's digest, the papers to mark seen without posting (first-run
+        overflow and the cap's overflow), and the keywords whose first run this is."""
         cfg = self._settings.digest
         ok = [k for k in keywords if k in fetched.papers]
         matched: dict[str, tuple[Paper, list[str]]] = {}
         for keyword in ok:
             for paper in fetched.papers[keyword]:
                 matched.setdefault(paper.id, (paper, []))[1].append(keyword)
-        unseen = await self._store.unseen(channel, list(matched))
+        candidates = [paper for paper, _ in matched.values()]
+        unseen = await self._store.unseen(channel, seen_keys(candidates))
+        revised = {
+            p.id
+            for p in candidates
+            if options.revisions and p.id not in unseen and p.version_key in unseen
+        }
         first_run = [k for k in ok if k not in await self._store.baselined(channel, ok)]
         if channel.platform in FULL_LIST_PLATFORMS:
             first_run = []
 
-        new = newest_first([matched[pid][0] for pid in unseen])
+        new = newest_first([p for p in candidates if p.id in unseen or p.id in revised])
         posted: list[Paper] = []
-        skipped: list[str] = []
+        skipped: list[Paper] = []
         first_run_quota = {normalize(k): cfg.first_run_papers for k in first_run}
         for paper in new:
             kws = matched[paper.id][1]
             if all(normalize(k) in first_run_quota for k in kws):
                 quota_key = normalize(kws[0])
                 if first_run_quota[quota_key] <= 0:
-                    skipped.append(paper.id)
+                    skipped.append(paper)
                     continue
                 first_run_quota[quota_key] -= 1
             posted.append(paper)
-        skipped.extend(p.id for p in posted[cfg.max_papers_per_channel :])
+        over_cap = posted[cfg.max_papers_per_channel :]
+        skipped.extend(over_cap)
         posted = posted[: cfg.max_papers_per_channel]
 
         digest = Digest(
             channel=channel,
             day=self._clock().date(),
             keywords=tuple(keywords),
-            items=[DigestItem(p, tuple(matched[p.id][1])) for p in posted],
+            items=[DigestItem(p, tuple(matched[p.id][1]), p.id in revised) for p in posted],
+            more=len(over_cap),
         )
         return digest, skipped, first_run
 
@@ -251,8 +291,10 @@ class DigestRunner:
             log.warning("channel_skipped channel=%s reason=%r", channel, outcome.error)
             return outcome
         try:
-            digest, skipped, first_run = await self.build(channel, keywords, fetched)
+            options = await channel_options(self._settings, self._store, channel)
+            digest, skipped, first_run = await self.build(channel, keywords, fetched, options)
             outcome.pending = len(digest.items)
+            versions = {item.paper.id: item.paper for item in digest.items}
             if publisher.needs_recent:
                 for keyword in keywords:
                     digest.recent[keyword] = await self._store.recent(
@@ -260,7 +302,7 @@ class DigestRunner:
                     )
                     if not digest.recent[keyword] and keyword in fetched.papers:
                         digest.recent[keyword] = fetched.papers[keyword]
-            elif not digest.items:
+            elif not digest.items and not (options.quiet_days and fetched.papers):
                 if not dry_run:
                     await self._finish(channel, skipped, first_run)
                 return outcome
@@ -268,7 +310,7 @@ class DigestRunner:
             async def delivered(ids: Sequence[str]) -> None:
                 outcome.delivered += len(ids)
                 if not dry_run:
-                    await self._store.mark_seen(channel, ids)
+                    await self._store.mark_seen(channel, seen_keys([versions[i] for i in ids]))
                 if self._stopping:
                     raise DigestStopped
 
@@ -287,6 +329,6 @@ class DigestRunner:
         outcome.pending -= outcome.delivered
         return outcome
 
-    async def _finish(self, channel: Channel, skipped: list[str], first_run: list[str]) -> None:
-        await self._store.mark_seen(channel, skipped)
+    async def _finish(self, channel: Channel, skipped: list[Paper], first_run: list[str]) -> None:
+        await self._store.mark_seen(channel, seen_keys(skipped))
         await self._store.set_baselined(channel, first_run)

@@ -44,6 +44,11 @@ class Paper:
         return f"http://arxiv.org/abs/{self.id}v{self.version}"
 
     @property
+    def version_key(self) -> str:
+        """`2401.00001v2`: what a channel remembers to announce revisions only once."""
+        return f"{self.id}v{self.version}"
+
+    @property
     def pdf_url(self) -> str:
         return f"https://arxiv.org/pdf/{self.id}"
 
@@ -105,6 +110,8 @@ class DigestItem:
     paper: Paper
     keywords: tuple[str, ...]
     """Every keyword of the channel that this paper answers, in the channel's order."""
+    revised: bool = False
+    """Posted before; this is a new version (channels with `revisions` on)."""
 
 
 @dataclass(slots=True)
@@ -117,6 +124,8 @@ class Digest:
     items: list[DigestItem] = field(default_factory=list)
     recent: dict[str, list[Paper]] = field(default_factory=dict)
     """Latest papers per keyword (used by outputs that show a full list, like Markdown)."""
+    more: int = 0
+    """New papers left out by the per-channel cap; outputs say "and N more"."""
 
     def by_keyword(self) -> list[tuple[str, list[DigestItem]]]:
         """Each item once, under the first of its keywords, in the channel's keyword order."""

@@ -72,11 +72,17 @@ class SlackSettings(_Section):
 
 class DiscordSettings(_Section):
     token: SecretStr | None = None
+    """The bot's token (Developer Portal, Bot, Reset Token)."""
     application_id: int | None = None
+    """Lets `papers-bot check` print the invite URL without logging in."""
     guild_ids: list[int] = []
-    api_url: str | None = None
-    gateway_url: str | None = None
+    """Register /papers in these servers only (changes show at once); empty: globally."""
+    api_url: str | None = Field(None, pattern=r"^https?://")
+    """REST base with its version, e.g. `http://127.0.0.1:8080/api/v10` (proxies, tests)."""
+    gateway_url: str | None = Field(None, pattern=r"^wss?://")
     allowed_users: list[int] = []
+    """User and role IDs that may add and remove keywords; when both are empty, members
+    with the Manage Channels permission may."""
     allowed_roles: list[int] = []
 
 
@@ -114,6 +120,8 @@ class SubscriptionSettings(_Section):
     platform: Platform
     channel: str = Field(min_length=1)
     keywords: list[str] = Field(min_length=1)
+    revisions: bool = False
+    quiet_days: bool = False
 
     @field_validator("keywords")
     @classmethod

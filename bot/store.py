@@ -62,6 +62,9 @@ class Store(Protocol):
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]: ...
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
 
+    async def channel_options(self, channel: Channel) -> dict[str, bool]: ...
+    async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None: ...
+
     async def acquire(self, name: str, owner: str, ttl: float) -> bool: ...
     async def renew(self, name: str, owner: str, ttl: float) -> bool: ...
     async def release(self, name: str, owner: str) -> None: ...
@@ -253,6 +256,13 @@ class RedisStore:
         if members:
             await self._r.sadd(self._baseline(channel), *members)
 
+    async def channel_options(self, channel: Channel) -> dict[str, bool]:
+        raw = await self._r.hgetall(f"{self._p}:options:{{{channel.key}}}")
+        return {_text(k): _text(v) == "1" for k, v in raw.items()}
+
+    async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None:
+        await self._r.hset(f"{self._p}:options:{{{channel.key}}}", name, "1" if value else "0")
+
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         return bool(await self._r.set(f"{self._p}:lock:{name}", owner, nx=True, px=_ms(ttl)))
 
@@ -303,6 +313,7 @@ class MemoryStore:
     _recent: dict[str, dict[str, Paper]] = field(default_factory=dict)
     _fetched: dict[str, datetime] = field(default_factory=dict)
     _baseline: dict[str, set[str]] = field(default_factory=dict)
+    _options: dict[str, dict[str, bool]] = field(default_factory=dict)
     _locks: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     _done: dict[str, datetime] = field(default_factory=dict)
 
@@ -370,6 +381,12 @@ class MemoryStore:
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
         self._baseline.setdefault(channel.key, set()).update(normalize(k) for k in keywords)
+
+    async def channel_options(self, channel: Channel) -> dict[str, bool]:
+        return dict(self._options.get(channel.key, {}))
+
+    async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None:
+        self._options.setdefault(channel.key, {})[name] = value
 
     def _holder(self, name: str) -> str | None:
         held = self._locks.get(name)

@@ -249,3 +249,62 @@ async def test_local_assignment_agrees_with_arxiv_per_keyword(
     for keyword in KEYWORDS:
         assert {p.id for p in local[keyword]} == by_arxiv[keyword], keyword
     assert sum(len(v) for v in by_arxiv.values()) > 50
+
+
+async def test_revisions_are_announced_once_when_the_channel_asks(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    run = runner(fake, redis_store, out, clock)
+    await run.run({SLACK: ["reward model"], OTHER: ["reward model"]})
+    await redis_store.set_channel_option(SLACK, "revisions", True)
+    fake.papers[0] = fake.papers[0].new_version()
+    clock.now += timedelta(days=1)
+    await run.run({SLACK: ["reward model"], OTHER: ["reward model"]})
+    revised = [i for d in out.digests[2:] for i in d.items]
+    assert [(i.paper.id, i.paper.version, i.revised) for i in revised] == [("2611.00001", 2, True)]
+    assert [d.channel for d in out.digests[2:]] == [SLACK]
+    await run.run({SLACK: ["reward model"], OTHER: ["reward model"]})
+    assert len(out.digests) == 3
+
+
+async def test_quiet_days_post_an_empty_digest_only_when_asked(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    run = runner(fake, redis_store, out, clock)
+    await run.run({SLACK: ["diffusion"], OTHER: ["diffusion"]})
+    await redis_store.set_channel_option(OTHER, "quiet_days", True)
+    await run.run({SLACK: ["diffusion"], OTHER: ["diffusion"]})
+    quiet = out.digests[2:]
+    assert [(d.channel, d.items) for d in quiet] == [(OTHER, [])]
+
+
+async def test_the_cap_says_how_many_more(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    await runner(fake, redis_store, out, clock, max_papers_per_channel=4).run(
+        {SLACK: ["reward model"]}
+    )
+    assert len(out.digests[0].items) == 4 and out.digests[0].more == 5
+
+
+async def test_options_come_from_the_file_and_chat_overrides_them() -> None:
+    from bot.digest import channel_options
+    from bot.store import MemoryStore
+
+    settings = Settings.model_validate(
+        {
+            "subscriptions": [
+                {"platform": "slack", "channel": "C1", "keywords": ["x"], "revisions": True}
+            ]
+        }
+    )
+    store = MemoryStore()
+    assert (await channel_options(settings, store, SLACK)).revisions
+    assert not (await channel_options(settings, store, OTHER)).revisions
+    await store.set_channel_option(SLACK, "revisions", False)
+    await store.set_channel_option(SLACK, "quiet_days", True)
+    options = await channel_options(settings, store, SLACK)
+    assert not options.revisions and options.quiet_days
