@@ -1,0 +1,509 @@
+"""Discord: `/papers` application commands over the gateway, digests over REST only.
+
+The commands are the core's (`bot.commands.Commands`); this module only turns an interaction
+into a `CommandContext` and a `Reply` into messages. Annotations are evaluated at definition
+time here (no `from __future__ import annotations`) because discord.py reads the command
+parameters' ranges from them, and `/papers recent n` takes its maximum from the settings.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from adapters.discord_render import DEFAULT_ABSTRACT_CHARS, Outgoing, render_digest, render_reply
+from bot import keywords as kw
+from bot.commands import CommandContext, Commands, Reply
+from bot.locks import REPLICA_ID
+from bot.models import Channel, Digest
+from bot.publishing import Delivered, DeliveryError
+from bot.settings import DiscordSettings, Settings, SettingsError
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+INVITE_SCOPES = ("bot", "applications.commands")
+INVITE_PERMISSIONS = discord.Permissions(
+    send_messages=True, embed_links=True, read_message_history=True
+)
+NO_MENTIONS = discord.AllowedMentions.none()
+MAX_CHOICES = 25
+FAILED = "Something went wrong on our side. Please try again later."
+STALE = "This command isn't available any more. Try /papers help."
+
+
+# -- where discord.py connects ----------------------------------------------------------------
+
+_DEFAULT_ENDPOINTS = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+
+
+@dataclass
+class _Redirect:
+    depth: int = 0
+    target: tuple[str, yarl.URL] = _DEFAULT_ENDPOINTS
+
+
+_redirect = _Redirect()
+
+
+def _target(settings: DiscordSettings) -> tuple[str, yarl.URL]:
+    api = settings.api_url.rstrip("/") if settings.api_url else _DEFAULT_ENDPOINTS[0]
+    gateway = yarl.URL(settings.gateway_url) if settings.gateway_url else _DEFAULT_ENDPOINTS[1]
+    return api, gateway
+
+
+@contextlib.contextmanager
+def endpoints(settings: DiscordSettings) -> Iterator[None]:
+    """Point discord.py's REST client at `[discord] api_url` (for example
+    `http://127.0.0.1:8080/api/v10`) and its gateway at `gateway_url` while inside; Discord's
+    own endpoints are restored when the last user leaves. discord.py keeps both per process,
+    so uses that overlap must agree on them."""
+    target = _target(settings)
+    if _redirect.depth and _redirect.target != target:
+        raise RuntimeError(f"discord.py already points at {_redirect.target}, not {target}")
+    _redirect.depth += 1
+    _redirect.target = target
+    Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = target
+    try:
+        yield
+    finally:
+        _redirect.depth -= 1
+        if not _redirect.depth:
+            _redirect.target = _DEFAULT_ENDPOINTS
+            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = _DEFAULT_ENDPOINTS
+
+
+def _rest_client() -> discord.Client:
+    # Intents only matter on the gateway; `guilds` keeps discord.py from warning about state.
+    return discord.Client(intents=discord.Intents(guilds=True))
+
+
+def token_of(settings: Settings) -> str:
+    token = settings.discord.token
+    if token is None or not token.get_secret_value().strip():
+        raise SettingsError(
+            "[discord] token is not set (settings.toml or PAPERS_BOT_DISCORD__TOKEN)"
+        )
+    return token.get_secret_value().strip()
+
+
+def invite_url(application_id: int) -> str:
+    """The URL that adds the bot to a server with exactly the scopes and permissions it uses."""
+    return discord.utils.oauth_url(
+        application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES
+    )
+
+
+# -- digests: REST only ------------------------------------------------------------------------
+
+
+class DiscordPublisher:
+    """Posts digests with discord.py's REST client, no gateway connection (cron-friendly).
+
+    Use `async with publisher_from_settings(settings) as publisher:` around a digest run, or
+    pass the service's connected client to share its session and rate limits.
+    """
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        token: str,
+        *,
+        client: discord.Client | None = None,
+        abstract_chars: int = DEFAULT_ABSTRACT_CHARS,
+    ) -> None:
+        self._settings = settings
+        self._token = token
+        self._shared = client is not None
+        self._client = client or _rest_client()
+        self._abstract_chars = abstract_chars
+        self._lock = asyncio.Lock()
+        self._started = self._shared
+        self._failure: str | None = None
+        self._exit = contextlib.ExitStack()
+
+    @property
+    def platform(self) -> str:
+        return PLATFORM
+
+    @property
+    def needs_recent(self) -> bool:
+        return False
+
+    async def start(self) -> None:
+        """Log in (once). Raises `discord.LoginFailure` for a refused token."""
+        async with self._lock:
+            if self._started:
+                return
+            self._exit.enter_context(endpoints(self._settings))
+            self._started = True
+            await self._client.login(self._token)
+
+    async def close(self) -> None:
+        if not self._shared:
+            await self._client.close()
+        self._exit.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        target = await self._messageable(digest.channel)
+        for message in render_digest(digest, abstract_chars=self._abstract_chars):
+            try:
+                await target.send(
+                    content=message.content or None,
+                    embeds=list(message.embeds),
+                    allowed_mentions=NO_MENTIONS,
+                )
+            except discord.HTTPException as err:
+                raise _delivery_error(digest.channel, err) from err
+            await delivered(message.paper_ids)
+
+    async def _messageable(self, channel: Channel) -> discord.PartialMessageable:
+        if not channel.id.isdecimal():
+            raise DeliveryError(channel, f"{channel.id!r} is not a Discord channel id")
+        if self._failure is None:
+            try:
+                await self.start()
+            except discord.LoginFailure:
+                self._failure = "Discord refused the bot token (401): set a valid [discord] token"
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as err:
+                self._failure = f"cannot reach Discord: {err}"
+        if self._failure is not None:
+            raise DeliveryError(channel, self._failure)
+        return self._client.get_partial_messageable(int(channel.id))
+
+
+def _delivery_error(channel: Channel, err: discord.HTTPException) -> Exception:
+    if isinstance(err, discord.Forbidden):
+        return DeliveryError(channel, f"missing access or permissions (403): {err.text}")
+    if isinstance(err, discord.NotFound):
+        return DeliveryError(channel, f"unknown channel (404): {err.text}")
+    if err.status == 401:
+        return DeliveryError(channel, "Discord refused the bot token (401)")
+    return err
+
+
+def publisher_from_settings(
+    settings: Settings, *, client: discord.Client | None = None
+) -> DiscordPublisher:
+    return DiscordPublisher(settings.discord, token_of(settings), client=client)
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    name: str
+    user_id: int
+    application_id: int
+    invite_url: str
+
+
+async def identify(settings: Settings) -> BotIdentity:
+    """Log in over REST to check the token; for `papers-bot check`."""
+    token = token_of(settings)
+    with endpoints(settings.discord):
+        client = _rest_client()
+        try:
+            await client.login(token)
+        except discord.LoginFailure:
+            raise SettingsError("[discord] token was refused by Discord (401)") from None
+        finally:
+            await client.close()
+    if client.user is None or client.application_id is None:
+        raise RuntimeError("Discord answered the login without a user or an application")
+    return BotIdentity(
+        name=str(client.user),
+        user_id=client.user.id,
+        application_id=client.application_id,
+        invite_url=invite_url(client.application_id),
+    )
+
+
+# -- /papers -----------------------------------------------------------------------------------
+
+
+def channel_of(interaction: discord.Interaction) -> Channel | None:
+    if interaction.channel_id is None or interaction.guild_id is None:
+        return None
+    return Channel(PLATFORM, str(interaction.channel_id))
+
+
+def denial(settings: DiscordSettings, interaction: discord.Interaction) -> str | None:
+    """Why this member may not add or remove keywords here, or None if they may."""
+    if settings.allowed_users or settings.allowed_roles:
+        roles = {role.id for role in getattr(interaction.user, "roles", [])}
+        if interaction.user.id in settings.allowed_users or roles & set(settings.allowed_roles):
+            return None
+        return "only the members and roles listed in the bot's settings can"
+    if interaction.permissions.manage_channels:
+        return None
+    return "you need the Manage Channels permission"
+
+
+def posting_problem(interaction: discord.Interaction) -> str | None:
+    """What keeps the bot from posting digests in this channel, from the permissions Discord
+    sent with the interaction."""
+    perms = interaction.app_permissions
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    needed = {
+        "View Channel": perms.view_channel,
+        "Send Messages": perms.send_messages_in_threads if in_thread else perms.send_messages,
+        "Embed Links": perms.embed_links,
+    }
+    missing = [name for name, granted in needed.items() if not granted]
+    if not missing:
+        return None
+    return (
+        f"Note: I can't post here yet (missing {', '.join(missing)}), so digests will fail "
+        "until someone with Manage Channels gives me that."
+    )
+
+
+async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
+    """Answer with the reply's messages: the deferred response first, then follow-ups."""
+    for message in render_reply(reply):
+        await _send(interaction, message, ephemeral=reply.ephemeral)
+
+
+async def _send(interaction: discord.Interaction, message: Outgoing, *, ephemeral: bool) -> None:
+    if interaction.response.is_done():
+        await interaction.followup.send(
+            content=message.content,
+            embeds=list(message.embeds),
+            ephemeral=ephemeral,
+            allowed_mentions=NO_MENTIONS,
+        )
+    else:
+        await interaction.response.send_message(
+            content=message.content,
+            embeds=list(message.embeds),
+            ephemeral=ephemeral,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+Call = Callable[[CommandContext], Awaitable[Reply]]
+
+
+class _PapersGroup:
+    """The callbacks of `/papers`, sharing the settings and the core commands."""
+
+    def __init__(self, settings: Settings, commands: Commands) -> None:
+        self.settings = settings.discord
+        self.commands = commands
+
+    async def run(self, interaction: discord.Interaction, call: Call, *, changes: bool) -> None:
+        # The core may ask arXiv (seconds): take Discord's 3-second answer window now.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await self.answer(interaction, call, changes=changes)
+        await send_reply(interaction, reply)
+
+    async def answer(self, interaction: discord.Interaction, call: Call, *, changes: bool) -> Reply:
+        channel = channel_of(interaction)
+        if channel is None:
+            return Reply("Use /papers in a server channel.", ok=False)
+        denied = denial(self.settings, interaction) if changes else None
+        ctx = CommandContext(channel=channel, user=str(interaction.user.id), denied=denied)
+        return await self.commands.guarded(ctx, lambda: call(ctx))
+
+    async def suggest(self, interaction: discord.Interaction, current: str) -> list[str]:
+        channel = channel_of(interaction)
+        if channel is None:
+            return []
+        try:
+            keywords = await self.commands.keywords(channel)
+        except Exception:
+            log.exception("discord_autocomplete_failed channel=%s", channel)
+            return []
+        needle = " ".join(current.casefold().split())
+        return [k for k in keywords if needle in k.casefold()][:MAX_CHOICES]
+
+
+def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
+    """`/papers add|remove|list|recent|help`. Hidden from members without Manage Channels
+    unless `[discord] allowed_users`/`allowed_roles` name who may change keywords."""
+    cfg = settings.discord
+    restricted = bool(cfg.allowed_users or cfg.allowed_roles)
+    group = app_commands.Group(
+        name="papers",
+        description="Daily new arXiv papers for keywords this channel follows",
+        guild_only=True,
+        default_permissions=None if restricted else discord.Permissions(manage_channels=True),
+    )
+    papers = _PapersGroup(settings, commands)
+    recent_default, recent_max = settings.commands.recent_default, settings.commands.recent_max
+
+    @group.command(name="add", description="Follow a keyword in this channel")
+    @app_commands.describe(
+        keyword="What to follow, for example: reward model (more in /papers help)"
+    )
+    async def add(
+        interaction: discord.Interaction, keyword: app_commands.Range[str, 1, kw.MAX_LENGTH]
+    ) -> None:
+        async def call(ctx: CommandContext) -> Reply:
+            reply = await commands.add(ctx, keyword)
+            problem = posting_problem(interaction)
+            if problem is None:
+                return reply
+            return replace(reply, text=f"{reply.text}\n{problem}")
+
+        await papers.run(interaction, call, changes=True)
+
+    @group.command(name="remove", description="Stop following a keyword in this channel")
+    @app_commands.describe(keyword="One of the keywords this channel follows")
+    async def remove(interaction: discord.Interaction, keyword: str) -> None:
+        await papers.run(interaction, lambda ctx: commands.remove(ctx, keyword), changes=True)
+
+    @remove.autocomplete("keyword")
+    async def remove_choices(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        found = await papers.suggest(interaction, current)
+        return [app_commands.Choice(name=k, value=k) for k in found]
+
+    @group.command(name="list", description="The keywords this channel follows")
+    async def list_(interaction: discord.Interaction) -> None:
+        await papers.run(interaction, commands.list, changes=False)
+
+    @group.command(name="recent", description="The latest papers, for one keyword or all")
+    @app_commands.describe(
+        keyword="A keyword (default: all of this channel's)",
+        n=f"How many papers (default {recent_default}, at most {recent_max})",
+    )
+    async def recent(
+        interaction: discord.Interaction,
+        keyword: app_commands.Range[str, 1, kw.MAX_LENGTH] | None = None,
+        n: app_commands.Range[int, 1, recent_max] | None = None,
+    ) -> None:
+        await papers.run(interaction, lambda ctx: commands.recent(ctx, keyword, n), changes=False)
+
+    @group.command(name="help", description="What /papers can do")
+    async def help_(interaction: discord.Interaction) -> None:
+        await send_reply(interaction, commands.help())
+
+    return group
+
+
+Claim = Callable[[int], Awaitable[bool]]
+"""Takes an interaction id; True for the one replica that should answer it."""
+
+
+def interaction_claims(store: Store, ttl: float = 900.0) -> Claim:
+    """A `Claim` over the store's locks: Discord sends every event to every gateway session,
+    so replicas sharing a token must agree which one answers (tokens live 15 minutes)."""
+
+    async def claim(interaction_id: int) -> bool:
+        return await store.acquire(f"discord-interaction:{interaction_id}", REPLICA_ID, ttl)
+
+    return claim
+
+
+class _PapersTree(app_commands.CommandTree[discord.Client]):
+    def __init__(self, client: discord.Client, claim: Claim | None) -> None:
+        super().__init__(client)
+        self._claim = claim
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if self._claim is None:
+            return True
+        try:
+            return await self._claim(interaction.id)
+        except Exception as err:
+            # Answering twice (one attempt fails) beats leaving the user without an answer.
+            log.warning("discord_claim_failed interaction=%d error=%r", interaction.id, str(err))
+            return True
+
+
+class PapersClient(discord.Client):
+    """A gateway client that only answers `/papers`; it reads no messages."""
+
+    def __init__(self, settings: Settings, commands: Commands, claim: Claim | None = None) -> None:
+        super().__init__(intents=discord.Intents(guilds=True), allowed_mentions=NO_MENTIONS)
+        self.guild_ids = list(settings.discord.guild_ids)
+        self.tree = _PapersTree(self, claim)
+        self.tree.add_command(papers_group(settings, commands))
+        self.tree.error(_on_command_error)
+
+    async def setup_hook(self) -> None:
+        await sync_commands(self.tree, self.guild_ids)
+
+    async def on_ready(self) -> None:
+        log.info("discord_ready user=%s guilds=%d", self.user, len(self.guilds))
+
+
+async def _on_command_error(
+    interaction: discord.Interaction, error: app_commands.AppCommandError
+) -> None:
+    if isinstance(error, app_commands.CommandNotFound):
+        # A command registered earlier that this version no longer has.
+        log.warning("discord_unknown_command name=%r", error.name)
+        text = STALE
+    else:
+        log.error("discord_command_failed command=%s", interaction.command, exc_info=error)
+        text = FAILED
+    with contextlib.suppress(discord.HTTPException):
+        await _send(interaction, Outgoing(text), ephemeral=True)
+
+
+async def sync_commands(tree: app_commands.CommandTree, guild_ids: list[int]) -> None:
+    """Register `/papers` in `guild_ids` (instant) and nowhere else, or globally (Discord
+    may take up to an hour to show changes)."""
+    if not guild_ids:
+        await tree.sync()
+        log.info("discord_commands_synced scope=global")
+        return
+    for guild_id in guild_ids:
+        guild = discord.Object(id=guild_id)
+        tree.copy_global_to(guild=guild)
+        try:
+            await tree.sync(guild=guild)
+        except discord.Forbidden:
+            log.error(
+                "discord_commands_refused guild=%d: invite the bot with the applications.commands "
+                "scope (papers-bot check prints the URL)",
+                guild_id,
+            )
+        else:
+            log.info("discord_commands_synced scope=guild guild=%d", guild_id)
+    # Left global, the same commands would show twice in those guilds.
+    tree.clear_commands(guild=None)
+    await tree.sync()
+
+
+def create_client(
+    settings: Settings, commands: Commands, *, claim: Claim | None = None
+) -> PapersClient:
+    """The service's client. Enter `endpoints(settings.discord)` before starting it."""
+    return PapersClient(settings, commands, claim)
+
+
+async def serve(settings: Settings, commands: Commands, *, claim: Claim | None = None) -> None:
+    """Answer `/papers` until cancelled, then close the connection cleanly. With several
+    replicas, pass `claim=interaction_claims(store)` so that each command is answered once."""
+    token = token_of(settings)
+    with endpoints(settings.discord):
+        async with create_client(settings, commands, claim=claim) as client:
+            try:
+                await client.start(token)
+            except discord.LoginFailure:
+                raise SettingsError("[discord] token was refused by Discord (401)") from None

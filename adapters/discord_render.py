@@ -1,0 +1,214 @@
+"""Digests and replies as Discord messages: escaped, mention-safe, always within Discord's limits.
+
+Pure functions: nothing here talks to Discord. Lengths are counted in UTF-16 code units, which
+is never less than what Discord counts, so a message that fits here fits there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import discord
+
+from bot.commands import Reply
+from bot.models import Digest, Paper
+
+CONTENT_LIMIT = 2000
+EMBEDS_PER_MESSAGE = 10
+EMBEDS_TOTAL_LIMIT = 6000
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
+
+AUTHORS_SHOWN = 3
+AUTHORS_LIMIT = 256
+COMMENT_LIMIT = 512
+DEFAULT_ABSTRACT_CHARS = 600
+ARXIV_RED = 0xB31B1B
+ELLIPSIS = "…"
+ZWSP = "\u200b"
+
+_URL = re.compile(r"https?://[^\s<>]+")
+_INLINE_MARKUP = re.compile(r"[\\*_~`|\[\]]")
+_LINE_MARKUP = re.compile(r"^(\s*)([#>+-])", re.MULTILINE)
+_NUMBERED_LIST = re.compile(r"^(\s*\d+)\.(?=\s)", re.MULTILINE)
+# `@` starts `@everyone`, `@here` and `<@123>`; `<#1>`, `<:e:1>`, `<t:1>`, `</cmd:1>` and
+# `<id:home>` start with `<` and a sigil or a word and colon.
+_MENTION_START = re.compile(r"@|<(?=[#:/]|[a-z]+:)")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One Discord message: its text, its embeds, and the papers it carries."""
+
+    content: str
+    embeds: tuple[discord.Embed, ...] = ()
+    paper_ids: tuple[str, ...] = ()
+
+
+def units(text: str) -> int:
+    """Length as Discord's JavaScript counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def neutralize_mentions(text: str) -> str:
+    """`@everyone`, `<@123>`, `<@&1>`, `<#1>`, `<t:…>`… become inert text: a zero-width space
+    after the character that starts them."""
+    return _MENTION_START.sub(rf"\g<0>{ZWSP}", text)
+
+
+def _escape_plain(text: str) -> str:
+    text = _INLINE_MARKUP.sub(r"\\\g<0>", text)
+    text = _LINE_MARKUP.sub(r"\1\\\2", text)
+    text = _NUMBERED_LIST.sub(r"\1\\.", text)
+    return neutralize_mentions(text)
+
+
+def escape(text: str) -> str:
+    """Text shown literally by Discord's markdown, with no mention in it. URLs stay clickable."""
+    parts: list[str] = []
+    last = 0
+    for url in _URL.finditer(text):
+        parts.append(_escape_plain(text[last : url.start()]))
+        parts.append(url.group())
+        last = url.end()
+    parts.append(_escape_plain(text[last:]))
+    return "".join(parts)
+
+
+def _cut(text: str, keep: int) -> str:
+    """At most `keep` characters of `text`, at a word boundary when one is near."""
+    head = text[:keep]
+    if keep < len(text) and not text[keep].isspace():
+        space = head.rfind(" ")
+        if space > 0 and keep - space <= max(20, keep // 5):
+            head = head[:space]
+    return head.rstrip(" ,;:.-")
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` escaped, cut with an ellipsis if needed so that it fits `limit` units."""
+    escaped = escape(text)
+    if units(escaped) <= limit:
+        return escaped
+    best = ELLIPSIS if limit >= 1 else ""
+    low, high = 1, min(len(text), limit)
+    while low <= high:  # the longest cut that still fits once escaped
+        keep = (low + high) // 2
+        candidate = escape(_cut(text, keep)) + ELLIPSIS
+        if units(candidate) <= limit:
+            best, low = candidate, keep + 1
+        else:
+            high = keep - 1
+    return best
+
+
+def embed_size(embed: discord.Embed) -> int:
+    """What counts toward the 6000 units shared by a message's embeds."""
+    parts = [embed.title or "", embed.description or "", embed.footer.text or ""]
+    parts.append(embed.author.name or "")
+    for field in embed.fields:
+        parts += [field.name or "", field.value or ""]
+    return sum(units(p) for p in parts)
+
+
+def authors_line(authors: Sequence[str]) -> str:
+    shown = ", ".join(authors[:AUTHORS_SHOWN])
+    if len(authors) > AUTHORS_SHOWN:
+        shown += " et al."
+    return shown or "unknown"
+
+
+def _date_line(paper: Paper) -> str:
+    line = paper.published.date().isoformat()
+    if paper.version > 1:
+        line += f" (v{paper.version}: {paper.updated.date().isoformat()})"
+    return line
+
+
+def _footer(paper: Paper, keywords: Sequence[str]) -> str:
+    footer = f"arXiv:{paper.id}v{paper.version}"
+    if len(keywords) > 1:
+        footer += " · also matches " + ", ".join(f"“{k}”" for k in keywords[1:])
+    return neutralize_mentions(footer)[:FOOTER_LIMIT]
+
+
+def paper_embed(
+    paper: Paper, keywords: Sequence[str] = (), *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS
+) -> discord.Embed:
+    """One paper: title linked to its abs page, authors, category, date, comment, abstract
+    shortened to `abstract_chars`, PDF link. Never more than 6000 units on its own."""
+    embed = discord.Embed(
+        title=shorten(paper.title or paper.id, TITLE_LIMIT), url=paper.abs_url, color=ARXIV_RED
+    )
+    embed.add_field(name="Authors", value=shorten(authors_line(paper.authors), AUTHORS_LIMIT))
+    embed.add_field(name="Category", value=shorten(paper.primary_category, 64))
+    embed.add_field(name="Submitted", value=_date_line(paper))
+    embed.add_field(
+        name="PDF", value=f"[{paper.pdf_url.removeprefix('https://')}]({paper.pdf_url})"
+    )
+    if paper.comment:
+        embed.add_field(name="Comment", value=shorten(paper.comment, COMMENT_LIMIT), inline=False)
+    embed.set_footer(text=_footer(paper, keywords))
+    room = EMBEDS_TOTAL_LIMIT - embed_size(embed)
+    budget = min(abstract_chars, DESCRIPTION_LIMIT, room)
+    if budget > 0 and paper.summary:
+        embed.description = shorten(paper.summary, budget)
+    return embed
+
+
+def pack(
+    content: str, embeds: Iterable[tuple[str, discord.Embed]], *, continued: str = ""
+) -> list[Outgoing]:
+    """`content` with as many embeds as fit, then further messages (headed `continued`) for
+    the rest: at most 10 embeds and 6000 units of embeds a message, one paper never split."""
+    messages: list[Outgoing] = []
+    batch: list[tuple[str, discord.Embed]] = []
+    size = 0
+    for paper_id, embed in embeds:
+        n = embed_size(embed)
+        if batch and (len(batch) == EMBEDS_PER_MESSAGE or size + n > EMBEDS_TOTAL_LIMIT):
+            messages.append(_message(content, batch))
+            content, batch, size = continued, [], 0
+        batch.append((paper_id, embed))
+        size += n
+    if batch or content:
+        messages.append(_message(content, batch))
+    return messages
+
+
+def _message(content: str, batch: list[tuple[str, discord.Embed]]) -> Outgoing:
+    return Outgoing(
+        content=content,
+        embeds=tuple(embed for _, embed in batch),
+        paper_ids=tuple(paper_id for paper_id, _ in batch),
+    )
+
+
+def keyword_header(keyword: str, count: int) -> str:
+    noun = "paper" if count == 1 else "papers"
+    return f"📚 **New on arXiv for “{shorten(keyword, 200)}”** · {count} {noun}"
+
+
+def render_digest(
+    digest: Digest, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS
+) -> list[Outgoing]:
+    """A header message per keyword, each followed by one embed per paper; papers in the
+    digest's order, each in exactly one message."""
+    messages: list[Outgoing] = []
+    for keyword, items in digest.by_keyword():
+        embeds = (
+            (item.paper.id, paper_embed(item.paper, item.keywords, abstract_chars=abstract_chars))
+            for item in items
+        )
+        messages += pack(keyword_header(keyword, len(items)), embeds)
+    return messages
+
+
+def render_reply(reply: Reply, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS) -> list[Outgoing]:
+    """The reply's text escaped (at most 2000 units), its papers as embeds."""
+    embeds = ((p.id, paper_embed(p, abstract_chars=abstract_chars)) for p in reply.papers)
+    return pack(shorten(reply.text, CONTENT_LIMIT), embeds)

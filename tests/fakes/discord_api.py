@@ -1,0 +1,710 @@
+"""A fake Discord (REST API + gateway) on 127.0.0.1 that the real discord.py client talks to.
+
+    async with FakeDiscord() as fake:
+        settings.discord.api_url, settings.discord.gateway_url = fake.api_url, fake.gateway_url
+        ...
+        await fake.send_interaction(fake.slash("add", keyword="reward model"))
+
+REST answers carry `Content-Type: application/json` exactly (discord.py ignores the body
+otherwise). Messages are checked against Discord's limits and refused with a 400 like
+Discord's `Invalid Form Body` when they break one. Per-channel faults (401/403/404/429) and
+a revoked token are injectable. The gateway speaks plain JSON text frames: HELLO, then READY
+and one GUILD_CREATE per guild after IDENTIFY, heartbeats ACKed; tests then push
+INTERACTION_CREATE payloads and read the interaction callbacks and follow-ups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from aiohttp import WSMsgType, web
+
+TOKEN = "fake-discord-bot-token"
+APPLICATION_ID = 1100000000000000001
+BOT_USER_ID = 1100000000000000002
+OWNER_ID = 1100000000000000003
+GUILD_ID = 1100000000000000010
+CHANNEL_ID = 1100000000000000020
+OTHER_CHANNEL_ID = 1100000000000000021
+MEMBER_ID = 1100000000000000030
+ROLE_ID = 1100000000000000040
+
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+EMBED_LINKS = 1 << 14
+READ_MESSAGE_HISTORY = 1 << 16
+MANAGE_CHANNELS = 1 << 4
+MEMBER_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY
+MODERATOR_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_CHANNELS
+BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY
+
+EPHEMERAL = 1 << 6
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+
+T = TypeVar("T")
+
+_ERRORS: dict[int, tuple[int, str]] = {
+    401: (0, "401: Unauthorized"),
+    403: (50001, "Missing Access"),
+    404: (10003, "Unknown Channel"),
+    429: (0, "You are being rate limited."),
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A JSON answer whose Content-Type is exactly `application/json`, as Discord sends it."""
+    return web.Response(
+        status=status,
+        body=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def error_response(status: int, *, retry_after: float = 0.05) -> web.Response:
+    code, message = _ERRORS.get(status, (0, f"{status} error"))
+    if status == 429:
+        body = {"message": message, "retry_after": retry_after, "global": False}
+        headers = {
+            "Via": "1.1 google",
+            "Retry-After": str(retry_after),
+            "X-RateLimit-Scope": "user",
+        }
+        return json_response(body, 429, headers)
+    return json_response({"message": message, "code": code}, status)
+
+
+def limit_violations(body: Mapping[str, Any]) -> list[str]:
+    """What Discord would refuse in a message body (counted in code points, as Discord does)."""
+    problems: list[str] = []
+    content = body.get("content") or ""
+    if len(content) > 2000:
+        problems.append(f"content has {len(content)} characters (limit 2000)")
+    embeds = body.get("embeds") or []
+    if len(embeds) > 10:
+        problems.append(f"{len(embeds)} embeds (limit 10)")
+    total = 0
+    for i, embed in enumerate(embeds):
+        parts = {
+            "title": (embed.get("title") or "", 256),
+            "description": (embed.get("description") or "", 4096),
+            "footer": ((embed.get("footer") or {}).get("text") or "", 2048),
+            "author": ((embed.get("author") or {}).get("name") or "", 256),
+        }
+        fields = embed.get("fields") or []
+        if len(fields) > 25:
+            problems.append(f"embed {i} has {len(fields)} fields (limit 25)")
+        for j, f in enumerate(fields):
+            parts[f"field {j} name"] = (f.get("name") or "", 256)
+            parts[f"field {j} value"] = (f.get("value") or "", 1024)
+        for name, (text, limit) in parts.items():
+            if len(text) > limit:
+                problems.append(f"embed {i} {name} has {len(text)} characters (limit {limit})")
+            total += len(text)
+    if total > 6000:
+        problems.append(f"embeds have {total} characters in all (limit 6000)")
+    if not content and not embeds:
+        problems.append("empty message")
+    return problems
+
+
+_MENTION = re.compile(r"@everyone|@here|<@[!&]?\d+>")
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A message the fake accepted (channel post, follow-up or callback message)."""
+
+    channel_id: int
+    body: dict[str, Any]
+    at: float
+
+    @property
+    def content(self) -> str:
+        return str(self.body.get("content") or "")
+
+    @property
+    def embeds(self) -> list[dict[str, Any]]:
+        return list(self.body.get("embeds") or [])
+
+    @property
+    def allowed_mentions(self) -> dict[str, Any] | None:
+        return self.body.get("allowed_mentions")
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(int(self.body.get("flags") or 0) & EPHEMERAL)
+
+    def would_ping(self) -> bool:
+        """True if Discord would notify someone: a mention in the content that
+        `allowed_mentions` does not switch off (without it, every mention pings)."""
+        if not _MENTION.search(self.content):
+            return False
+        allowed = self.allowed_mentions
+        if allowed is None:
+            return True
+        return bool(allowed.get("parse") or allowed.get("users") or allowed.get("roles"))
+
+    def text(self) -> str:
+        """Content and every embed's visible text, for assertions."""
+        parts = [self.content]
+        for embed in self.embeds:
+            parts += [embed.get("title") or "", embed.get("description") or ""]
+            parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields") or []]
+            parts.append((embed.get("footer") or {}).get("text") or "")
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """An interaction callback (`POST /interactions/{id}/{token}/callback`)."""
+
+    interaction_id: int
+    token: str
+    type: int
+    data: dict[str, Any]
+    at: float
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(int(self.data.get("flags") or 0) & EPHEMERAL)
+
+
+@dataclass
+class _Faults:
+    status: int
+    times: int | None  # None: every request
+    after: int = 0  # posts let through first
+
+
+@dataclass
+class _Gateway:
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    """Every identified session; like Discord, each gets every event."""
+    sequence: int = 0
+    identify: dict[str, Any] | None = None
+    sessions: int = 0
+    heartbeats: int = 0
+    query: dict[str, str] = field(default_factory=dict)
+
+
+class FakeDiscord:
+    def __init__(
+        self,
+        *,
+        guild_ids: tuple[int, ...] = (GUILD_ID,),
+        channel_ids: tuple[int, ...] = (CHANNEL_ID, OTHER_CHANNEL_ID),
+        role_ids: tuple[int, ...] = (ROLE_ID,),
+    ) -> None:
+        self.token = TOKEN
+        self.guild_ids = guild_ids
+        self.channel_ids = channel_ids
+        self.role_ids = role_ids
+        self.requests: list[tuple[str, str]] = []
+        self.messages: list[Posted] = []
+        self.callbacks: list[Callback] = []
+        self.callback_attempts: list[int] = []
+        """The interaction id of every callback request, accepted or not."""
+        self.followups: dict[str, list[Posted]] = {}
+        self.refused: list[tuple[dict[str, Any], list[str]]] = []
+        self.command_syncs: list[tuple[int | None, list[dict[str, Any]]]] = []
+        self.commands: dict[tuple[int | None, str], int] = {}
+        self.gateway = _Gateway()
+        self._faults: dict[int, _Faults] = {}
+        self._ids = itertools.count(1200000000000000000)
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> Self:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        api = "/api/v10"
+        routes = [
+            ("GET", "/users/@me", self._me),
+            ("GET", "/oauth2/applications/@me", self._application),
+            ("GET", "/gateway", self._gateway_info),
+            ("GET", "/gateway/bot", self._gateway_info),
+            ("POST", "/channels/{channel_id}/messages", self._post_message),
+            ("PUT", "/applications/{app_id}/commands", self._sync),
+            ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands", self._sync),
+            ("POST", "/interactions/{interaction_id}/{token}/callback", self._callback),
+            ("POST", "/webhooks/{app_id}/{token}", self._followup),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, api + path, self._authorized(handler))
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = int(self._runner.addresses[0][1])
+        return self
+
+    async def stop(self) -> None:
+        for socket in list(self.gateway.sockets):
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self._port}/gateway"
+
+    # -- test controls -----------------------------------------------------------------------
+
+    def fail_channel(
+        self, channel_id: int, status: int, *, times: int | None = None, after: int = 0
+    ) -> None:
+        """Answer posts to `channel_id` with `status` (401, 403, 404, 429...), `times` times
+        or for good, once `after` posts went through."""
+        self._faults[channel_id] = _Faults(status, times, after)
+
+    def heal_channel(self, channel_id: int) -> None:
+        self._faults.pop(channel_id, None)
+
+    def revoke_token(self) -> None:
+        self.token = "revoked"
+
+    def posted(self, channel_id: int = CHANNEL_ID) -> list[Posted]:
+        return [m for m in self.messages if m.channel_id == channel_id]
+
+    def replies(self, token: str) -> list[Posted]:
+        """Messages that answered the interaction with this token: a callback's message
+        (type 4) and follow-ups, in order."""
+        first = [
+            Posted(0, c.data, c.at) for c in self.callbacks if c.token == token and c.type == 4
+        ]
+        return first + self.followups.get(token, [])
+
+    def callbacks_for(self, token: str) -> list[Callback]:
+        return [c for c in self.callbacks if c.token == token]
+
+    async def wait_until(self, probe: Callable[[], T | None], within: float = 5.0) -> T:
+        """Poll `probe` until it returns something truthy; fail after `within` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            result = probe()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the fake Discord saw nothing matching in {within}s")
+            await asyncio.sleep(0.01)
+
+    async def wait_identified(self, sessions: int = 1, within: float = 5.0) -> None:
+        """Until `sessions` clients have been identified (READY and GUILD_CREATE sent)."""
+        await self.wait_until(lambda: self.gateway.sessions >= sessions, within)
+
+    async def dispatch(self, event: str, data: Mapping[str, Any]) -> None:
+        if not self.gateway.sockets:
+            raise AssertionError("no client is connected to the fake gateway")
+        for socket in list(self.gateway.sockets):
+            await self._send_event(socket, event, data)
+
+    async def _send_event(
+        self, socket: web.WebSocketResponse, event: str, data: Mapping[str, Any]
+    ) -> None:
+        self.gateway.sequence += 1
+        await socket.send_str(
+            json.dumps({"op": 0, "t": event, "s": self.gateway.sequence, "d": data})
+        )
+
+    async def send_interaction(self, payload: Mapping[str, Any]) -> str:
+        """Push INTERACTION_CREATE; returns the interaction's token."""
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["token"])
+
+    # -- payloads ----------------------------------------------------------------------------
+
+    def complete(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """An older or documentation interaction payload with the keys Discord sends today
+        added (discord.py needs `attachment_size_limit`, `application_id`, `version` and the
+        member's `flags`; the channel object carries `channel_id`); present keys are kept."""
+        done = dict(payload)
+        if "member" in done:
+            done["member"] = {"flags": 0, **done["member"]}
+        done.setdefault("application_id", str(APPLICATION_ID))
+        done.setdefault("version", 1)
+        done.setdefault("attachment_size_limit", ATTACHMENT_SIZE_LIMIT)
+        done.setdefault("app_permissions", str(BOT_PERMISSIONS))
+        done.setdefault("entitlements", [])
+        if "channel" not in done and "channel_id" in done:
+            done["channel"] = _text_channel(int(done["channel_id"]), int(done["guild_id"]))
+        return done
+
+    def snowflake(self) -> int:
+        return next(self._ids)
+
+    def bot_user(self) -> dict[str, Any]:
+        return _user(BOT_USER_ID, "papers-bot", bot=True)
+
+    def slash(
+        self,
+        subcommand: str,
+        *,
+        user_id: int = MEMBER_ID,
+        roles: tuple[int, ...] = (),
+        permissions: int = MODERATOR_PERMISSIONS,
+        app_permissions: int = BOT_PERMISSIONS,
+        channel_id: int = CHANNEL_ID,
+        guild_id: int = GUILD_ID,
+        focused: str | None = None,
+        **options: str | int,
+    ) -> dict[str, Any]:
+        """A complete `/papers <subcommand>` INTERACTION_CREATE payload, as Discord sends
+        it today; `focused` names the option being typed (an autocomplete request)."""
+        command_guild = guild_id if (guild_id, "papers") in self.commands else None
+        command_id = self.commands.get((command_guild, "papers"))
+        if command_id is None:
+            raise AssertionError("/papers was never synced to the fake Discord")
+        inner = []
+        for name, value in options.items():
+            option: dict[str, Any] = {"name": name, "type": 4 if isinstance(value, int) else 3}
+            option["value"] = value
+            if name == focused:
+                option["focused"] = True
+            inner.append(option)
+        data: dict[str, Any] = {
+            "id": str(command_id),
+            "name": "papers",
+            "type": 1,
+            "options": [{"type": 1, "name": subcommand, "options": inner}],
+        }
+        if command_guild is not None:
+            data["guild_id"] = str(command_guild)
+        return self.interaction(
+            data,
+            type=4 if focused else 2,
+            user_id=user_id,
+            roles=roles,
+            permissions=permissions,
+            app_permissions=app_permissions,
+            channel_id=channel_id,
+            guild_id=guild_id,
+        )
+
+    def interaction(
+        self,
+        data: dict[str, Any],
+        *,
+        type: int = 2,
+        user_id: int = MEMBER_ID,
+        roles: tuple[int, ...] = (),
+        permissions: int = MODERATOR_PERMISSIONS,
+        app_permissions: int = BOT_PERMISSIONS,
+        channel_id: int = CHANNEL_ID,
+        guild_id: int = GUILD_ID,
+    ) -> dict[str, Any]:
+        interaction_id = self.snowflake()
+        return {
+            "id": str(interaction_id),
+            "application_id": str(APPLICATION_ID),
+            "type": type,
+            "data": data,
+            "guild_id": str(guild_id),
+            "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
+            "channel_id": str(channel_id),
+            "channel": _text_channel(channel_id, guild_id),
+            "member": {
+                "user": _user(user_id, f"member{user_id % 1000}"),
+                "roles": [str(r) for r in roles],
+                "permissions": str(permissions),
+                "joined_at": "2024-01-01T00:00:00+00:00",
+                "nick": None,
+                "avatar": None,
+                "deaf": False,
+                "mute": False,
+                "pending": False,
+                "premium_since": None,
+                "flags": 0,
+                "communication_disabled_until": None,
+            },
+            "token": f"interaction-token-{interaction_id}",
+            "version": 1,
+            "app_permissions": str(app_permissions),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(guild_id)},
+            "context": 0,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+        }
+
+    def _message(self, channel_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "id": str(self.snowflake()),
+            "channel_id": str(channel_id),
+            "type": 0,
+            "content": body.get("content") or "",
+            "author": self.bot_user(),
+            "attachments": [],
+            "embeds": body.get("embeds") or [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "flags": int(body.get("flags") or 0),
+            "components": [],
+        }
+
+    def _guild(self, guild_id: int) -> dict[str, Any]:
+        everyone = {"id": str(guild_id), "name": "@everyone", "permissions": "0"}
+        roles: list[dict[str, Any]] = [everyone] + [
+            {"id": str(r), "name": f"role{r % 1000}", "permissions": "0"} for r in self.role_ids
+        ]
+        for position, role in enumerate(roles):
+            role.update(
+                color=0, hoist=False, position=position, managed=False, mentionable=False, flags=0
+            )
+        return {
+            "id": str(guild_id),
+            "name": f"guild{guild_id % 1000}",
+            "icon": None,
+            "owner_id": str(OWNER_ID),
+            "roles": roles,
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "channels": [_text_channel(c, guild_id) for c in self.channel_ids],
+            "threads": [],
+            "members": [],
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "member_count": 2,
+            "large": False,
+            "unavailable": False,
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "preferred_locale": "en-US",
+            "premium_tier": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "system_channel_flags": 0,
+        }
+
+    # -- REST --------------------------------------------------------------------------------
+
+    def _authorized(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            self.requests.append((request.method, request.path))
+            webhook = request.path.startswith(("/api/v10/interactions/", "/api/v10/webhooks/"))
+            if not webhook and request.headers.get("Authorization") != f"Bot {self.token}":
+                return error_response(401)
+            response: web.StreamResponse = await handler(request)
+            return response
+
+        return checked
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        self.requests.append((request.method, request.path))
+        return json_response({"message": "404: Not Found", "code": 0}, 404)
+
+    async def _me(self, request: web.Request) -> web.Response:
+        return json_response(self.bot_user())
+
+    async def _application(self, request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "id": str(APPLICATION_ID),
+                "name": "papers-bot",
+                "icon": None,
+                "description": "",
+                "summary": "",
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "owner": _user(OWNER_ID, "owner"),
+                "team": None,
+                "bot": self.bot_user(),
+                "interactions_endpoint_url": None,
+            }
+        )
+
+    async def _gateway_info(self, request: web.Request) -> web.Response:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        channel_id = int(request.match_info["channel_id"])
+        fault = self._faults.get(channel_id)
+        if fault is not None and fault.after > 0:
+            fault.after -= 1
+        elif fault is not None and fault.times != 0:
+            if fault.times is not None:
+                fault.times -= 1
+            return error_response(fault.status)
+        if channel_id not in self.channel_ids:
+            return error_response(404)
+        body = await request.json()
+        if problems := limit_violations(body):
+            self.refused.append((body, problems))
+            return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
+        self.messages.append(Posted(channel_id, body, time.monotonic()))
+        return json_response(self._message(channel_id, body))
+
+    async def _sync(self, request: web.Request) -> web.Response:
+        guild = request.match_info.get("guild_id")
+        guild_id = int(guild) if guild else None
+        commands = await request.json()
+        self.command_syncs.append((guild_id, commands))
+        for key in [k for k in self.commands if k[0] == guild_id]:
+            del self.commands[key]
+        answer = []
+        for command in commands:
+            command_id = self.snowflake()
+            self.commands[(guild_id, command["name"])] = command_id
+            registered = {**command, "id": str(command_id), "application_id": str(APPLICATION_ID)}
+            if guild_id is not None:
+                registered["guild_id"] = str(guild_id)
+            registered.setdefault("version", str(command_id))
+            answer.append(registered)
+        return json_response(answer)
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        interaction_id = int(request.match_info["interaction_id"])
+        token = request.match_info["token"]
+        body = await request.json()
+        data = body.get("data") or {}
+        self.callback_attempts.append(interaction_id)
+        if any(c.interaction_id == interaction_id for c in self.callbacks):
+            refusal = {"code": 40060, "message": "Interaction has already been acknowledged."}
+            return json_response(refusal, 400)
+        if body["type"] == 4 and (problems := limit_violations(data)):
+            self.refused.append((data, problems))
+            return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
+        self.callbacks.append(Callback(interaction_id, token, body["type"], data, time.monotonic()))
+        flags = int(data.get("flags") or 0)
+        answer: dict[str, Any] = {
+            "interaction": {
+                "id": str(interaction_id),
+                "type": 2,
+                "response_message_id": str(self.snowflake()),
+                "response_message_loading": body["type"] == 5,
+                "response_message_ephemeral": bool(flags & EPHEMERAL),
+            },
+            "resource": {"type": body["type"]},
+        }
+        if body["type"] == 4:
+            answer["resource"]["message"] = self._message(CHANNEL_ID, data)
+        return json_response(answer)
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        if not any(c.token == token for c in self.callbacks):
+            return json_response({"message": "Unknown Webhook", "code": 10015}, 404)
+        body = await request.json()
+        if problems := limit_violations(body):
+            self.refused.append((body, problems))
+            return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
+        self.followups.setdefault(token, []).append(Posted(0, body, time.monotonic()))
+        return json_response(self._message(CHANNEL_ID, body))
+
+    # -- gateway -----------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self.gateway.query = dict(request.query)
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for message in socket:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            payload = json.loads(message.data)
+            if payload["op"] == 1:
+                self.gateway.heartbeats += 1
+                await socket.send_str(json.dumps({"op": 11}))
+            elif payload["op"] == 2:
+                await self._identify(socket, payload["d"])
+        if socket in self.gateway.sockets:
+            self.gateway.sockets.remove(socket)
+        return socket
+
+    async def _identify(self, socket: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        self.gateway.identify = data
+        if data.get("token") != self.token:
+            await socket.close(code=4004, message=b"Authentication failed.")
+            return
+        self.gateway.sessions += 1
+        ready = {
+            "v": 10,
+            "user": self.bot_user(),
+            "guilds": [{"id": str(g), "unavailable": True} for g in self.guild_ids],
+            "session_id": f"fake-session-{self.gateway.sessions}",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(APPLICATION_ID), "flags": 0},
+            "private_channels": [],
+        }
+        await self._send_event(socket, "READY", ready)
+        for guild_id in self.guild_ids:
+            await self._send_event(socket, "GUILD_CREATE", self._guild(guild_id))
+        self.gateway.sockets.append(socket)
+
+
+def _user(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
+    user: dict[str, Any] = {
+        "id": str(user_id),
+        "username": name,
+        "global_name": None,
+        "discriminator": "0",
+        "avatar": None,
+        "public_flags": 0,
+    }
+    if bot:
+        user["bot"] = True
+    return user
+
+
+def _text_channel(channel_id: int, guild_id: int) -> dict[str, Any]:
+    return {
+        "id": str(channel_id),
+        "type": 0,
+        "guild_id": str(guild_id),
+        "name": f"papers-{channel_id % 1000}",
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "topic": None,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "flags": 0,
+    }
