@@ -137,13 +137,18 @@ def _footer(paper: Paper, keywords: Sequence[str]) -> str:
 
 
 def paper_embed(
-    paper: Paper, keywords: Sequence[str] = (), *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS
+    paper: Paper,
+    keywords: Sequence[str] = (),
+    *,
+    abstract_chars: int = DEFAULT_ABSTRACT_CHARS,
+    revised: bool = False,
 ) -> discord.Embed:
     """One paper: title linked to its abs page, authors, category, date, comment, abstract
     shortened to `abstract_chars`, PDF link. Never more than 6000 units on its own."""
-    embed = discord.Embed(
-        title=shorten(paper.title or paper.id, TITLE_LIMIT), url=paper.abs_url, color=ARXIV_RED
-    )
+    title = paper.title or paper.id
+    if revised:
+        title = f"New version v{paper.version}: {title}"
+    embed = discord.Embed(title=shorten(title, TITLE_LIMIT), url=paper.abs_url, color=ARXIV_RED)
     embed.add_field(name="Authors", value=shorten(authors_line(paper.authors), AUTHORS_LIMIT))
     embed.add_field(name="Category", value=shorten(paper.primary_category, 64))
     embed.add_field(name="Submitted", value=_date_line(paper))
@@ -198,14 +203,28 @@ def render_digest(
 ) -> list[Outgoing]:
     """A header message per keyword, each followed by one embed per paper; papers in the
     digest's order, each in exactly one message."""
+    if not digest.items:
+        followed = ", ".join(f"“{k}”" for k in digest.keywords)
+        return [_message(shorten(f"No new papers today for {followed}.", CONTENT_LIMIT), [])]
     messages: list[Outgoing] = []
     for keyword, items in digest.by_keyword():
         embeds = (
-            (item.paper.id, paper_embed(item.paper, item.keywords, abstract_chars=abstract_chars))
+            (
+                item.paper.id,
+                paper_embed(
+                    item.paper, item.keywords, abstract_chars=abstract_chars, revised=item.revised
+                ),
+            )
             for item in items
         )
         messages += pack(keyword_header(keyword, len(items)), embeds)
+    if digest.more:
+        messages.append(_message(more_line(digest.more), []))
     return messages
+
+
+def more_line(count: int) -> str:
+    return f"…and {count} more new papers. `/papers recent` shows the latest for each keyword."
 
 
 def render_reply(reply: Reply, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS) -> list[Outgoing]:

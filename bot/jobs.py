@@ -203,16 +203,40 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     except ArxivError as err:
         print(f"arxiv: FAILED: {err}")
         problems += 1
-    for name, token in (("slack", settings.slack.bot_token), ("discord", settings.discord.token)):
-        print(f"{name}: {'token set' if token is not None else 'not configured'}")
-    if settings.discord.application_id is not None:
-        from adapters.discord_app import invite_url
-
-        print(f"discord invite: {invite_url(settings.discord.application_id)}")
+    problems += await _check_slack(settings)
+    problems += await _check_discord(settings)
     return 1 if problems else 0
 
 
-def chat_servers(settings: Settings, commands: Commands) -> dict[str, Server]:
+async def _check_slack(settings: Settings) -> int:
+    if settings.slack.bot_token is None:
+        print("slack: not configured")
+        return 0
+    print(f"slack: token set ({settings.slack.mode} mode)")
+    return 0
+
+
+async def _check_discord(settings: Settings) -> int:
+    if settings.discord.token is None:
+        if settings.discord.application_id is not None:
+            from adapters.discord_app import invite_url
+
+            print(f"discord invite: {invite_url(settings.discord.application_id)}")
+        print("discord: not configured")
+        return 0
+    from adapters.discord_app import identify
+
+    try:
+        bot = await identify(settings)
+    except Exception as err:
+        print(f"discord: FAILED: {err}")
+        return 1
+    print(f"discord: ok (logged in as {bot.name})")
+    print(f"discord invite: {bot.invite_url}")
+    return 0
+
+
+def chat_servers(settings: Settings, store: Store, commands: Commands) -> dict[str, Server]:
     """The chat adapters whose settings are present; a half-configured one is an error."""
     slack, discord = settings.slack, settings.discord
     servers: dict[str, Server] = {}
@@ -229,9 +253,11 @@ def chat_servers(settings: Settings, commands: Commands) -> dict[str, Server]:
     elif slack.app_token is not None or slack.signing_secret is not None:
         raise CliError("slack.bot_token is missing (the other Slack settings are set)")
     if discord.token is not None:
+        from adapters.discord_app import interaction_claims
         from adapters.discord_app import serve as serve_discord
 
-        servers["discord"] = lambda: serve_discord(settings, commands)
+        claim = interaction_claims(store)
+        servers["discord"] = lambda: serve_discord(settings, commands, claim=claim)
     return servers
 
 
@@ -240,7 +266,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     source = ArxivSource(settings.arxiv)
     commands = Commands(settings, store, source)
     try:
-        servers = chat_servers(settings, commands)
+        servers = chat_servers(settings, store, commands)
     except CliError:
         await store.close()
         raise
@@ -266,7 +292,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _close_outputs(outputs: Mapping[str, Publisher]) -> None:
     for output in outputs.values():
-        close = getattr(output, "aclose", None)
+        close = getattr(output, "aclose", None) or getattr(output, "close", None)
         if close is not None:
             await close()
 

@@ -340,3 +340,24 @@ def test_reply_with_twenty_papers_takes_two_messages() -> None:
     assert [len(m.embeds) for m in messages] == [10, 10]
     assert [m.content for m in messages] == ["Latest papers:", ""]
     assert_within_limits(messages)
+
+
+def test_quiet_day_revisions_and_more_are_rendered() -> None:
+    from datetime import date
+
+    from adapters.discord_render import render_digest
+    from bot.models import Channel, Digest, DigestItem
+    from tests.factories import paper
+
+    quiet = render_digest(Digest(Channel("discord", "1"), date(2026, 11, 23), ("reward model",)))
+    assert [m.content for m in quiet] == ["No new papers today for “reward model”."]
+    assert quiet[0].paper_ids == ()
+    revised = DigestItem(paper(1, version=3), ("reward model",), revised=True)
+    digest = Digest(
+        Channel("discord", "1"), date(2026, 11, 23), ("reward model",), [revised], more=7
+    )
+    messages = render_digest(digest)
+    assert messages[0].embeds[0].title is not None
+    assert messages[0].embeds[0].title.startswith("New version v3: ")
+    assert messages[-1].content.startswith("…and 7 more new papers")
+    assert messages[-1].paper_ids == ()
