@@ -26,7 +26,7 @@ from bot import keywords as kw
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
-from bot.publishing import Delivered, DeliveryError
+from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError
 from bot.store import Store
 
@@ -174,6 +174,7 @@ class DiscordPublisher:
                     content=message.content or None,
                     embeds=list(message.embeds),
                     allowed_mentions=NO_MENTIONS,
+                    nonce=message_key(digest.channel, message.paper_ids, message.content),
                 )
             except discord.HTTPException as err:
                 raise _delivery_error(digest.channel, err) from err

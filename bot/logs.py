@@ -59,3 +59,5 @@ def configure(level: str = "INFO", fmt: str = "kv", secrets: Iterable[str] = ())
     for name in _CHATTY:
         # DEBUG output of the HTTP clients includes request headers, and so tokens.
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # It warns at every start that voice support is missing; the bot has no voice.
+    logging.getLogger("discord.client").setLevel(logging.ERROR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -9,6 +10,13 @@ from bot.models import Channel, Digest
 
 Delivered = Callable[[Sequence[str]], Awaitable[None]]
 """Called by a publisher with the ids of the papers a message carried, once it is delivered."""
+
+
+def message_key(channel: Channel, paper_ids: Sequence[str], text: str = "") -> str:
+    """A 25-character name for one message of a digest, the same when a crashed run is
+    retried: platforms that deduplicate on it (Discord's enforce_nonce) post it once."""
+    material = "\n".join([channel.key, *sorted(paper_ids), "" if paper_ids else text])
+    return hashlib.sha256(material.encode()).hexdigest()[:25]
 
 
 class DeliveryError(Exception):

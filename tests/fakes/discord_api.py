@@ -216,6 +216,8 @@ class FakeDiscord:
         self.role_ids = role_ids
         self.requests: list[tuple[str, str]] = []
         self.messages: list[Posted] = []
+        self.post_delay = 0.0
+        self.deduplicated = 0
         self.callbacks: list[Callback] = []
         self.callback_attempts: list[int] = []
         """The interaction id of every callback request, accepted or not."""
@@ -578,7 +580,17 @@ class FakeDiscord:
         if problems := limit_violations(body):
             self.refused.append((body, problems))
             return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
+        nonce = body.get("nonce") if body.get("enforce_nonce") else None
+        if nonce is not None:
+            # Discord returns the earlier message instead of creating a second one.
+            earlier = [m for m in self.posted(channel_id) if m.body.get("nonce") == nonce]
+            if earlier:
+                self.deduplicated += 1
+                return json_response(self._message(channel_id, earlier[0].body))
         self.messages.append(Posted(channel_id, body, time.monotonic()))
+        if self.post_delay:
+            # The message exists; the answer is late. A client killed now never sees it.
+            await asyncio.sleep(self.post_delay)
         return json_response(self._message(channel_id, body))
 
     async def _sync(self, request: web.Request) -> web.Response:
