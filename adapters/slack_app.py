@@ -1,0 +1,298 @@
+"""Slack: `/papers` through a bolt `AsyncApp`, digests through the Web API.
+
+A thin layer over the core: the command handler turns a slash command into a
+`CommandContext` and renders the core's `Reply`; `SlackPublisher` posts a rendered digest.
+Tokens are `SecretStr` and are unwrapped only where they are handed to the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import SecretStr
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from adapters.slack_render import SlackMessage, render_digest, render_reply, unescape
+from bot.commands import CommandContext, Commands, Reply
+from bot.models import Channel, Digest
+from bot.publishing import Delivered, DeliveryError
+from bot.settings import Settings, SettingsError, SlackSettings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+EVENTS_PATH = "/slack/events"
+MESSAGE_INTERVAL = 1.0
+"""Seconds between two messages to one channel: chat.postMessage allows about one a second."""
+RATE_LIMIT_RETRIES = 5
+
+DENIED = "only the people listed in the bot's settings may. Ask whoever runs the bot."
+WORKING = "Searching arXiv…"
+_VERBS = frozenset({"add", "remove", "list", "recent", "help"})
+_SLOW_VERBS = frozenset({"add", "recent"})
+_BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
+
+
+# clients -------------------------------------------------------------------------------
+
+
+def _secret(value: SecretStr | None, name: str) -> str:
+    if value is None or not value.get_secret_value():
+        env = f"PAPERS_BOT_SLACK__{name.upper()}"
+        raise SettingsError(f"[slack] {name} is not set (settings file or {env})")
+    return value.get_secret_value()
+
+
+def web_client(cfg: SlackSettings) -> AsyncWebClient:
+    """A Web API client with the bot token that waits out 429s (honouring Retry-After)."""
+    options: dict[str, Any] = {}
+    if cfg.api_url:
+        options["base_url"] = cfg.api_url.rstrip("/") + "/"
+    return AsyncWebClient(
+        token=_secret(cfg.bot_token, "bot_token"),
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ],
+        **options,
+    )
+
+
+# digests -------------------------------------------------------------------------------
+
+
+class ChannelPacer:
+    """At most one call per `interval` seconds per channel; channels do not wait for each
+    other. The slot is held while the call runs, so its retries count too."""
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._next: dict[str, float] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, channel: str) -> AsyncIterator[None]:
+        async with self._locks[channel]:
+            wait = self._next.get(channel, 0.0) - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                self._next[channel] = self._clock() + self._interval
+
+
+class SlackPublisher:
+    """Posts a digest as a top message and its papers in the thread below it."""
+
+    platform = PLATFORM
+    needs_recent = False
+
+    def __init__(self, client: AsyncWebClient, *, interval: float = MESSAGE_INTERVAL) -> None:
+        self._client = client
+        self._pacer = ChannelPacer(interval)
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        if not digest.items:
+            return
+        top, *thread = render_digest(digest)
+        thread_ts = await self._post(digest.channel, top)
+        for message in thread:
+            await self._post(digest.channel, message, thread_ts=thread_ts)
+            await delivered(message.paper_ids)
+        log.info(
+            "slack_digest_posted channel=%s papers=%d messages=%d",
+            digest.channel,
+            len(digest.items),
+            1 + len(thread),
+        )
+
+    async def _post(
+        self, channel: Channel, message: SlackMessage, *, thread_ts: str | None = None
+    ) -> str:
+        try:
+            return await self._send(channel, message, thread_ts, with_blocks=True)
+        except SlackApiError as err:
+            error = _error_code(err)
+            if error not in _BLOCKS_REFUSED:
+                raise DeliveryError(channel, error) from None
+        # Slack refused the layout: the plain text still names and links every paper.
+        log.warning("slack_blocks_refused channel=%s error=%s: posting text only", channel, error)
+        try:
+            return await self._send(channel, message, thread_ts, with_blocks=False)
+        except SlackApiError as err:
+            raise DeliveryError(channel, _error_code(err)) from None
+
+    async def _send(
+        self, channel: Channel, message: SlackMessage, thread_ts: str | None, *, with_blocks: bool
+    ) -> str:
+        async with self._pacer.slot(channel.id):
+            try:
+                response = await self._client.chat_postMessage(
+                    channel=channel.id,
+                    text=message.text,
+                    blocks=list(message.blocks) if with_blocks else None,
+                    thread_ts=thread_ts,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    link_names=False,
+                )
+            except (aiohttp.ClientError, TimeoutError) as err:
+                raise DeliveryError(channel, f"cannot reach Slack: {type(err).__name__}") from None
+        return str(response["ts"])
+
+
+def _error_code(err: SlackApiError) -> str:
+    response = err.response
+    code = response.get("error") if response is not None else None
+    return str(code or f"HTTP {getattr(response, 'status_code', '?')}")
+
+
+def publisher_from_settings(
+    settings: Settings, *, interval: float = MESSAGE_INTERVAL
+) -> SlackPublisher:
+    """The digest's Slack output: Web API only, no socket needed (works from cron)."""
+    return SlackPublisher(web_client(settings.slack), interval=interval)
+
+
+# commands ------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings, commands: Commands) -> AsyncApp:
+    """A bolt app answering `/papers` (under whatever name the manifest gives it)."""
+    cfg = settings.slack
+    secret = ""  # Socket Mode needs none: Slack's messages come over our own connection
+    if cfg.mode == "http":
+        secret = _secret(cfg.signing_secret, "signing_secret")
+    app = AsyncApp(client=web_client(cfg), signing_secret=secret, name="papers-bot")
+    allowed = frozenset(cfg.allowed_users)
+
+    async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        text = unescape(str(command.get("text") or ""))
+        user = str(command.get("user_id") or "")
+        denied = DENIED if allowed and user not in allowed else None
+        await ack(WORKING if _is_slow(text) and denied is None else "")
+        ctx = CommandContext(Channel(PLATFORM, str(command["channel_id"])), user, denied)
+        started = time.monotonic()
+        reply = await commands.handle(ctx, text)
+        log.info(
+            "slack_command channel=%s user=%s verb=%s ok=%s seconds=%.2f",
+            ctx.channel,
+            user,
+            _verb(text),
+            reply.ok,
+            time.monotonic() - started,
+        )
+        await _answer(respond, reply)
+
+    app.command(re.compile(r"^/"))(on_command)
+    return app
+
+
+def _verb(text: str) -> str:
+    words = text.split(maxsplit=1)
+    verb = words[0].lower() if words else "help"
+    return verb if verb in _VERBS else "other"
+
+
+def _is_slow(text: str) -> bool:
+    return _verb(text) in _SLOW_VERBS
+
+
+async def _answer(respond: AsyncRespond, reply: Reply) -> None:
+    response_type = "ephemeral" if reply.ephemeral else "in_channel"
+    for message in render_reply(reply):
+        try:
+            result = await respond(
+                text=message.text,
+                blocks=list(message.blocks),
+                response_type=response_type,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except (aiohttp.ClientError, TimeoutError) as err:
+            log.warning("slack_respond_failed error=%s", type(err).__name__)
+            return
+        if result.status_code != 200:
+            log.warning("slack_respond_failed status=%d body=%r", result.status_code, result.body)
+            return
+
+
+# serving -------------------------------------------------------------------------------
+
+
+async def serve(settings: Settings, commands: Commands) -> None:
+    """Answer `/papers` until cancelled: over Socket Mode, or on `/slack/events` over HTTP.
+    Raises SettingsError at once when Slack refuses a token."""
+    app = create_app(settings, commands)
+    cfg = settings.slack
+    identity = await verify(settings)
+    log.info("slack_authenticated %s", identity)
+    if cfg.mode == "socket":
+        await _serve_socket(app, _secret(cfg.app_token, "app_token"))
+    else:
+        await _serve_http(app, cfg.http_host, cfg.http_port)
+
+
+async def verify(settings: Settings) -> str:
+    """Ask Slack whether the tokens work (for `serve` and `papers-bot check`).
+
+    Returns `workspace=… bot=@…`; raises SettingsError naming the token Slack refused.
+    """
+    cfg = settings.slack
+    client = web_client(cfg)
+    identity = await _asking_slack(client.auth_test(), "bot_token")
+    if cfg.mode == "socket":
+        app_token = _secret(cfg.app_token, "app_token")
+        await _asking_slack(client.apps_connections_open(app_token=app_token), "app_token")
+    return f"workspace={identity.get('team')!r} bot=@{identity.get('user')}"
+
+
+async def _asking_slack(call: Awaitable[AsyncSlackResponse], token: str) -> AsyncSlackResponse:
+    try:
+        return await call
+    except SlackApiError as err:
+        raise SettingsError(f"Slack refused [slack] {token}: {_error_code(err)}") from None
+    except (aiohttp.ClientError, TimeoutError) as err:
+        raise SettingsError(f"cannot reach Slack: {type(err).__name__}: {err}") from None
+
+
+async def _serve_socket(app: AsyncApp, app_token: str) -> None:
+    handler = AsyncSocketModeHandler(app, app_token)
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("slack_connected mode=socket")
+        await asyncio.Event().wait()
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+async def _serve_http(app: AsyncApp, host: str, port: int) -> None:
+    runner = web.AppRunner(app.web_app(path=EVENTS_PATH), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        log.info("slack_listening mode=http host=%s port=%d path=%s", host, port, EVENTS_PATH)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,425 @@
+"""A fake Slack on 127.0.0.1: the Web API, `response_url`s and the Socket Mode websocket.
+
+The real `AsyncWebClient` (base_url = `fake.api_url`) and bolt's `respond` talk to it
+unchanged::
+
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        await client.chat_postMessage(channel="C1", text="hi")
+        assert slack.posts("C1")[0].text == "hi"
+
+It checks what real Slack checks (tokens, Block Kit limits), records every call, and can be
+told to fail: 429 with Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`,
+`invalid_auth` and the like per channel, and ~1 message a second per channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+MAX_BLOCKS = 50
+MAX_TEXT_OBJECT = 3000
+MAX_HEADER = 150
+MAX_CONTEXT_ELEMENTS = 10
+MAX_MESSAGE_TEXT = 40_000
+WAIT = 5.0
+"""Seconds the waiting helpers give the app before failing the test."""
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One Web API call as the fake saw it, with what it answered."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    status: int
+    error: str | None
+    time: float
+    ts: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.error is None
+
+    @property
+    def channel(self) -> str | None:
+        return self.args.get("channel")
+
+    @property
+    def thread_ts(self) -> str | None:
+        return self.args.get("thread_ts")
+
+    @property
+    def text(self) -> str:
+        return str(self.args.get("text") or "")
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        blocks = self.args.get("blocks") or []
+        return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+
+@dataclass(frozen=True)
+class Response:
+    """One body posted to a `response_url`."""
+
+    key: str
+    body: dict[str, Any]
+    time: float
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text") or "")
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        return list(self.body.get("blocks") or [])
+
+
+@dataclass
+class _ChannelError:
+    error: str
+    after: int
+
+
+@dataclass
+class _RateLimit:
+    retry_after: int
+    times: int
+
+
+def block_problems(blocks: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What real Slack would reject in these blocks (`invalid_blocks`), as readable lines."""
+    blocks = list(blocks)
+    problems = [f"{len(blocks)} blocks (at most {MAX_BLOCKS})"] if len(blocks) > MAX_BLOCKS else []
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        texts = [block["text"]] if "text" in block else []
+        if kind == "header":
+            size = len(block["text"]["text"])
+            if size > MAX_HEADER or block["text"]["type"] != "plain_text":
+                problems.append(f"block {i}: header of {size} characters")
+        if kind == "context":
+            texts = list(block.get("elements", []))
+            if not 1 <= len(texts) <= MAX_CONTEXT_ELEMENTS:
+                problems.append(f"block {i}: context with {len(texts)} elements")
+        if kind == "section" and not texts and not block.get("fields"):
+            problems.append(f"block {i}: section without text")
+        for obj in texts:
+            size = len(obj.get("text", "").encode("utf-16-le")) // 2
+            if not 1 <= size <= MAX_TEXT_OBJECT:
+                problems.append(f"block {i} ({kind}): text object of {size} characters")
+            if obj.get("type") not in ("mrkdwn", "plain_text"):
+                problems.append(f"block {i}: text object of type {obj.get('type')!r}")
+    return problems
+
+
+class FakeSlack:
+    """Serve with `async with FakeSlack() as slack:`; point clients at `slack.api_url`."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-fake-bot-token",
+        app_token: str = "xapp-fake-app-token",
+        min_interval: float = 0.0,
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.min_interval = min_interval
+        """Posts to one channel closer together than this get 429 (as Slack's ~1/s)."""
+        self.calls: list[SlackCall] = []
+        self.responses: list[Response] = []
+        self.spacing_violations = 0
+        self._channel_errors: dict[str, _ChannelError] = {}
+        self._blocks_rejected: set[str] = set()
+        self._rate_limits: dict[str, _RateLimit] = {}
+        self._auth_error: str | None = None
+        self._last_post: dict[str, float] = {}
+        self._ts = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    # lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> Self:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_get("/link", self._websocket)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = int(self._runner.addresses[0][1])
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeSlack is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self, key: str = "r") -> str:
+        return f"{self.url}/respond/{key}"
+
+    # faults --------------------------------------------------------------------------
+
+    def fail_channel(self, channel: str, error: str, *, after: int = 0) -> None:
+        """Posts to `channel` fail with `error` (`channel_not_found`, `is_archived`…), from
+        the next one on, or once `after` more posts have gone through."""
+        self._channel_errors[channel] = _ChannelError(error, after)
+
+    def heal_channel(self, channel: str) -> None:
+        self._channel_errors.pop(channel, None)
+
+    def reject_blocks(self, channel: str) -> None:
+        """Posts with blocks to `channel` fail with `invalid_blocks` (text-only ones pass)."""
+        self._blocks_rejected.add(channel)
+
+    def rate_limit(self, channel: str, *, retry_after: int = 1, times: int = 1) -> None:
+        """The next `times` posts to `channel` get HTTP 429 with this Retry-After."""
+        self._rate_limits[channel] = _RateLimit(retry_after, times)
+
+    def fail_auth(self, error: str = "invalid_auth") -> None:
+        """Every call fails as with a revoked or wrong token."""
+        self._auth_error = error
+
+    # reading -------------------------------------------------------------------------
+
+    def posts(self, channel: str | None = None, *, ok_only: bool = True) -> list[SlackCall]:
+        return [
+            c
+            for c in self.calls
+            if c.method == "chat.postMessage"
+            and (channel is None or c.channel == channel)
+            and (c.ok or not ok_only)
+        ]
+
+    def methods(self) -> list[str]:
+        return [c.method for c in self.calls]
+
+    def responses_to(self, key: str) -> list[Response]:
+        return [r for r in self.responses if r.key == key]
+
+    async def wait_for_response(self, key: str) -> Response:
+        """The first body posted to `response_url(key)`, waiting for it to arrive."""
+        async with asyncio.timeout(WAIT), self._changed:
+            await self._changed.wait_for(lambda: bool(self.responses_to(key)))
+        return self.responses_to(key)[0]
+
+    # socket mode ---------------------------------------------------------------------
+
+    async def wait_for_socket(self) -> None:
+        async with asyncio.timeout(WAIT), self._changed:
+            await self._changed.wait_for(lambda: bool(self._sockets))
+
+    async def send_envelope(self, kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Deliver one envelope over the socket as Slack does; return the app's ack."""
+        envelope_id = str(uuid.uuid4())
+        ack = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = ack
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "accepts_response_payload": True,
+            "payload": dict(payload),
+        }
+        await self._sockets[-1].send_str(json.dumps(envelope))
+        async with asyncio.timeout(WAIT):
+            answer: dict[str, Any] = await ack
+        return answer
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1}))
+        self._sockets.append(ws)
+        await self._notify()
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                data = json.loads(message.data)
+                ack = self._acks.pop(data.get("envelope_id", ""), None)
+                if ack is not None and not ack.done():
+                    ack.set_result(data)
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    # handlers ------------------------------------------------------------------------
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.responses.append(Response(request.match_info["key"], body, time.monotonic()))
+        await self._notify()
+        return web.Response(text="ok")
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await _arguments(request)
+        token = _bearer(request) or args.get("token")
+        status, body, headers = self._answer(method, args, token)
+        error = None if body.get("ok") else str(body.get("error"))
+        ts = body.get("ts")
+        self.calls.append(SlackCall(method, args, token, status, error, time.monotonic(), ts))
+        await self._notify()
+        return web.json_response(body, status=status, headers=headers)
+
+    def _answer(
+        self, method: str, args: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token is None:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if self._auth_error is not None or token != expected:
+            return 200, {"ok": False, "error": self._auth_error or "invalid_auth"}, {}
+        if method == "auth.test":
+            return 200, _AUTH_TEST, {}
+        if method == "apps.connections.open":
+            return 200, {"ok": True, "url": f"ws://127.0.0.1:{self._port}/link"}, {}
+        if method == "chat.postMessage":
+            return self._post_message(args)
+        return 200, {"ok": False, "error": "unknown_method"}, {}
+
+    def _post_message(self, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        channel = str(args.get("channel") or "")
+        limit = self._rate_limits.get(channel)
+        if limit is not None and limit.times > 0:
+            limit.times -= 1
+            return _too_many(limit.retry_after)
+        now = time.monotonic()
+        last = self._last_post.get(channel)
+        if self.min_interval and last is not None and now - last < self.min_interval:
+            self.spacing_violations += 1
+            return _too_many(1)
+        if not channel:
+            return 200, {"ok": False, "error": "channel_not_found"}, {}
+        failing = self._channel_errors.get(channel)
+        if failing is not None:
+            if failing.after <= 0:
+                return 200, {"ok": False, "error": failing.error}, {}
+            failing.after -= 1
+        error = _message_error(args)
+        if error is None and args.get("blocks") and channel in self._blocks_rejected:
+            error = "invalid_blocks"
+        if error is not None:
+            return 200, {"ok": False, "error": error}, {}
+        self._last_post[channel] = now
+        ts = f"1700000000.{next(self._ts):06d}"
+        message = {"type": "message", "text": args.get("text"), "ts": ts}
+        return 200, {"ok": True, "channel": channel, "ts": ts, "message": message}, {}
+
+
+_AUTH_TEST = {
+    "ok": True,
+    "url": "https://fake.slack.com/",
+    "team": "Fake Team",
+    "user": "papers-bot",
+    "team_id": "T0FAKE",
+    "user_id": "U0BOT",
+    "bot_id": "B0BOT",
+}
+
+
+def _too_many(retry_after: int) -> tuple[int, dict[str, Any], dict[str, str]]:
+    return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+
+
+def _message_error(args: Mapping[str, Any]) -> str | None:
+    raw = args.get("blocks")
+    blocks = json.loads(raw) if isinstance(raw, str) else list(raw or [])
+    text = str(args.get("text") or "")
+    if not blocks and not text:
+        return "no_text"
+    if len(text) > MAX_MESSAGE_TEXT:
+        return "msg_too_long"
+    if block_problems(blocks):
+        return "invalid_blocks"
+    return None
+
+
+def _bearer(request: web.Request) -> str | None:
+    value = request.headers.get("Authorization", "")
+    return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
+
+
+async def _arguments(request: web.Request) -> dict[str, Any]:
+    """JSON or form arguments, plus the query string, as the Web API accepts them."""
+    args: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        args.update(await request.json())
+    elif request.can_read_body:
+        args.update(parse_qsl(await request.text(), keep_blank_values=True))
+    return args
+
+
+@dataclass
+class SlashCommand:
+    """A slash-command payload as Slack sends it (form fields over HTTP, a dict over the socket)."""
+
+    text: str
+    response_url: str
+    channel_id: str = "C0PAPERS"
+    user_id: str = "U0ALICE"
+    command: str = "/papers"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "token": "legacy-verification-token",
+            "team_id": "T0FAKE",
+            "team_domain": "fake",
+            "channel_id": self.channel_id,
+            "channel_name": "papers",
+            "user_id": self.user_id,
+            "user_name": "alice",
+            "command": self.command,
+            "text": self.text,
+            "api_app_id": "A0PAPERS",
+            "is_enterprise_install": "false",
+            "response_url": self.response_url,
+            "trigger_id": "1234.5678.abcdef",
+            **self.extra,
+        }

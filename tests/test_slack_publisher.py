@@ -1,0 +1,335 @@
+"""Digests posted to Slack: the real digest runner, `SlackPublisher` and `AsyncWebClient`
+against a fake Slack, a fake arXiv and a real Redis."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from adapters.slack_app import SlackPublisher, publisher_from_settings
+from bot.arxiv_source import ArxivSource
+from bot.commands import CommandContext, Commands
+from bot.digest import DigestRunner, RunReport
+from bot.models import Channel, Digest, DigestItem, Paper
+from bot.publishing import DeliveryError
+from bot.settings import (
+    ArxivSettings,
+    DigestSettings,
+    Settings,
+    SlackSettings,
+    SubscriptionSettings,
+)
+from bot.store import RedisStore
+from tests.fakes.arxiv_server import FakeArxiv, closed_port_url, make_paper
+from tests.fakes.slack_api import FakeSlack, SlackCall
+
+NOW = datetime(2026, 11, 4, 12, tzinfo=UTC)
+INTERVAL = 0.1
+THIRTY_FOUR = "arxiv_api_2026_idlist_two_ids_one_missing_34_authors.xml"
+
+
+def reward(n: int, **changes: Any) -> Any:
+    return make_paper(n, title=changes.pop("title", f"Reward model study {n}"), **changes)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(min_interval=INTERVAL * 0.9) as fake:
+        yield fake
+
+
+@pytest.fixture
+def arxiv() -> Iterator[FakeArxiv]:
+    with FakeArxiv([reward(n) for n in range(1, 7)]) as fake:
+        yield fake
+
+
+class Harness:
+    def __init__(self, slack: FakeSlack, arxiv: FakeArxiv, store: RedisStore) -> None:
+        self.slack = slack
+        self.arxiv = arxiv
+        self.store = store
+        self.channels: dict[str, list[str]] = {"C1": ["reward model"]}
+        self._publisher: SlackPublisher | None = None
+
+    def settings(self) -> Settings:
+        return Settings(
+            arxiv=ArxivSettings(
+                api_url=self.arxiv.url, request_interval=0, retry_backoff=0, timeout=5
+            ),
+            digest=DigestSettings(first_run_papers=100, max_papers_per_channel=200),
+            slack=SlackSettings(
+                bot_token=SecretStr(self.slack.bot_token), api_url=self.slack.api_url
+            ),
+            subscriptions=[
+                SubscriptionSettings(platform="slack", channel=channel, keywords=keywords)
+                for channel, keywords in self.channels.items()
+            ],
+        )
+
+    def publisher(self) -> SlackPublisher:
+        """One for the whole test, as in the service: its pacing spans digests."""
+        if self._publisher is None:
+            self._publisher = publisher_from_settings(self.settings(), interval=INTERVAL)
+        return self._publisher
+
+    async def digest(self) -> RunReport:
+        settings = self.settings()
+        source = ArxivSource(settings.arxiv)
+        runner = DigestRunner(
+            settings, self.store, source, {"slack": self.publisher()}, clock=lambda: NOW
+        )
+        return await runner.run()
+
+    def posted_ids(self, channel: str, calls: list[SlackCall] | None = None) -> list[str]:
+        """arXiv ids linked from the titles of the thread messages posted to `channel`."""
+        ids = []
+        for call in calls if calls is not None else self.slack.posts(channel):
+            for block in call.blocks:
+                text = block.get("text", {}).get("text", "")
+                if block["type"] == "section" and text.startswith("*<https://arxiv.org/abs/"):
+                    ids.append(text.split("|")[0].removeprefix("*<https://arxiv.org/abs/"))
+        return ids
+
+    async def unseen(self, channel: str, ids: list[str]) -> set[str]:
+        return await self.store.unseen(Channel("slack", channel), ids)
+
+
+@pytest.fixture
+def harness(slack: FakeSlack, arxiv: FakeArxiv, redis_store: RedisStore) -> Harness:
+    return Harness(slack, arxiv, redis_store)
+
+
+def ids(*numbers: int) -> list[str]:
+    return [f"2611.{n:05d}" for n in numbers]
+
+
+# the layout ----------------------------------------------------------------------------
+
+
+async def test_top_message_then_papers_in_its_thread(harness: Harness) -> None:
+    report = await harness.digest()
+    assert report.ok and report.delivered == 6
+    top, *thread = harness.slack.posts("C1")
+    assert top.thread_ts is None
+    assert top.blocks[0]["text"]["text"] == "New on arXiv · Wed 4 Nov 2026"
+    assert "*6 new papers*" in top.blocks[1]["text"]["text"]
+    assert top.text.startswith("New on arXiv, 2026-11-04: 6 papers")
+    assert [m.thread_ts for m in thread] == [top.ts]
+    for call in (top, *thread):
+        assert call.args["unfurl_links"] is False
+        assert call.args["unfurl_media"] is False
+        assert call.token == harness.slack.bot_token
+    assert harness.posted_ids("C1") == ids(6, 5, 4, 3, 2, 1)
+    assert await harness.unseen("C1", ids(1, 2, 3, 4, 5, 6)) == set()
+
+
+async def test_no_double_post_across_two_digests(harness: Harness) -> None:
+    await harness.digest()
+    first = len(harness.slack.posts())
+    report = await harness.digest()
+    assert report.ok and report.delivered == 0
+    assert len(harness.slack.posts()) == first
+    harness.arxiv.papers.append(reward(7))
+    report = await harness.digest()
+    assert report.delivered == 1
+    assert harness.posted_ids("C1", harness.slack.posts("C1")[first:]) == ids(7)
+
+
+async def test_add_from_chat_never_floods_the_next_digest(harness: Harness) -> None:
+    harness.channels = {}
+    settings = harness.settings()
+    commands = Commands(settings, harness.store, ArxivSource(settings.arxiv), clock=lambda: NOW)
+    ctx = CommandContext(Channel("slack", "C9"), "U0ALICE")
+    reply = await commands.handle(ctx, "add reward model")
+    assert [p.id for p in reply.papers] == ids(6, 5, 4)
+    report = await harness.digest()
+    assert report.delivered == 0 and harness.slack.posts() == []
+    harness.arxiv.papers += [reward(7), reward(8), make_paper(9, title="Unrelated")]
+    report = await harness.digest()
+    assert report.delivered == 2
+    assert harness.posted_ids("C9") == ids(8, 7)
+
+
+# failures --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error", ["channel_not_found", "not_in_channel", "is_archived", "account_inactive"]
+)
+async def test_one_broken_channel_among_healthy_ones(harness: Harness, error: str) -> None:
+    harness.channels = {c: ["reward model"] for c in ("C1", "C2", "C3", "CBROKEN")}
+    harness.slack.fail_channel("CBROKEN", error)
+    report = await harness.digest()
+    errors = {o.channel.id: o.error for o in report.channels}
+    assert errors == {"C1": None, "C2": None, "C3": None, "CBROKEN": error}
+    for channel in ("C1", "C2", "C3"):
+        assert harness.posted_ids(channel) == ids(6, 5, 4, 3, 2, 1)
+    assert await harness.unseen("CBROKEN", ids(1, 2, 3, 4, 5, 6)) == set(ids(1, 2, 3, 4, 5, 6))
+    # healthy channels were posted side by side, not one after another
+    healthy = [harness.slack.posts(c) for c in ("C1", "C2", "C3")]
+    assert max(p[0].time for p in healthy) < min(p[1].time for p in healthy)
+
+    harness.slack.heal_channel("CBROKEN")
+    before = len(harness.slack.posts())
+    report = await harness.digest()
+    assert report.ok
+    assert {c.channel for c in harness.slack.posts()[before:]} == {"CBROKEN"}
+    assert harness.posted_ids("CBROKEN") == ids(6, 5, 4, 3, 2, 1)
+
+
+async def test_bad_token_fails_every_channel_and_marks_nothing(harness: Harness) -> None:
+    harness.channels = {"C1": ["reward model"], "C2": ["reward model"]}
+    harness.slack.fail_auth("token_revoked")
+    report = await harness.digest()
+    assert {o.channel.id: o.error for o in report.channels} == {
+        "C1": "token_revoked",
+        "C2": "token_revoked",
+    }
+    assert await harness.unseen("C1", ids(1, 6)) == set(ids(1, 6))
+
+
+async def test_429_waits_for_retry_after_and_loses_nothing(harness: Harness) -> None:
+    harness.slack.rate_limit("C1", retry_after=1, times=1)
+    report = await harness.digest()
+    assert report.ok and report.delivered == 6
+    limited, *accepted = harness.slack.posts("C1", ok_only=False)
+    assert limited.status == 429
+    assert accepted[0].time - limited.time >= 1.0
+    assert [c.ok for c in accepted] == [True, True]
+    assert harness.posted_ids("C1") == ids(6, 5, 4, 3, 2, 1)
+
+
+async def test_messages_to_one_channel_are_paced(harness: Harness) -> None:
+    harness.arxiv.papers = [reward(n) for n in range(1, 61)]
+    report = await harness.digest()
+    assert report.ok and report.delivered == 60
+    posts = harness.slack.posts("C1", ok_only=False)
+    assert len(posts) == 4 and all(p.ok for p in posts)
+    assert harness.slack.spacing_violations == 0
+    assert min(b.time - a.time for a, b in itertools.pairwise(posts)) >= INTERVAL * 0.9
+
+
+async def test_a_crash_mid_digest_loses_nothing_and_doubles_nothing(harness: Harness) -> None:
+    harness.arxiv.papers = [reward(n) for n in range(1, 61)]
+    harness.slack.fail_channel("C1", "is_archived", after=2)  # the top and one thread message
+    report = await harness.digest()
+    (outcome,) = report.channels
+    assert outcome.error == "is_archived"
+    first = harness.posted_ids("C1")
+    assert 0 < outcome.delivered == len(first) < 60
+    assert await harness.unseen("C1", first) == set()
+
+    harness.slack.heal_channel("C1")
+    report = await harness.digest()
+    assert report.ok and report.delivered == 60 - len(first)
+    everything = harness.posted_ids("C1")
+    assert sorted(everything) == sorted(ids(*range(1, 61)))  # each exactly once
+    tops = [p for p in harness.slack.posts("C1") if p.thread_ts is None]
+    assert len(tops) == 2
+
+
+async def test_refused_blocks_fall_back_to_text_with_every_link(harness: Harness) -> None:
+    harness.slack.reject_blocks("C1")
+    report = await harness.digest()
+    assert report.ok and report.delivered == 6
+    _, thread = harness.slack.posts("C1")
+    assert "blocks" not in thread.args or not thread.args["blocks"]
+    for paper_id in ids(1, 2, 3, 4, 5, 6):
+        assert f"<https://arxiv.org/abs/{paper_id}|Reward model study" in thread.text
+
+
+async def test_unreachable_slack_is_a_delivery_error(harness: Harness) -> None:
+    settings = harness.settings()
+    settings.slack.api_url = closed_port_url()
+    publisher = publisher_from_settings(settings, interval=0)
+    digest = Digest(Channel("slack", "C1"), NOW.date(), ("kw",), [DigestItem(paper(1), ("kw",))])
+    delivered: list[str] = []
+
+    async def mark(paper_ids: Any) -> None:
+        delivered.extend(paper_ids)
+
+    with pytest.raises(DeliveryError, match="cannot reach Slack"):
+        await publisher.publish(digest, mark)
+    assert delivered == []
+
+
+async def test_an_empty_digest_posts_nothing(harness: Harness) -> None:
+    async def never(paper_ids: Any) -> None:
+        raise AssertionError(paper_ids)
+
+    await harness.publisher().publish(Digest(Channel("slack", "C1"), NOW.date(), ("kw",)), never)
+    assert harness.slack.calls == []
+
+
+# content at the limits -------------------------------------------------------------------
+
+
+def paper(n: int, **changes: Any) -> Paper:
+    fake = make_paper(n, **changes)
+    return Paper(
+        id=fake.id,
+        version=fake.version,
+        title=fake.title,
+        authors=tuple(fake.authors),
+        summary=fake.summary,
+        comment=fake.comment,
+        primary_category=fake.primary_category,
+        categories=tuple(fake.categories),
+        published=fake.published,
+        updated=fake.updated,
+    )
+
+
+async def test_corpus_34_authors_and_huge_fields_split_within_limits(
+    harness: Harness, corpus: Path
+) -> None:
+    settings = harness.settings()
+    harness.arxiv.raw_next((corpus / THIRTY_FOUR).read_bytes())
+    (captured,) = await ArxivSource(settings.arxiv).latest("mimo", 10)
+    assert len(captured.authors) == 34
+    huge = paper(
+        2,
+        title="T" * 400,
+        summary=("very long abstract " * 200)[:3000],
+        comment="c" * 1000,
+        authors=[f"Author {i}" for i in range(500)],
+    )
+    papers = [captured, huge, *(paper(n, summary="words " * 400) for n in range(10, 80))]
+    digest = Digest(
+        Channel("slack", "C1"), NOW.date(), ("kw",), [DigestItem(p, ("kw",)) for p in papers]
+    )
+    delivered: list[list[str]] = []
+
+    async def mark(paper_ids: Any) -> None:
+        delivered.append(list(paper_ids))
+
+    await harness.publisher().publish(digest, mark)
+    posts = harness.slack.posts("C1", ok_only=False)
+    assert all(p.ok and p.blocks for p in posts)  # Slack took every layout as it was
+    assert len(posts) > 3
+    assert [pid for batch in delivered for pid in batch] == [p.id for p in papers]
+    assert harness.posted_ids("C1") == [p.id for p in papers]
+    shown = posts[1].blocks[1]["text"]["text"].splitlines()[1]
+    assert shown == ", ".join(captured.authors[:3]) + " et al."
+
+
+async def test_hostile_titles_are_posted_escaped(harness: Harness) -> None:
+    harness.arxiv.papers = [
+        reward(1, title="Reward model <!channel> <@U0BOSS> & <http://evil.example|arxiv>"),
+        reward(2, summary="reward model <!here> abstract"),
+    ]
+    await harness.digest()
+    posts = harness.slack.posts("C1")
+    everything = "".join(p.text + str(p.blocks) for p in posts)
+    for raw in ("<!channel>", "<@U0BOSS>", "<http://evil.example", "<!here>"):
+        assert raw not in everything
+    assert "Reward model &lt;!channel&gt; &lt;@U0BOSS&gt; &amp; &lt;http://evil.example" in (
+        everything
+    )
