@@ -183,7 +183,10 @@ def paper_meta(paper: Paper) -> str:
 def paper_blocks(item: DigestItem) -> tuple[Block, ...]:
     """A digest entry: title, authors and abstract, then a context line."""
     paper = item.paper
-    body = [paper_title(paper), fit(authors(paper.authors), AUTHORS_CHARS)]
+    title = paper_title(paper)
+    if item.revised:
+        title = f"New version v{paper.version}: {title}"
+    body = [title, fit(authors(paper.authors), AUTHORS_CHARS)]
     if paper.summary:
         body.append(fit(paper.summary, ABSTRACT_CHARS))
     notes = [paper_meta(paper)]
@@ -258,6 +261,10 @@ def render_digest(digest: Digest) -> list[SlackMessage]:
 def top_message(digest: Digest) -> SlackMessage:
     groups = digest.by_keyword()
     total = len(digest.items)
+    if not total:
+        followed = fit(", ".join(digest.keywords), 1500)
+        line = f"No new papers today for {followed}."
+        return SlackMessage(line, (section(line),))
     noun = "paper" if total == 1 else "papers"
     lines = [f"• {fit(kw, KEYWORD_CHARS)}: {len(items)}" for kw, items in groups]
     blocks: list[Block] = [
@@ -268,6 +275,8 @@ def top_message(digest: Digest) -> SlackMessage:
     notes = ["Papers are in the thread."] if total else []
     if quiet:
         notes.append("Nothing new for: " + fit(", ".join(quiet), 1500))
+    if digest.more:
+        notes.append(f"…and {digest.more} more: /papers recent shows the latest per keyword.")
     if notes:
         blocks.append(context(notes))
     counts = ", ".join(f"{kw} {len(items)}" for kw, items in groups)

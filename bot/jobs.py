@@ -212,7 +212,13 @@ async def _check_slack(settings: Settings) -> int:
     if settings.slack.bot_token is None:
         print("slack: not configured")
         return 0
-    print(f"slack: token set ({settings.slack.mode} mode)")
+    from adapters.slack_app import verify
+
+    try:
+        print(f"slack: ok ({settings.slack.mode} mode, {await verify(settings)})")
+    except Exception as err:
+        print(f"slack: FAILED: {err}")
+        return 1
     return 0
 
 

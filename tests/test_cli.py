@@ -122,11 +122,11 @@ def test_check_reports_each_part(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
 ) -> None:
     monkeypatch.setenv("PAPERS_BOT_REDIS_URL", redis_server.url)
-    monkeypatch.setenv("PAPERS_BOT_SLACK__BOT_TOKEN", "xoxb-secret-value")
+    monkeypatch.setenv("PAPERS_BOT_DISCORD__APPLICATION_ID", "1234")
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "redis: ok" in out and "arxiv: ok" in out and "slack: token set" in out
-    assert "xoxb-secret-value" not in out
+    assert "redis: ok" in out and "arxiv: ok" in out and "slack: not configured" in out
+    assert "discord invite: https://discord.com/oauth2/authorize?client_id=1234" in out
 
 
 def test_check_fails_when_arxiv_is_down(

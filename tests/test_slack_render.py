@@ -361,3 +361,20 @@ def test_any_reply_fits(text: str, papers: tuple[Paper, ...], ok: bool) -> None:
     for message in messages:
         assert_within_limits(message)
         assert raw_angles(all_text(message)) == []
+
+
+def test_quiet_day_revisions_and_more() -> None:
+    from datetime import date
+
+    from adapters.slack_render import render_digest
+    from bot.models import Channel, Digest, DigestItem
+    from tests.factories import paper
+
+    (quiet,) = render_digest(Digest(Channel("slack", "C1"), date(2026, 11, 23), ("R&D",)))
+    assert quiet.text == "No new papers today for R&amp;D." and quiet.paper_ids == ()
+    revised = DigestItem(paper(1, version=2), ("x",), revised=True)
+    top, thread = render_digest(
+        Digest(Channel("slack", "C1"), date(2026, 11, 23), ("x",), [revised], more=4)
+    )
+    assert "…and 4 more" in str(top.blocks)
+    assert "New version v2: " in str(thread.blocks)
