@@ -10,6 +10,7 @@ from datetime import datetime
 
 from bot import keywords as kw
 from bot.arxiv_source import ArxivError, ArxivSource
+from bot.digest import OPTION_NAMES, channel_options
 from bot.matching import distinct
 from bot.models import Channel, Paper, newest_first, utcnow
 from bot.settings import Settings
@@ -22,7 +23,11 @@ USAGE = (
     "/papers remove <keyword>: stop following it\n"
     "/papers list: the keywords this channel follows\n"
     "/papers recent [keyword] [n]: the latest papers, for one keyword or all of this channel's\n"
-    "/papers help: this text"
+    "/papers set revisions on|off: also post new versions of papers already posted\n"
+    "/papers set quiet on|off: say so when a digest finds nothing\n"
+    "/papers help: this text\n"
+    "Keywords: RLHF | reward model (either), diffusion -medical (exclude), "
+    'cat:cs.CL (category), au:"Yoshua Bengio" (author)'
 )
 
 
@@ -74,6 +79,9 @@ class Commands:
     async def guarded(self, ctx: CommandContext, call: Callable[[], Awaitable[Reply]]) -> Reply:
         """Run one command method; user errors and crashes both become a Reply."""
         try:
+            limit = self._settings.commands.per_user_per_minute
+            if await self._store.hit(f"{ctx.channel.platform}:{ctx.user}", 60) > limit:
+                return Reply(f"Slow down: at most {limit} commands a minute.", ok=False)
             return await call()
         except UserError as err:
             return Reply(str(err), ok=False)
@@ -93,6 +101,9 @@ class Commands:
         if verb == "recent":
             keyword, n = parse_recent(rest)
             return await self.recent(ctx, keyword, n)
+        if verb == "set":
+            name, _, value = rest.strip().partition(" ")
+            return await self.set_option(ctx, name, value)
         if verb in ("", "help"):
             return self.help()
         return Reply(f"Unknown command.\n{USAGE}", ok=False)
@@ -133,6 +144,7 @@ class Commands:
             raise UserError(
                 f"This channel follows {cap} keywords, the most allowed. Remove one first."
             )
+        await self._check_channel_cap(ctx.channel)
         try:
             papers = await self._source.latest(keyword, self._settings.arxiv.max_results)
         except ArxivError as err:
@@ -167,6 +179,29 @@ class Commands:
             text = f"Added {quoted(keyword)}. No papers match it yet; new ones will appear here."
         return Reply(text, papers=preview)
 
+    async def _check_channel_cap(self, channel: Channel) -> None:
+        if await self._store.subscriptions(channel):
+            return
+        cap = self._settings.commands.max_channels
+        same_platform = [
+            c for c in await self._store.subscribed_channels() if c.platform == channel.platform
+        ]
+        if len(same_platform) >= cap:
+            raise UserError(
+                f"The bot already serves {cap} channels here, the most allowed. "
+                "Ask whoever runs it to raise [commands] max_channels."
+            )
+
+    async def set_option(self, ctx: CommandContext, name: str, value: str) -> Reply:
+        self._check_allowed(ctx)
+        option = _OPTIONS.get(name.strip().lower())
+        state = value.strip().lower()
+        if option is None or state not in ("on", "off"):
+            raise UserError("Use: set revisions on|off, or set quiet on|off")
+        await self._store.set_channel_option(ctx.channel, option, state == "on")
+        log.info("option_set channel=%s user=%s %s=%s", ctx.channel, ctx.user, option, state)
+        return Reply(f"{_OPTION_TEXT[option]} is now {state} for this channel.")
+
     async def remove(self, ctx: CommandContext, raw: str) -> Reply:
         self._check_allowed(ctx)
         if not raw.strip():
@@ -195,7 +230,12 @@ class Commands:
         lines += [f"• {s.keyword}" for s in chat if kw.normalize(s.keyword) not in file_norm]
         if not lines:
             return Reply("This channel follows no keywords yet. Try: /papers add reward model")
-        return Reply("This channel follows:\n" + "\n".join(lines))
+        options = await channel_options(self._settings, self._store, ctx.channel)
+        states = ", ".join(
+            f"{_OPTION_TEXT[name].lower()} {'on' if getattr(options, name) else 'off'}"
+            for name in OPTION_NAMES
+        )
+        return Reply("This channel follows:\n" + "\n".join(lines) + f"\nOptions: {states}")
 
     async def recent(self, ctx: CommandContext, raw: str | None, n: int | None) -> Reply:
         cfg = self._settings.commands
@@ -229,6 +269,10 @@ class Commands:
         except ArxivError as err:
             log.warning("recent_failed keyword=%r error=%r", keyword, str(err))
             raise UserError("arXiv didn't answer. Please try again in a few minutes.") from None
+
+
+_OPTIONS = {"revisions": "revisions", "quiet": "quiet_days", "quiet_days": "quiet_days"}
+_OPTION_TEXT = {"revisions": "Posting new versions", "quiet_days": "Saying when nothing is new"}
 
 
 def parse_recent(rest: str) -> tuple[str | None, int | None]:

@@ -57,6 +57,8 @@ class CommandSettings(_Section):
     preview_papers: int = Field(3, ge=0, le=10)
     recent_default: int = Field(5, ge=1, le=50)
     recent_max: int = Field(20, ge=1, le=100)
+    per_user_per_minute: int = Field(20, ge=1, le=1000)
+    max_channels: int = Field(500, ge=1)
 
 
 class SlackSettings(_Section):

@@ -65,6 +65,8 @@ class Store(Protocol):
     async def channel_options(self, channel: Channel) -> dict[str, bool]: ...
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None: ...
 
+    async def hit(self, name: str, window: float) -> int: ...
+
     async def acquire(self, name: str, owner: str, ttl: float) -> bool: ...
     async def renew(self, name: str, owner: str, ttl: float) -> bool: ...
     async def release(self, name: str, owner: str) -> None: ...
@@ -263,6 +265,15 @@ class RedisStore:
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None:
         await self._r.hset(f"{self._p}:options:{{{channel.key}}}", name, "1" if value else "0")
 
+    async def hit(self, name: str, window: float) -> int:
+        """Counts one event in a fixed window; the count so far in this window."""
+        key = f"{self._p}:rate:{name}:{int(self._clock().timestamp() // window)}"
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, int(window) + 1)
+            count, _ = await pipe.execute()
+        return int(count)
+
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         return bool(await self._r.set(f"{self._p}:lock:{name}", owner, nx=True, px=_ms(ttl)))
 
@@ -315,6 +326,7 @@ class MemoryStore:
     _baseline: dict[str, set[str]] = field(default_factory=dict)
     _options: dict[str, dict[str, bool]] = field(default_factory=dict)
     _locks: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    _hits: dict[str, int] = field(default_factory=dict)
     _done: dict[str, datetime] = field(default_factory=dict)
 
     async def ping(self) -> None:
@@ -387,6 +399,11 @@ class MemoryStore:
 
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None:
         self._options.setdefault(channel.key, {})[name] = value
+
+    async def hit(self, name: str, window: float) -> int:
+        key = f"{name}:{int(self.clock().timestamp() // window)}"
+        self._hits[key] = self._hits.get(key, 0) + 1
+        return self._hits[key]
 
     def _holder(self, name: str) -> str | None:
         held = self._locks.get(name)

@@ -278,7 +278,11 @@ async def test_add_list_remove_end_to_end(bot: Bot, arxiv: FakeArxiv) -> None:
 
     (listed,) = await bot.run("list")
     assert listed.ephemeral
-    assert listed.content == "This channel follows:\n• reward model"
+    assert listed.content.splitlines() == [
+        "This channel follows:",
+        "• reward model",
+        "Options: posting new versions off, saying when nothing is new off",
+    ]
 
     assert await bot.text("remove", keyword="Reward  model") == "Removed “Reward model”."
     assert "follows no keywords yet" in await bot.text("list")

@@ -254,6 +254,7 @@ async def test_list_shows_chat_and_file_keywords(bot: Bot) -> None:
         "This channel follows:",
         "• diffusion (settings file)",
         "• reward model",
+        "Options: posting new versions off, saying when nothing is new off",
     ]
 
 
@@ -461,7 +462,7 @@ async def test_socket_mode_acks_over_the_socket_and_answers_at_the_response_url(
     ack = await slack.send_envelope("slash_commands", command.fields())
     assert "payload" not in ack
     listing = await slack.wait_for_response("cmd2")
-    assert listing.blocks[0]["text"]["text"] == "This channel follows:\n• reward model"
+    assert listing.blocks[0]["text"]["text"].startswith("This channel follows:\n• reward model\n")
     assert "auth.test" in slack.methods()
 
 

@@ -1,0 +1,94 @@
+"""The platform-neutral /papers commands: real Redis, the fake arXiv."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot.arxiv_source import ArxivSource
+from bot.commands import CommandContext, Commands
+from bot.digest import channel_options
+from bot.models import Channel
+from bot.settings import Settings
+from bot.store import RedisStore
+from tests.fakes.arxiv_server import FakeArxiv, make_paper
+
+HERE = Channel("slack", "C1")
+
+
+@pytest.fixture
+def arxiv() -> Iterator[FakeArxiv]:
+    papers = [make_paper(n, title=f"Reward model {n}") for n in range(1, 5)]
+    papers.append(make_paper(9, title="RLHF without a reward", categories=("cs.LG",)))
+    with FakeArxiv(papers) as fake:
+        yield fake
+
+
+def commands_for(arxiv: FakeArxiv, store: RedisStore, **limits: int) -> Commands:
+    settings = Settings.model_validate(
+        {
+            "arxiv": {"api_url": arxiv.url, "request_interval": 0, "max_retries": 0},
+            "commands": limits,
+        }
+    )
+    return Commands(settings, store, ArxivSource(settings.arxiv))
+
+
+def ctx(user: str = "U1", channel: Channel = HERE) -> CommandContext:
+    return CommandContext(channel=channel, user=user)
+
+
+async def test_add_takes_the_syntax_and_lists_it_normalized(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    commands = commands_for(arxiv, redis_store)
+    reply = await commands.handle(ctx(), "add RLHF|reward model  cat:cs.CL")
+    assert reply.ok and reply.text.startswith("Added “RLHF | reward model cat:cs.CL”")
+    assert [p.id for p in reply.papers] == ["2611.00004", "2611.00003", "2611.00002"]
+    listing = await commands.handle(ctx(), "list")
+    assert "• RLHF | reward model cat:cs.CL" in listing.text
+    again = await commands.handle(ctx(), "add cat:cs.CL reward models | rlhf")
+    assert not again.ok and "already follows" in again.text
+
+
+async def test_a_failed_arxiv_call_adds_nothing(arxiv: FakeArxiv, redis_store: RedisStore) -> None:
+    arxiv.fail_next(503)
+    reply = await commands_for(arxiv, redis_store).handle(ctx(), "add reward model")
+    assert not reply.ok and "nothing was added" in reply.text
+    assert await redis_store.subscriptions(HERE) == []
+    assert await redis_store.unseen(HERE, ["2611.00001"]) == {"2611.00001"}
+
+
+async def test_options_are_set_per_channel(arxiv: FakeArxiv, redis_store: RedisStore) -> None:
+    commands = commands_for(arxiv, redis_store)
+    assert (await commands.handle(ctx(), "set revisions on")).ok
+    assert (await commands.handle(ctx(), "set quiet on")).ok
+    assert (await commands.handle(ctx(), "set quiet off")).ok
+    options = await channel_options(Settings(), redis_store, HERE)
+    assert options.revisions and not options.quiet_days
+    wrong = await commands.handle(ctx(), "set loud on")
+    assert not wrong.ok and wrong.text == "Use: set revisions on|off, or set quiet on|off"
+    denied = await commands.handle(
+        CommandContext(HERE, "U2", denied="not in the list"), "set quiet on"
+    )
+    assert not denied.ok and "not in the list" in denied.text
+
+
+async def test_each_user_has_a_command_budget_per_minute(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    commands = commands_for(arxiv, redis_store, per_user_per_minute=3)
+    answers = [await commands.handle(ctx(), "help") for _ in range(4)]
+    assert [a.ok for a in answers] == [True, True, True, False]
+    assert answers[-1].text == "Slow down: at most 3 commands a minute."
+    assert (await commands.handle(ctx("U2"), "help")).ok
+
+
+async def test_the_bot_serves_a_bounded_number_of_channels(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    commands = commands_for(arxiv, redis_store, max_channels=1)
+    assert (await commands.handle(ctx(), "add reward model")).ok
+    refused = await commands.handle(ctx(channel=Channel("slack", "C2")), "add reward model")
+    assert not refused.ok and "max_channels" in refused.text
+    assert (await commands.handle(ctx(), "add rlhf")).ok
+    assert (await commands.handle(ctx(channel=Channel("discord", "9")), "add rlhf")).ok
