@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import aiohttp
 import discord
@@ -397,6 +397,20 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
         n: app_commands.Range[int, 1, recent_max] | None = None,
     ) -> None:
         await papers.run(interaction, lambda ctx: commands.recent(ctx, keyword, n), changes=False)
+
+    @group.command(name="set", description="Turn a channel option on or off")
+    @app_commands.describe(
+        option="revisions: also post new versions; quiet: say so when nothing is new",
+        state="on or off",
+    )
+    async def set_(
+        interaction: discord.Interaction,
+        option: Literal["revisions", "quiet"],
+        state: Literal["on", "off"],
+    ) -> None:
+        await papers.run(
+            interaction, lambda ctx: commands.set_option(ctx, option, state), changes=True
+        )
 
     @group.command(name="help", description="What /papers can do")
     async def help_(interaction: discord.Interaction) -> None:

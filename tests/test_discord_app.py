@@ -742,3 +742,13 @@ async def test_a_malformed_subcommand_gets_a_notice_and_the_bot_carries_on(
     (notice,) = await bot.answers(token)
     assert notice.content == escape(FAILED) and notice.ephemeral
     assert "/papers add" in await bot.text("help")
+
+
+async def test_set_turns_channel_options_on_and_off(bot: Bot) -> None:
+    assert await bot.text("set", option="revisions", state="on") == (
+        "Posting new versions is now on for this channel."
+    )
+    listed = await bot.text("list")
+    assert "follows no keywords" in listed
+    await bot.text("add", keyword="reward model")
+    assert "posting new versions on" in await bot.text("list")
