@@ -198,7 +198,8 @@ async def test_connects_and_syncs_papers_to_the_guild_only(bot: Bot) -> None:
     (guild_sync,) = [cmds for guild, cmds in fake.command_syncs if guild == GUILD_ID]
     (papers,) = guild_sync
     assert papers["name"] == "papers"
-    assert [o["name"] for o in papers["options"]] == ["add", "remove", "list", "recent", "help"]
+    names = [o["name"] for o in papers["options"]]
+    assert names == ["add", "remove", "list", "recent", "set", "help"]
     assert str(papers["default_member_permissions"]) == str(1 << 4)  # Manage Channels
     assert papers["dm_permission"] is False
     assert [cmds for guild, cmds in fake.command_syncs if guild is None] == [[]]
