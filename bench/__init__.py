@@ -1,0 +1,1 @@
+"""Benchmarks of papers-bot against loopback fakes; `python -m bench` runs them all."""
