@@ -40,6 +40,8 @@ INVITE_PERMISSIONS = discord.Permissions(
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_CHOICES = 25
 FAILED = "Something went wrong on our side. Please try again later."
+SEND_TIMEOUT = 30.0
+"""Seconds one digest message may take, rate-limit waits included (aiohttp's own is 5 min)."""
 STALE = "This command isn't available any more. Try /papers help."
 
 
@@ -122,9 +124,11 @@ class DiscordPublisher:
         *,
         client: discord.Client | None = None,
         abstract_chars: int = DEFAULT_ABSTRACT_CHARS,
+        timeout: float = SEND_TIMEOUT,
     ) -> None:
         self._settings = settings
         self._token = token
+        self._timeout = timeout
         self._shared = client is not None
         self._client = client or _rest_client()
         self._abstract_chars = abstract_chars
@@ -142,13 +146,24 @@ class DiscordPublisher:
         return False
 
     async def start(self) -> None:
-        """Log in (once). Raises `discord.LoginFailure` for a refused token."""
+        """Log in (once). Raises `discord.LoginFailure` for a refused token; when Discord
+        can't be reached, the next call tries again with a fresh client."""
         async with self._lock:
             if self._started:
                 return
             self._exit.enter_context(endpoints(self._settings))
+            try:
+                await self._client.login(self._token)
+            except discord.LoginFailure:
+                self._started = True
+                raise
+            except BaseException:
+                await self._client.close()
+                self._exit.close()
+                self._exit = contextlib.ExitStack()
+                self._client = _rest_client()
+                raise
             self._started = True
-            await self._client.login(self._token)
 
     async def close(self) -> None:
         if not self._shared:
@@ -170,14 +185,18 @@ class DiscordPublisher:
         target = await self._messageable(digest.channel)
         for message in render_digest(digest, abstract_chars=self._abstract_chars):
             try:
-                await target.send(
-                    content=message.content or None,
-                    embeds=list(message.embeds),
-                    allowed_mentions=NO_MENTIONS,
-                    nonce=message_key(digest.channel, message.paper_ids, message.content),
-                )
+                async with asyncio.timeout(self._timeout):
+                    await target.send(
+                        content=message.content or None,
+                        embeds=list(message.embeds),
+                        allowed_mentions=NO_MENTIONS,
+                        nonce=message_key(digest.channel, message.paper_ids, message.content),
+                    )
             except discord.HTTPException as err:
                 raise _delivery_error(digest.channel, err) from err
+            except TimeoutError:
+                reason = f"Discord did not answer within {self._timeout:g}s"
+                raise DeliveryError(digest.channel, reason) from None
             await delivered(message.paper_ids)
 
     async def _messageable(self, channel: Channel) -> discord.PartialMessageable:
@@ -189,9 +208,10 @@ class DiscordPublisher:
             except discord.LoginFailure:
                 self._failure = "Discord refused the bot token (401): set a valid [discord] token"
             except (discord.HTTPException, aiohttp.ClientError, OSError) as err:
-                self._failure = f"cannot reach Discord: {err}"
+                reason = f"cannot reach Discord: {err}"  # not remembered: next time, again
+                raise DeliveryError(channel, reason, everywhere=True) from None
         if self._failure is not None:
-            raise DeliveryError(channel, self._failure)
+            raise DeliveryError(channel, self._failure, everywhere=True)
         return self._client.get_partial_messageable(int(channel.id))
 
 
@@ -201,7 +221,11 @@ def _delivery_error(channel: Channel, err: discord.HTTPException) -> Exception:
     if isinstance(err, discord.NotFound):
         return DeliveryError(channel, f"unknown channel (404): {err.text}")
     if err.status == 401:
-        return DeliveryError(channel, "Discord refused the bot token (401)")
+        return DeliveryError(channel, "Discord refused the bot token (401)", everywhere=True)
+    if err.status == 429:
+        return DeliveryError(channel, "rate limited by Discord (429), retries exhausted")
+    if err.status >= 500:
+        return DeliveryError(channel, f"Discord server error ({err.status}), retries exhausted")
     return err
 
 

@@ -23,6 +23,8 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -33,9 +35,11 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack_render import SlackMessage, render_digest, render_reply, unescape
 from bot.commands import CommandContext, Commands, Reply
+from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
 from bot.publishing import Delivered, DeliveryError
 from bot.settings import Settings, SettingsError, SlackSettings
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +48,18 @@ EVENTS_PATH = "/slack/events"
 MESSAGE_INTERVAL = 1.0
 """Seconds between two messages to one channel: chat.postMessage allows about one a second."""
 RATE_LIMIT_RETRIES = 5
+HTTP_TIMEOUT = 30
+"""Seconds a Web API call may take (slack_sdk's default, made explicit)."""
+REPLAY_WINDOW = 6 * 60.0
+"""Seconds a request signature is remembered: Slack's 5-minute timestamp window plus skew."""
 
 DENIED = "only the people listed in the bot's settings may. Ask whoever runs the bot."
 WORKING = "Searching arXiv…"
-_VERBS = frozenset({"add", "remove", "list", "recent", "help"})
+_VERBS = frozenset({"add", "remove", "list", "recent", "set", "help"})
 _SLOW_VERBS = frozenset({"add", "recent"})
 _BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
+_TOKEN_REFUSED = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired"})
+"""Errors that come from the bot token, not the channel: every channel fails the same way."""
 
 
 # clients -------------------------------------------------------------------------------
@@ -62,13 +72,14 @@ def _secret(value: SecretStr | None, name: str) -> str:
     return value.get_secret_value()
 
 
-def web_client(cfg: SlackSettings) -> AsyncWebClient:
+def web_client(cfg: SlackSettings, *, timeout: int | None = None) -> AsyncWebClient:
     """A Web API client with the bot token that waits out 429s (honouring Retry-After)."""
     options: dict[str, Any] = {}
     if cfg.api_url:
         options["base_url"] = cfg.api_url.rstrip("/") + "/"
     return AsyncWebClient(
         token=_secret(cfg.bot_token, "bot_token"),
+        timeout=HTTP_TIMEOUT if timeout is None else timeout,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(),
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
@@ -134,6 +145,9 @@ class SlackPublisher:
             return await self._send(channel, message, thread_ts, with_blocks=True)
         except SlackApiError as err:
             error = _error_code(err)
+            if error in _TOKEN_REFUSED:
+                reason = f"Slack refused the bot token ({error}): set a valid [slack] bot_token"
+                raise DeliveryError(channel, reason, everywhere=True) from None
             if error not in _BLOCKS_REFUSED:
                 raise DeliveryError(channel, error) from None
         # Slack refused the layout: the plain text still names and links every paper.
@@ -169,22 +183,85 @@ def _error_code(err: SlackApiError) -> str:
 
 
 def publisher_from_settings(
-    settings: Settings, *, interval: float = MESSAGE_INTERVAL
+    settings: Settings, *, interval: float | None = None, timeout: int | None = None
 ) -> SlackPublisher:
     """The digest's Slack output: Web API only, no socket needed (works from cron)."""
-    return SlackPublisher(web_client(settings.slack), interval=interval)
+    client = web_client(settings.slack, timeout=timeout)
+    return SlackPublisher(client, interval=MESSAGE_INTERVAL if interval is None else interval)
 
 
 # commands ------------------------------------------------------------------------------
 
 
-def create_app(settings: Settings, commands: Commands) -> AsyncApp:
-    """A bolt app answering `/papers` (under whatever name the manifest gives it)."""
+FirstUse = Callable[[str], Awaitable[bool]]
+"""Takes a request's signature; True only the first time it is presented (replay guard)."""
+
+
+def signature_claims(store: Store, ttl: float = REPLAY_WINDOW) -> FirstUse:
+    """A `FirstUse` shared by every replica through the store (SET NX with a TTL)."""
+
+    async def first_use(signature: str) -> bool:
+        return await store.acquire(f"slack-request:{signature}", REPLICA_ID, ttl)
+
+    return first_use
+
+
+class RecentSignatures:
+    """A `FirstUse` in this process only, for a single replica without a shared store."""
+
+    def __init__(
+        self, ttl: float = REPLAY_WINDOW, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._until: dict[str, float] = {}  # insertion order is expiry order
+
+    async def __call__(self, signature: str) -> bool:
+        now = self._clock()
+        while self._until and next(iter(self._until.values())) <= now:
+            del self._until[next(iter(self._until))]
+        if signature in self._until:
+            return False
+        self._until[signature] = now + self._ttl
+        return True
+
+
+def _refuse_replays(first_use: FirstUse) -> Callable[..., Awaitable[BoltResponse]]:
+    """Bolt checks a request's signature and its 5-minute window, not whether the same signed
+    request came before: this middleware (run after that check) answers a replay with 401."""
+
+    async def middleware(
+        req: AsyncBoltRequest, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        if req.mode == "http":
+            signature = (req.headers.get("x-slack-signature") or [""])[0]
+            try:
+                first = await first_use(signature)
+            except Exception as err:
+                # Without the store every command fails anyway; let it answer that.
+                log.warning("slack_replay_check_failed error=%r", str(err))
+                first = True
+            if not first:
+                log.warning("slack_request_refused reason='replayed signature'")
+                return BoltResponse(status=401, body="")
+        return await next()
+
+    return middleware
+
+
+def create_app(
+    settings: Settings, commands: Commands, *, first_use: FirstUse | None = None
+) -> AsyncApp:
+    """A bolt app answering `/papers` (under whatever name the manifest gives it). In HTTP
+    mode a signed request is served once: pass `signature_claims(store)` when several
+    replicas share the endpoint (the default remembers signatures in this process)."""
     cfg = settings.slack
     secret = ""  # Socket Mode needs none: Slack's messages come over our own connection
     if cfg.mode == "http":
         secret = _secret(cfg.signing_secret, "signing_secret")
     app = AsyncApp(client=web_client(cfg), signing_secret=secret, name="papers-bot")
+    if cfg.mode == "http":
+        app.use(_refuse_replays(first_use or RecentSignatures()))
     allowed = frozenset(cfg.allowed_users)
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -241,10 +318,12 @@ async def _answer(respond: AsyncRespond, reply: Reply) -> None:
 # serving -------------------------------------------------------------------------------
 
 
-async def serve(settings: Settings, commands: Commands) -> None:
+async def serve(
+    settings: Settings, commands: Commands, *, first_use: FirstUse | None = None
+) -> None:
     """Answer `/papers` until cancelled: over Socket Mode, or on `/slack/events` over HTTP.
     Raises SettingsError at once when Slack refuses a token."""
-    app = create_app(settings, commands)
+    app = create_app(settings, commands, first_use=first_use)
     cfg = settings.slack
     identity = await verify(settings)
     log.info("slack_authenticated %s", identity)

@@ -153,6 +153,11 @@ class ArxivSource:
         query = build_query([keyword], categories=self._settings.categories)
         return await self.search(query, n, [keyword])
 
+    async def latest_any(self, keywords: Sequence[str], n: int) -> list[Paper]:
+        """The n latest submissions that answer any of the keywords, in one query."""
+        query = build_query(keywords, categories=self._settings.categories)
+        return await self.search(query, n, keywords)
+
     async def search(self, query: str, limit: int, keywords: Sequence[str]) -> list[Paper]:
         papers: list[Paper] = []
         offset = 0

@@ -11,7 +11,7 @@ from datetime import datetime
 from bot import keywords as kw
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.digest import OPTION_NAMES, channel_options
-from bot.matching import distinct
+from bot.matching import batches, distinct
 from bot.models import Channel, Paper, newest_first, utcnow
 from bot.settings import Settings
 from bot.store import AddResult, Store
@@ -251,24 +251,32 @@ class Commands:
         else:
             keywords = [self._clean(raw)]
         found: dict[str, Paper] = {}
+        missing: list[str] = []
         for keyword in keywords:
-            for paper in await self._recent_for(keyword, count):
+            stored = await self._store.recent(keyword, count)
+            if not stored:
+                missing.append(keyword)
+            for paper in stored:
                 found.setdefault(paper.id, paper)
+        for paper in await self._latest(missing, count):
+            found.setdefault(paper.id, paper)
         papers = tuple(newest_first(list(found.values()))[:count])
         label = ", ".join(quoted(k) for k in keywords)
         if not papers:
             return Reply(f"No papers found for {label}.")
         return Reply(f"Latest papers for {label}:", papers=papers)
 
-    async def _recent_for(self, keyword: str, n: int) -> Sequence[Paper]:
-        stored = await self._store.recent(keyword, n)
-        if stored:
-            return stored
+    async def _latest(self, keywords: Sequence[str], n: int) -> Sequence[Paper]:
+        """The n latest papers answering any of `keywords`, one arXiv query per batch: a
+        channel's keywords that the store doesn't hold yet cost one request, not one each."""
+        found: dict[str, Paper] = {}
         try:
-            return newest_first(await self._source.latest(keyword, n))
+            for batch in batches(keywords, self._settings.arxiv.batch_size):
+                found.update((p.id, p) for p in await self._source.latest_any(batch, n))
         except ArxivError as err:
-            log.warning("recent_failed keyword=%r error=%r", keyword, str(err))
+            log.warning("recent_failed keywords=%d error=%r", len(keywords), str(err))
             raise UserError("arXiv didn't answer. Please try again in a few minutes.") from None
+        return newest_first([*found.values()])
 
 
 _OPTIONS = {"revisions": "revisions", "quiet": "quiet_days", "quiet_days": "quiet_days"}

@@ -15,7 +15,7 @@ from bot.matching import assign, batches, distinct
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import DeliveryError, Publisher
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import STORE_ERRORS, Store
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,10 @@ FULL_LIST_PLATFORMS = frozenset({"markdown", "console"})
 """Outputs that show everything new at once: no first-run limit for a new keyword."""
 
 Progress = Callable[[int, int], None]
+
+MARK_RETRY = 30.0
+"""Seconds to keep trying to record a posted message as seen while Redis is away: a short
+blip must not make the next run post the message again."""
 
 
 class DigestStopped(Exception):
@@ -109,6 +113,7 @@ class DigestRunner:
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 16,
         progress: Progress | None = None,
+        mark_retry: float = MARK_RETRY,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -118,6 +123,7 @@ class DigestRunner:
         self._concurrency = concurrency
         self._progress = progress
         self._stopping = False
+        self._mark_retry = mark_retry
         self.lock_ttl = settings.service.lock_ttl
 
     def stop(self) -> None:
@@ -133,10 +139,15 @@ class DigestRunner:
         keywords = distinct(k for kws in channels.values() for k in kws)
         fetched = await self.fetch(keywords, save=not dry_run)
         limit = asyncio.Semaphore(self._concurrency)
+        refused: dict[str, str] = {}  # platform -> why its output refuses every channel
 
         async def one(channel: Channel, kws: Sequence[str]) -> ChannelOutcome:
             async with limit:
-                return await self._deliver(channel, kws, fetched, dry_run=dry_run)
+                try:
+                    return await self._deliver(channel, kws, fetched, refused, dry_run=dry_run)
+                except STORE_ERRORS as err:  # the channel lock could not be taken
+                    log.error("channel_failed channel=%s reason=%r", channel, _store_error(err))
+                    return ChannelOutcome(channel, error=_store_error(err))
 
         outcomes = await asyncio.gather(*(one(c, k) for c, k in channels.items()))
         report = RunReport(
@@ -267,23 +278,39 @@ class DigestRunner:
         return digest, skipped, first_run
 
     async def _deliver(
-        self, channel: Channel, keywords: Sequence[str], fetched: Fetched, *, dry_run: bool
+        self,
+        channel: Channel,
+        keywords: Sequence[str],
+        fetched: Fetched,
+        refused: dict[str, str],
+        *,
+        dry_run: bool,
     ) -> ChannelOutcome:
         if dry_run:
-            return await self._deliver_unlocked(channel, keywords, fetched, dry_run=True)
+            return await self._deliver_unlocked(channel, keywords, fetched, refused, dry_run=True)
         # Two replicas never post to one channel at once, even when a run lock was lost.
         async with held(self._store, f"channel:{channel.key}", self.lock_ttl) as mine:
             if not mine:
                 log.warning("channel_busy channel=%s: another replica is posting", channel)
                 return ChannelOutcome(channel, error="another replica is posting here")
-            return await self._deliver_unlocked(channel, keywords, fetched, dry_run=False)
+            return await self._deliver_unlocked(channel, keywords, fetched, refused, dry_run=False)
 
     async def _deliver_unlocked(
-        self, channel: Channel, keywords: Sequence[str], fetched: Fetched, *, dry_run: bool
+        self,
+        channel: Channel,
+        keywords: Sequence[str],
+        fetched: Fetched,
+        refused: dict[str, str],
+        *,
+        dry_run: bool,
     ) -> ChannelOutcome:
         outcome = ChannelOutcome(channel)
         if self._stopping:
             outcome.error = "stopped before delivery"
+            return outcome
+        if channel.platform in refused:
+            outcome.error = refused[channel.platform]
+            log.debug("channel_skipped channel=%s reason=%r", channel, outcome.error)
             return outcome
         publisher = self._publishers.get(channel.platform)
         if publisher is None:
@@ -310,7 +337,7 @@ class DigestRunner:
             async def delivered(ids: Sequence[str]) -> None:
                 outcome.delivered += len(ids)
                 if not dry_run:
-                    await self._store.mark_seen(channel, seen_keys([versions[i] for i in ids]))
+                    await self._record(channel, seen_keys([versions[i] for i in ids]))
                 if self._stopping:
                     raise DigestStopped
 
@@ -319,7 +346,20 @@ class DigestRunner:
                 await self._finish(channel, skipped, first_run)
         except DeliveryError as err:
             outcome.error = err.reason
-            log.error("channel_failed channel=%s reason=%r", channel, err.reason)
+            if not err.everywhere:
+                log.error("channel_failed channel=%s reason=%r", channel, err.reason)
+            elif channel.platform not in refused:
+                refused[channel.platform] = err.reason
+                log.error(
+                    "output_failed platform=%s reason=%r: no %s channel gets messages until "
+                    "this is fixed; their papers wait for the next run",
+                    channel.platform,
+                    err.reason,
+                    channel.platform,
+                )
+        except STORE_ERRORS as err:
+            outcome.error = _store_error(err)
+            log.error("channel_failed channel=%s reason=%r", channel, outcome.error)
         except DigestStopped:
             outcome.error = "stopped; the rest comes next run"
             log.info("channel_stopped channel=%s delivered=%d", channel, outcome.delivered)
@@ -329,6 +369,45 @@ class DigestRunner:
         outcome.pending -= outcome.delivered
         return outcome
 
+    async def _record(self, channel: Channel, keys: list[str]) -> None:
+        """Mark a posted message's papers seen. The message is out already, so a short Redis
+        outage is waited out (up to `mark_retry` seconds) rather than risk posting it again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._mark_retry
+        wait, warned = 0.05, False
+        while True:
+            try:
+                await self._store.mark_seen(channel, keys)
+            except STORE_ERRORS as err:
+                if loop.time() + wait > deadline:
+                    log.error(
+                        "seen_not_recorded channel=%s keys=%d error=%r: the message was posted "
+                        "but Redis did not take it within %gs; the next run may post it again",
+                        channel,
+                        len(keys),
+                        str(err),
+                        self._mark_retry,
+                    )
+                    raise
+                if not warned:
+                    log.warning(
+                        "seen_retry channel=%s error=%r: Redis is unreachable, retrying for %gs",
+                        channel,
+                        str(err),
+                        self._mark_retry,
+                    )
+                    warned = True
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 1.0)
+            else:
+                if warned:
+                    log.info("seen_recorded channel=%s: Redis is back", channel)
+                return
+
     async def _finish(self, channel: Channel, skipped: list[Paper], first_run: list[str]) -> None:
         await self._store.mark_seen(channel, seen_keys(skipped))
         await self._store.set_baselined(channel, first_run)
+
+
+def _store_error(err: Exception) -> str:
+    return f"Redis unreachable: {err}"

@@ -254,8 +254,10 @@ def chat_servers(settings: Settings, store: Store, commands: Commands) -> dict[s
                 f"(needed in {slack.mode} mode)"
             )
         from adapters.slack_app import serve as serve_slack
+        from adapters.slack_app import signature_claims
 
-        servers["slack"] = lambda: serve_slack(settings, commands)
+        first_use = signature_claims(store)
+        servers["slack"] = lambda: serve_slack(settings, commands, first_use=first_use)
     elif slack.app_token is not None or slack.signing_secret is not None:
         raise CliError("slack.bot_token is missing (the other Slack settings are set)")
     if discord.token is not None:

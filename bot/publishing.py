@@ -22,13 +22,16 @@ def message_key(channel: Channel, paper_ids: Sequence[str], text: str = "") -> s
 class DeliveryError(Exception):
     """A channel that cannot take messages now: unknown, archived, no access, bad token.
 
-    Its papers stay unseen so the next run tries again; other channels go on.
+    Its papers stay unseen so the next run tries again; other channels go on. `everywhere`
+    says the output itself is refused (a revoked token): every channel of the platform would
+    fail the same way, so the digest reports it once and skips the platform's other channels.
     """
 
-    def __init__(self, channel: Channel, reason: str) -> None:
+    def __init__(self, channel: Channel, reason: str, *, everywhere: bool = False) -> None:
         super().__init__(f"{channel}: {reason}")
         self.channel = channel
         self.reason = reason
+        self.everywhere = everywhere
 
 
 class Publisher(Protocol):

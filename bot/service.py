@@ -14,8 +14,8 @@ from bot.digest import DigestRunner, RunReport
 from bot.locks import REPLICA_ID, held
 from bot.models import utcnow
 from bot.schedule import Schedule, slot_id
-from bot.settings import Settings
-from bot.store import Store
+from bot.settings import Settings, SettingsError
+from bot.store import STORE_ERRORS, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,13 @@ class Service:
             try:
                 await self.run_slot(slot)
                 return
+            except STORE_ERRORS as err:
+                log.error(
+                    "digest_failed slot=%s error=%r: Redis is unreachable; trying again in %gs",
+                    slot_id(slot),
+                    str(err),
+                    RETRY_FAILED_RUN,
+                )
             except Exception:
                 log.exception("digest_failed slot=%s", slot_id(slot))
             if self._schedule.next(slot) <= self._clock() + timedelta(seconds=RETRY_FAILED_RUN):
@@ -161,6 +168,10 @@ async def _logged(name: str, serve: Server) -> None:
     try:
         await serve()
     except asyncio.CancelledError:
+        raise
+    except SettingsError as err:
+        # A refused token: one clear line; the adapter stays down, the rest keeps running.
+        log.error("adapter_failed adapter=%s error=%r", name, str(err))
         raise
     except Exception:
         log.exception("adapter_failed adapter=%s", name)

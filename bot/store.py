@@ -27,6 +27,10 @@ class StoreUnavailable(Exception):
     """Redis cannot be reached; the message says where."""
 
 
+STORE_ERRORS: tuple[type[Exception], ...] = (RedisError, StoreUnavailable)
+"""What a store call raises while Redis is away (redis-py wraps socket errors in these)."""
+
+
 class AddResult(Enum):
     ADDED = "added"
     EXISTS = "exists"

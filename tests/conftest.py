@@ -1,5 +1,6 @@
-"""Shared fixtures: a real redis-server on loopback, the corpus folder, and a guard
-that fails any test which tries to leave 127.0.0.1."""
+"""Shared fixtures: a real redis-server on loopback, the corpus folder, a guard that fails
+any test which tries to leave 127.0.0.1, and one that fails any test whose captured output
+(stdout, stderr, log records at INFO and above) shows a token or secret."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,45 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
     socket.getaddrinfo = _guarded_getaddrinfo
+    # Capture what the bot logs in production (INFO), so the secret check below sees it.
+    if config.getoption("log_level") is None:
+        config.option.log_level = "INFO"
+
+
+KNOWN_SECRETS = (
+    "xoxb-fake-bot-token",  # FakeSlack's tokens
+    "xapp-fake-app-token",
+    "fake-discord-bot-token",  # FakeDiscord's
+    "signing-secret-for-tests",
+    "xoxb-wrong-one",
+    "xox-wrong",
+    "xoxb-revoked-token",
+    "xoxb-very-secret",
+    "hunter2-redis-password",
+)
+"""Every token, signing secret and password the tests hand the bot."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """A test that passes while a secret shows in its captured output fails. Output that a
+    test read itself (capsys, capfd) is its own to check; test_cli_chat.py does."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    leaked = sorted(
+        {
+            f"{secret!r} in {title!r}"
+            for title, content in report.sections
+            if title.endswith(report.when)  # each phase checks its own output
+            for secret in KNOWN_SECRETS
+            if secret in content
+        }
+    )
+    if leaked and report.passed:
+        report.outcome = "failed"
+        report.longrepr = "a secret reached the captured output: " + ", ".join(leaked)
 
 
 def free_port() -> int:
@@ -83,12 +123,14 @@ def free_port() -> int:
 class RedisServer:
     """A real redis-server process on a free loopback port; can be stopped and restarted."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, persist: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
         self.binary = binary
         self.workdir = workdir
+        self.persist = persist
+        """Keep data across stop() and start() (append-only file, as docker-compose.yml)."""
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -107,7 +149,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persist else "no",
+                "--appendfsync",
+                "always",
                 "--daemonize",
                 "no",
                 "--dir",

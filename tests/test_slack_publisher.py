@@ -188,10 +188,8 @@ async def test_bad_token_fails_every_channel_and_marks_nothing(harness: Harness)
     harness.channels = {"C1": ["reward model"], "C2": ["reward model"]}
     harness.slack.fail_auth("token_revoked")
     report = await harness.digest()
-    assert {o.channel.id: o.error for o in report.channels} == {
-        "C1": "token_revoked",
-        "C2": "token_revoked",
-    }
+    reason = "Slack refused the bot token (token_revoked): set a valid [slack] bot_token"
+    assert {o.channel.id: o.error for o in report.channels} == {"C1": reason, "C2": reason}
     assert await harness.unseen("C1", ids(1, 6)) == set(ids(1, 6))
 
 

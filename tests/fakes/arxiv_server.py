@@ -848,7 +848,9 @@ def render_error_feed(message: str) -> bytes:
 # Faults, replies and request records
 # --------------------------------------------------------------------------------------------
 
-_FaultKind = Literal["fail", "hang", "truncate", "malformed", "error_feed", "empty_page", "raw"]
+_FaultKind = Literal[
+    "pass", "fail", "hang", "truncate", "malformed", "error_feed", "empty_page", "raw"
+]
 _GARBAGE = b"<<< this is not an Atom feed \x00\xff\xfe >>>\n"
 
 
@@ -1110,6 +1112,11 @@ class FakeArxiv:
         text = body if body is not None else f"{status} error injected by FakeArxiv\n".encode()
         self._queue(_Fault("fail", status=status, headers=dict(headers or {}), body=text), times)
 
+    def pass_next(self, times: int = 1) -> None:
+        """Answer the next ``times`` requests normally: aims the faults queued after this at
+        later requests (the second page of a search, say)."""
+        self._queue(_Fault("pass"), times)
+
     def hang_next(self, times: int = 1) -> None:
         """Accept the next requests but never answer; ``stop()`` closes their connections."""
         self._queue(_Fault("hang"), times)
@@ -1172,6 +1179,8 @@ class FakeArxiv:
             self._stopping.wait(timeout)
 
     def _reply(self, record: RecordedRequest, fault: _Fault | None) -> _Reply:
+        if fault is not None and fault.kind == "pass":
+            fault = None
         if fault is not None and fault.kind in ("fail", "hang", "malformed", "error_feed", "raw"):
             return _fault_reply(fault)
         if record.path != "/api/query":

@@ -217,6 +217,9 @@ class FakeDiscord:
         self.requests: list[tuple[str, str]] = []
         self.messages: list[Posted] = []
         self.post_delay = 0.0
+        self.channel_delays: dict[int, float] = {}
+        """Per channel, instead of `post_delay`: seconds between creating a message and
+        answering."""
         self.deduplicated = 0
         self.callbacks: list[Callback] = []
         self.callback_attempts: list[int] = []
@@ -227,6 +230,7 @@ class FakeDiscord:
         self.commands: dict[tuple[int | None, str], int] = {}
         self.gateway = _Gateway()
         self._faults: dict[int, _Faults] = {}
+        self._unavailable = 0
         self._ids = itertools.count(1200000000000000000)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -294,6 +298,10 @@ class FakeDiscord:
 
     def heal_channel(self, channel_id: int) -> None:
         self._faults.pop(channel_id, None)
+
+    def unavailable(self, times: int) -> None:
+        """Answer the next `times` REST requests, whatever they are, with 503."""
+        self._unavailable = times
 
     def revoke_token(self) -> None:
         self.token = "revoked"
@@ -527,6 +535,9 @@ class FakeDiscord:
     def _authorized(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
         async def checked(request: web.Request) -> web.StreamResponse:
             self.requests.append((request.method, request.path))
+            if self._unavailable > 0:
+                self._unavailable -= 1
+                return error_response(503)
             webhook = request.path.startswith(("/api/v10/interactions/", "/api/v10/webhooks/"))
             if not webhook and request.headers.get("Authorization") != f"Bot {self.token}":
                 return error_response(401)
@@ -588,9 +599,10 @@ class FakeDiscord:
                 self.deduplicated += 1
                 return json_response(self._message(channel_id, earlier[0].body))
         self.messages.append(Posted(channel_id, body, time.monotonic()))
-        if self.post_delay:
+        delay = self.channel_delays.get(channel_id, self.post_delay)
+        if delay:
             # The message exists; the answer is late. A client killed now never sees it.
-            await asyncio.sleep(self.post_delay)
+            await asyncio.sleep(delay)
         return json_response(self._message(channel_id, body))
 
     async def _sync(self, request: web.Request) -> web.Response:

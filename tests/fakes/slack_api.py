@@ -100,6 +100,19 @@ class _RateLimit:
     times: int
 
 
+@dataclass
+class _ServerError:
+    status: int
+    times: int
+
+
+@dataclass
+class _Slow:
+    before: float
+    after: float
+    skip: int
+
+
 def block_problems(blocks: Iterable[Mapping[str, Any]]) -> list[str]:
     """What real Slack would reject in these blocks (`invalid_blocks`), as readable lines."""
     blocks = list(blocks)
@@ -143,6 +156,11 @@ class FakeSlack:
         self.calls: list[SlackCall] = []
         self.responses: list[Response] = []
         self.spacing_violations = 0
+        self.post_delay = 0.0
+        """Seconds between creating a message and answering, in every channel (a client
+        killed meanwhile never learns that the message exists)."""
+        self._slow: dict[str, _Slow] = {}
+        self._server_errors: dict[str, _ServerError] = {}
         self._channel_errors: dict[str, _ChannelError] = {}
         self._blocks_rejected: set[str] = set()
         self._rate_limits: dict[str, _RateLimit] = {}
@@ -208,6 +226,8 @@ class FakeSlack:
 
     def heal_channel(self, channel: str) -> None:
         self._channel_errors.pop(channel, None)
+        self._slow.pop(channel, None)
+        self._server_errors.pop(channel, None)
 
     def reject_blocks(self, channel: str) -> None:
         """Posts with blocks to `channel` fail with `invalid_blocks` (text-only ones pass)."""
@@ -217,9 +237,24 @@ class FakeSlack:
         """The next `times` posts to `channel` get HTTP 429 with this Retry-After."""
         self._rate_limits[channel] = _RateLimit(retry_after, times)
 
+    def slow(self, channel: str, *, before: float = 0.0, after: float = 0.0, skip: int = 0) -> None:
+        """Posts to `channel` wait `before` seconds before Slack looks at them (a client that
+        gives up meanwhile leaves no message) and `after` seconds between creating the
+        message and answering (a client that gives up meanwhile never learns it exists),
+        once `skip` posts went through at normal speed."""
+        self._slow[channel] = _Slow(before, after, skip)
+
+    def server_error(self, channel: str, *, status: int = 500, times: int = 1) -> None:
+        """The next `times` posts to `channel` get this HTTP status with an HTML body, as
+        Slack's edge answers when it is down."""
+        self._server_errors[channel] = _ServerError(status, times)
+
     def fail_auth(self, error: str = "invalid_auth") -> None:
         """Every call fails as with a revoked or wrong token."""
         self._auth_error = error
+
+    def restore_auth(self) -> None:
+        self._auth_error = None
 
     # reading -------------------------------------------------------------------------
 
@@ -300,11 +335,31 @@ class FakeSlack:
         method = request.match_info["method"]
         args = await _arguments(request)
         token = _bearer(request) or args.get("token")
+        posting = method == "chat.postMessage"
+        channel = str(args.get("channel") or "")
+        slow = self._slow.get(channel) if posting else None
+        if slow is not None and slow.skip > 0:
+            slow.skip -= 1
+            slow = None
+        if slow is not None and slow.before:
+            await asyncio.sleep(slow.before)
+        failing = self._server_errors.get(channel)
+        if posting and failing is not None and failing.times > 0:
+            failing.times -= 1
+            self.calls.append(
+                SlackCall(method, args, token, failing.status, "server_error", time.monotonic())
+            )
+            await self._notify()
+            html = "<html><body>Service Unavailable</body></html>"
+            return web.Response(status=failing.status, text=html, content_type="text/html")
         status, body, headers = self._answer(method, args, token)
         error = None if body.get("ok") else str(body.get("error"))
         ts = body.get("ts")
         self.calls.append(SlackCall(method, args, token, status, error, time.monotonic(), ts))
         await self._notify()
+        delay = slow.after if slow is not None else self.post_delay
+        if posting and ts is not None and delay:
+            await asyncio.sleep(delay)
         return web.json_response(body, status=status, headers=headers)
 
     def _answer(
