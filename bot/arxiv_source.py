@@ -1,7 +1,8 @@
 """Fetching from the arXiv export API through the `arxiv` package.
 
 One `ArxivSource` per process: it holds the only `arxiv.Client`, so requests go out one
-at a time, `request_interval` seconds apart, each with a timeout. Failures that may pass
+at a time, each starting `request_interval` seconds after the previous one started (arXiv's
+own answer time is not added to the interval), each with a timeout. Failures that may pass
 (5xx, 429, timeouts, refused connections, malformed or spuriously empty pages) are retried
 with backoff; an arXiv error feed is a `ArxivQueryError` and never a paper.
 """
@@ -21,7 +22,7 @@ import arxiv
 import requests
 from lxml import etree
 
-from bot.matching import build_query
+from bot.matching import build_query, newest_versions
 from bot.models import Paper, split_version
 from bot.settings import ArxivSettings
 
@@ -128,14 +129,11 @@ class ArxivSource:
         self._settings = settings
         self._sleep = sleep
         self._session = _TimeoutSession(settings.timeout)
-        self._client = arxiv.Client(
-            page_size=settings.page_size,
-            delay_seconds=settings.request_interval,
-            num_retries=0,
-        )
+        self._client = arxiv.Client(page_size=settings.page_size, delay_seconds=0, num_retries=0)
         self._client.query_url_format = settings.api_url + "?{}"
         self._client._session = self._session
         self._lock = asyncio.Lock()
+        self._next_start = 0.0  # time.monotonic() before which no request may start
 
     @property
     def request_count(self) -> int:
@@ -152,6 +150,15 @@ class ArxivSource:
         """The n latest submissions that answer one keyword."""
         query = build_query([keyword], categories=self._settings.categories)
         return await self.search(query, n, [keyword])
+
+    async def baseline(self, keyword: str, n: int, since: datetime, until: datetime) -> list[Paper]:
+        """What a keyword new to a channel starts from: its n latest papers and, when those
+        don't reach back to `since`, every paper of the window as well. All of it counts as
+        seen at once, so none of it comes back as new in the next window query."""
+        papers = await self.latest(keyword, n)
+        if len(papers) >= n and min(p.published for p in papers) > since:
+            papers += await self.window([keyword], since, until)
+        return newest_versions(papers)
 
     async def latest_any(self, keywords: Sequence[str], n: int) -> list[Paper]:
         """The n latest submissions that answer any of the keywords, in one query."""
@@ -177,6 +184,7 @@ class ArxivSource:
         for attempt in range(1, attempts + 1):
             try:
                 async with self._lock:
+                    await self._pace()
                     return await asyncio.to_thread(self._fetch_page, query, offset, size)
             except _Retryable as err:
                 if attempt == attempts:
@@ -198,6 +206,12 @@ class ArxivSource:
             except ArxivQueryError as err:
                 raise ArxivQueryError(f"{err} (keywords {describe(keywords)})") from None
         raise AssertionError("unreachable")
+
+    async def _pace(self) -> None:
+        wait = self._next_start - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next_start = time.monotonic() + self._settings.request_interval
 
     def _fetch_page(self, query: str, offset: int, size: int) -> tuple[list[Paper], int]:
         search = arxiv.Search(

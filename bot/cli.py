@@ -7,14 +7,11 @@ and the Markdown job never load slack-bolt or discord.py.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot import __version__
-from bot.logs import configure as configure_logging
-from bot.settings import SettingsError, load_settings, secret_values
 
 
 class CliError(Exception):
@@ -59,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Imported once the arguments are parsed: `--help` answers without pydantic or asyncio.
+    import asyncio
+
+    from bot.logs import configure as configure_logging
+    from bot.settings import SettingsError, load_settings, secret_values
+
     try:
         settings = load_settings(args.config)
         configure_logging(

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot import keywords as kw
 from bot.arxiv_source import ArxivError, ArxivSource
-from bot.digest import OPTION_NAMES, channel_options
+from bot.digest import OPTION_NAMES, channel_options, seen_keys
 from bot.matching import batches, distinct
 from bot.models import Channel, Paper, newest_first, utcnow
 from bot.settings import Settings
@@ -145,8 +145,12 @@ class Commands:
                 f"This channel follows {cap} keywords, the most allowed. Remove one first."
             )
         await self._check_channel_cap(ctx.channel)
+        now = self._clock()
+        since = now - timedelta(days=self._settings.arxiv.window_days)
         try:
-            papers = await self._source.latest(keyword, self._settings.arxiv.max_results)
+            papers = await self._source.baseline(
+                keyword, self._settings.arxiv.max_results, since, now
+            )
         except ArxivError as err:
             log.warning("add_failed channel=%s error=%r", ctx.channel, str(err))
             raise UserError(
@@ -154,10 +158,10 @@ class Commands:
             ) from None
         # What is visible now counts as seen before the keyword exists, so a digest
         # running meanwhile cannot post the backlog.
-        await self._store.save_recent(keyword, papers, self._settings.arxiv.max_results)
-        await self._store.mark_seen(ctx.channel, [p.id for p in papers])
+        await self._store.save_recent({keyword: papers}, self._settings.arxiv.max_results)
+        await self._store.mark_seen(ctx.channel, seen_keys(papers))
         await self._store.set_baselined(ctx.channel, [keyword])
-        await self._store.set_fetched([keyword], self._clock())
+        await self._store.set_fetched([keyword], now)
         file_count = len(await self._file_keywords(ctx.channel))
         result = await self._store.add_subscription(
             ctx.channel, keyword, added_by=ctx.user, cap=max(0, cap - file_count)
@@ -258,6 +262,11 @@ class Commands:
                 missing.append(keyword)
             for paper in stored:
                 found.setdefault(paper.id, paper)
+        if missing:
+            # Fetched within the window and still nothing stored: arXiv has none either.
+            since = self._clock() - timedelta(days=self._settings.arxiv.window_days)
+            fetched = await self._store.last_fetched(missing)
+            missing = [k for k in missing if (when := fetched[k]) is None or when < since]
         for paper in await self._latest(missing, count):
             found.setdefault(paper.id, paper)
         papers = tuple(newest_first(list(found.values()))[:count])

@@ -24,6 +24,10 @@ FULL_LIST_PLATFORMS = frozenset({"markdown", "console"})
 
 Progress = Callable[[int, int], None]
 
+CHANNEL_CONCURRENCY = 500
+"""Channels delivered at once. Each output paces its own channels (Slack about one message
+a second per channel), so this bound only needs to keep sockets and Redis connections sane."""
+
 MARK_RETRY = 30.0
 """Seconds to keep trying to record a posted message as seen while Redis is away: a short
 blip must not make the next run post the message again."""
@@ -111,7 +115,7 @@ class DigestRunner:
         publishers: Mapping[str, Publisher],
         *,
         clock: Callable[[], datetime] = utcnow,
-        concurrency: int = 16,
+        concurrency: int = CHANNEL_CONCURRENCY,
         progress: Progress | None = None,
         mark_retry: float = MARK_RETRY,
     ) -> None:
@@ -187,11 +191,11 @@ class DigestRunner:
 
         for keyword in fresh:
             try:
-                papers = await self._source.latest(keyword, cfg.max_results)
+                papers = await self._source.baseline(keyword, cfg.max_results, since, now)
             except ArxivError as err:
                 self._failed(result, [keyword], err)
             else:
-                result.papers[keyword] = assign(papers, [keyword])[keyword]
+                result.papers.update(await asyncio.to_thread(assign, papers, [keyword]))
             advance()
 
         while pending:
@@ -210,12 +214,11 @@ class DigestRunner:
             except ArxivError as err:
                 self._failed(result, batch, err)
             else:
-                result.papers.update(assign(papers, batch))
+                result.papers.update(await asyncio.to_thread(assign, papers, batch))
             advance()
 
         if save:
-            for keyword, papers in result.papers.items():
-                await self._store.save_recent(keyword, papers, cfg.max_results)
+            await self._store.save_recent(result.papers, cfg.max_results)
             await self._store.set_fetched(result.papers, now)
         return result
 
@@ -247,7 +250,8 @@ class DigestRunner:
             for p in candidates
             if options.revisions and p.id not in unseen and p.version_key in unseen
         }
-        first_run = [k for k in ok if k not in await self._store.baselined(channel, ok)]
+        baselined = await self._store.baselined(channel, ok)
+        first_run = [k for k in ok if k not in baselined]
         if channel.platform in FULL_LIST_PLATFORMS:
             first_run = []
 

@@ -14,6 +14,7 @@ parts, never pasted) or is refused with a KeywordError that says what to change.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -239,8 +240,10 @@ def clean(raw: str) -> str:
     return str(parse(raw))
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize(keyword: str) -> str:
-    """The identity of a subscription: `Reward  Models` and `reward model` are the same."""
+    """The identity of a subscription: `Reward  Models` and `reward model` are the same.
+    Memoized: digests call it per paper and keyword, and each call parses."""
     try:
         return parse(keyword).key
     except KeywordError:

@@ -23,9 +23,13 @@ async def held(store: Store, name: str, ttl: float) -> AsyncIterator[bool]:
         yield False
         return
 
+    done = asyncio.Event()
+
     async def keep() -> None:
-        while True:
-            await asyncio.sleep(ttl / 3)
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), ttl / 3)
+                return
             try:
                 if not await store.renew(name, owner, ttl):
                     log.warning("lock_lost name=%s", name)
@@ -37,9 +41,10 @@ async def held(store: Store, name: str, ttl: float) -> AsyncIterator[bool]:
     try:
         yield True
     finally:
-        renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewing
+        # Asked to end, not cancelled: a cancellation landing inside a Redis call can be
+        # swallowed there, and the loop would renew (and this block wait) forever.
+        done.set()
+        await renewing
         try:
             await store.release(name, owner)
         except Exception as err:

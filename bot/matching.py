@@ -10,6 +10,7 @@ its categories; an author phrase lies within one author's name.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -130,19 +131,52 @@ def matches(paper: Paper, keyword: str) -> bool:
     return _Compiled(parse(keyword)).matches(_Tokenized(paper))
 
 
-def assign(papers: Iterable[Paper], keywords: Sequence[str]) -> dict[str, list[Paper]]:
-    """For each keyword, the papers that answer it (each paper once, newest version kept)."""
+def newest_versions(papers: Iterable[Paper]) -> list[Paper]:
+    """Each paper once, in first-seen order, at the highest version seen."""
     newest: dict[str, Paper] = {}
     for paper in papers:
         kept = newest.get(paper.id)
         if kept is None or paper.version > kept.version:
             newest[paper.id] = paper
-    compiled = {k: _Compiled(parse(k)) for k in keywords}
-    result: dict[str, list[Paper]] = {k: [] for k in keywords}
-    for paper in newest.values():
-        doc = _Tokenized(paper)
+    return list(newest.values())
+
+
+class _Index:
+    """Which subscriptions a paper can answer at all: a phrase can only be in a text that
+    holds its first word pair. Deciding is left to `_Compiled.matches`; the index only keeps
+    each paper from being scanned for every subscription."""
+
+    def __init__(self, compiled: dict[str, _Compiled]) -> None:
+        self.starts: dict[tuple[str, ...], list[str]] = {}
+        self.always: list[str] = []  # no phrase to look for (categories, authors)
         for keyword, expression in compiled.items():
-            if expression.matches(doc):
+            if not expression.phrases or not all(expression.phrases):
+                self.always.append(keyword)
+                continue
+            for phrase in expression.phrases:
+                self.starts.setdefault(tuple(phrase[:2]), []).append(keyword)
+
+    def candidates(self, doc: _Tokenized) -> set[str]:
+        grams: set[tuple[str, ...]] = set()
+        for words in (doc.title, doc.summary):
+            grams.update((w,) for w in words)
+            grams.update(itertools.pairwise(words))
+        found = set(self.always)
+        for gram in grams & self.starts.keys():
+            found.update(self.starts[gram])
+        return found
+
+
+def assign(papers: Iterable[Paper], keywords: Sequence[str]) -> dict[str, list[Paper]]:
+    """For each keyword, the papers that answer it (each paper once, newest version kept).
+    Pure CPU, a few hundred ms for a day of arXiv: digests run it in a worker thread."""
+    compiled = {k: _Compiled(parse(k)) for k in keywords}
+    index = _Index(compiled)
+    result: dict[str, list[Paper]] = {k: [] for k in keywords}
+    for paper in newest_versions(papers):
+        doc = _Tokenized(paper)
+        for keyword in index.candidates(doc):
+            if compiled[keyword].matches(doc):
                 result[keyword].append(paper)
     return result
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -26,6 +26,11 @@ Clock = Callable[[], datetime]
 class StoreUnavailable(Exception):
     """Redis cannot be reached; the message says where."""
 
+
+MAX_CONNECTIONS = 1024
+"""The Redis pool's size. redis-py refuses the command after the last connection at once
+("Too many connections"), so this is above what a digest (`CHANNEL_CONCURRENCY` channels)
+and a burst of slash commands use together."""
 
 STORE_ERRORS: tuple[type[Exception], ...] = (RedisError, StoreUnavailable)
 """What a store call raises while Redis is away (redis-py wraps socket errors in these)."""
@@ -58,7 +63,7 @@ class Store(Protocol):
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]: ...
     async def subscribed_channels(self) -> list[Channel]: ...
 
-    async def save_recent(self, keyword: str, papers: Sequence[Paper], cap: int) -> None: ...
+    async def save_recent(self, papers: Mapping[str, Sequence[Paper]], cap: int) -> None: ...
     async def recent(self, keyword: str, n: int) -> list[Paper]: ...
     async def last_fetched(self, keywords: Sequence[str]) -> dict[str, datetime | None]: ...
     async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None: ...
@@ -95,6 +100,24 @@ return 'added'
 """
 
 
+# Adds papers to one keyword's recent list (ARGV: cap, then id, score, JSON per paper) and
+# drops the oldest beyond the cap, from the ids and the details alike.
+_SAVE_RECENT = """
+for i = 2, #ARGV, 3 do
+    redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
+end
+local dropped = redis.call('ZRANGE', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
+if #dropped > 0 then
+    redis.call('ZREM', KEYS[1], unpack(dropped))
+    redis.call('HDEL', KEYS[2], unpack(dropped))
+end
+return #dropped
+"""
+SAVE_RECENT_BATCH = 50
+"""Keywords whose recent lists go to Redis in one round trip."""
+
+
 # Extends or deletes a lock only for the replica that holds it.
 _RENEW_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -122,13 +145,18 @@ class RedisStore:
         self._retention = seen_retention
         self._clock = clock
         self._add_script = client.register_script(_ADD_SUBSCRIPTION)
+        self._save_recent_script = client.register_script(_SAVE_RECENT)
         self._renew_script = client.register_script(_RENEW_LOCK)
         self._release_script = client.register_script(_RELEASE_LOCK)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> RedisStore:
         client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10
+            url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            max_connections=MAX_CONNECTIONS,
         )
         return cls(client, **kwargs)  # type: ignore[arg-type]
 
@@ -214,19 +242,18 @@ class RedisStore:
             channels.append(Channel(platform, channel_id))
         return channels
 
-    async def save_recent(self, keyword: str, papers: Sequence[Paper], cap: int) -> None:
-        if not papers:
-            return
-        ids_key, papers_key = self._recent_ids(keyword), self._recent_papers(keyword)
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.zadd(ids_key, {p.id: p.published.timestamp() for p in papers})
-            pipe.hset(papers_key, mapping={p.id: p.to_json() for p in papers})
-            pipe.zrange(ids_key, 0, -cap - 1)
-            *_, dropped = await pipe.execute()
-        if dropped:
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.zrem(ids_key, *dropped)
-                pipe.hdel(papers_key, *dropped)
+    async def save_recent(self, papers: Mapping[str, Sequence[Paper]], cap: int) -> None:
+        """Keep each keyword's latest `cap` papers: one script per keyword (its two keys
+        share a hash tag), `SAVE_RECENT_BATCH` keywords a round trip."""
+        pending = [(k, found) for k, found in papers.items() if found]
+        for start in range(0, len(pending), SAVE_RECENT_BATCH):
+            async with self._r.pipeline(transaction=False) as pipe:
+                for keyword, found in pending[start : start + SAVE_RECENT_BATCH]:
+                    args: list[str | int | float] = [cap]
+                    for p in found:
+                        args += [p.id, p.published.timestamp(), p.to_json()]
+                    keys = [self._recent_ids(keyword), self._recent_papers(keyword)]
+                    await self._save_recent_script(keys=keys, args=args, client=pipe)
                 await pipe.execute()
 
     async def recent(self, keyword: str, n: int) -> list[Paper]:
@@ -376,11 +403,12 @@ class MemoryStore:
         keys = sorted(key for key, subs in self._subs.items() if subs)
         return [Channel(*key.split(":", 1)) for key in keys]
 
-    async def save_recent(self, keyword: str, papers: Sequence[Paper], cap: int) -> None:
-        kept = self._recent.setdefault(normalize(keyword), {})
-        kept.update({p.id: p for p in papers})
-        for stale in newest_first(list(kept.values()))[cap:]:
-            del kept[stale.id]
+    async def save_recent(self, papers: Mapping[str, Sequence[Paper]], cap: int) -> None:
+        for keyword, found in papers.items():
+            kept = self._recent.setdefault(normalize(keyword), {})
+            kept.update({p.id: p for p in found})
+            for stale in newest_first(list(kept.values()))[cap:]:
+                del kept[stale.id]
 
     async def recent(self, keyword: str, n: int) -> list[Paper]:
         return newest_first(list(self._recent.get(normalize(keyword), {}).values()))[:n]

@@ -126,6 +126,17 @@ async def test_one_request_at_a_time_spaced_by_the_interval(fake: FakeArxiv) -> 
     assert min(gaps) >= 0.19
 
 
+async def test_the_interval_runs_from_start_to_start_so_latency_is_not_added() -> None:
+    papers = [make_paper(n, title=f"Reward model study {n}") for n in range(1, 6)]
+    with FakeArxiv(papers, latency=0.15) as slow:
+        source = source_for(slow.url, request_interval=0.25)
+        await asyncio.gather(*(source.latest("reward model", 5) for _ in range(4)))
+        gaps = slow.request_gaps()
+    assert len(gaps) == 3
+    assert min(gaps) >= 0.24
+    assert max(gaps) < 0.25 + 0.15 - 0.05  # end to start would be 0.40
+
+
 def corpus_feeds(corpus: Path) -> list[Path]:
     return sorted(corpus.glob("arxiv_api_*.xml"))
 

@@ -1,13 +1,15 @@
 """The platform-neutral /papers commands: real Redis, the fake arXiv."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
-from bot.digest import channel_options
-from bot.models import Channel
+from bot.digest import DigestRunner, channel_options
+from bot.models import Channel, Digest
+from bot.publishing import Delivered
 from bot.settings import Settings
 from bot.store import RedisStore
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
@@ -92,3 +94,73 @@ async def test_the_bot_serves_a_bounded_number_of_channels(
     assert not refused.ok and "max_channels" in refused.text
     assert (await commands.handle(ctx(), "add rlhf")).ok
     assert (await commands.handle(ctx(channel=Channel("discord", "9")), "add rlhf")).ok
+
+
+NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
+
+
+def settings_with(arxiv: FakeArxiv, **arxiv_settings: int) -> Settings:
+    return Settings.model_validate(
+        {"arxiv": {"api_url": arxiv.url, "request_interval": 0, "max_retries": 0, **arxiv_settings}}
+    )
+
+
+class Everything:
+    """An output that takes every digest and remembers the papers it was handed."""
+
+    platform = "slack"
+    needs_recent = False
+
+    def __init__(self) -> None:
+        self.posted: list[str] = []
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        ids = [item.paper.id for item in digest.items]
+        self.posted += ids
+        await delivered(ids)
+
+
+async def next_digest(settings: Settings, store: RedisStore) -> list[str]:
+    out = Everything()
+    runner = DigestRunner(
+        settings, store, ArxivSource(settings.arxiv), {"slack": out}, clock=lambda: NOW
+    )
+    assert (await runner.run()).ok
+    return out.posted
+
+
+async def test_adding_a_broad_keyword_counts_its_whole_window_as_seen(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    settings = settings_with(arxiv, max_results=2)  # fewer than the window holds
+    commands = Commands(settings, redis_store, ArxivSource(settings.arxiv), clock=lambda: NOW)
+    assert (await commands.handle(ctx(), "add reward model")).ok
+    assert await next_digest(settings, redis_store) == []
+
+
+async def test_a_revised_paper_visible_when_added_is_not_posted_as_a_new_version(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    arxiv.papers[0] = arxiv.papers[0].new_version()
+    settings = settings_with(arxiv)
+    commands = Commands(settings, redis_store, ArxivSource(settings.arxiv), clock=lambda: NOW)
+    assert (await commands.handle(ctx(), "set revisions on")).ok
+    assert (await commands.handle(ctx(), "add reward model")).ok
+    assert await next_digest(settings, redis_store) == []
+
+
+async def test_recent_does_not_ask_arxiv_again_for_a_keyword_it_just_fetched(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    settings = settings_with(arxiv)
+    commands = Commands(settings, redis_store, ArxivSource(settings.arxiv), clock=lambda: NOW)
+    assert (await commands.handle(ctx(), "add quantum gravity")).ok  # no paper answers it
+    asked = len(arxiv.requests)
+    reply = await commands.handle(ctx(), "recent")
+    assert reply.text == "No papers found for “quantum gravity”."
+    assert len(arxiv.requests) == asked
+    later = Commands(
+        settings, redis_store, ArxivSource(settings.arxiv), clock=lambda: NOW + timedelta(days=8)
+    )
+    await later.handle(ctx(), "recent")
+    assert len(arxiv.requests) == asked + 1  # outside the window: asked again

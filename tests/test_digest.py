@@ -308,3 +308,22 @@ async def test_options_come_from_the_file_and_chat_overrides_them() -> None:
     await store.set_channel_option(SLACK, "quiet_days", True)
     options = await channel_options(settings, store, SLACK)
     assert not options.revisions and options.quiet_days
+
+
+async def test_a_broad_new_keyword_posts_none_of_its_older_window_papers_later(
+    redis_store: RedisStore, clock: Clock
+) -> None:
+    papers = [make_paper(n, title=f"Broad topic {n}") for n in range(1, 31)]
+    with FakeArxiv(papers) as fake:
+        settings = settings_for(fake, first_run_papers=3)
+        settings.arxiv.max_results = 10  # the window holds 30
+        out = Recorder()
+        run = DigestRunner(
+            settings, redis_store, ArxivSource(settings.arxiv), {"slack": out}, clock=clock
+        )
+        await run.run({SLACK: ["broad topic"]})
+        assert out.posted[SLACK] == ["2611.00030", "2611.00029", "2611.00028"]
+        clock.now += timedelta(days=1)
+        await run.run({SLACK: ["broad topic"]})
+        assert len(out.posted[SLACK]) == 3
+        assert [p.id for p in await redis_store.recent("broad topic", 50)][-1] == "2611.00021"

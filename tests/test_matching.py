@@ -1,6 +1,8 @@
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.matching import assign, batches, build_query, distinct, in_categories, matches
 from tests.factories import paper
@@ -66,3 +68,29 @@ def test_categories_filter_exact_and_archive_prefix() -> None:
 
 def test_distinct_keeps_first_spelling() -> None:
     assert distinct(["Reward Models", "reward model", "x"]) == ["Reward Models", "x"]
+
+
+_WORDS = ["reward", "models", "model", "diffusion", "graph", "neural", "policy", "x"]
+_text = st.lists(st.sampled_from(_WORDS), max_size=8).map(" ".join)
+_phrase = st.lists(st.sampled_from(_WORDS[:-1]), min_size=1, max_size=3).map(" ".join)
+_keyword = st.one_of(
+    _phrase,
+    st.tuples(_phrase, _phrase).map(" | ".join),
+    st.tuples(_phrase, st.sampled_from(_WORDS[:-1])).map(lambda t: f"{t[0]} -{t[1]}"),
+    st.sampled_from(["cat:cs.CL", "cat:cs", "au:Ada", "au:Ada neural", "cat:stat.ML graph"]),
+)
+
+
+@given(
+    texts=st.lists(st.tuples(_text, _text), min_size=1, max_size=6),
+    keywords=st.lists(_keyword, min_size=1, max_size=6, unique=True),
+)
+def test_assign_answers_as_matching_each_pair_would(
+    texts: list[tuple[str, str]], keywords: list[str]
+) -> None:
+    papers = [
+        paper(n, title=title or "x", summary=summary or "x", categories=("cs.CL", "stat.ML"))
+        for n, (title, summary) in enumerate(texts, start=1)
+    ]
+    expected = {k: [p for p in papers if matches(p, k)] for k in keywords}
+    assert assign(papers, keywords) == expected

@@ -1,5 +1,6 @@
 """One contract, two twins: every test runs on the real Redis and on the memory store."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +9,7 @@ import redis.asyncio as aioredis
 
 from bot.models import Channel
 from bot.store import AddResult, MemoryStore, RedisStore, Store
+from tests.conftest import RedisServer
 from tests.factories import paper
 
 
@@ -70,12 +72,21 @@ async def test_subscriptions_add_exists_full_remove(store: Store, clock: Clock) 
 
 
 async def test_recent_is_capped_newest_first(store: Store) -> None:
-    await store.save_recent("kw", [paper(n) for n in range(1, 8)], cap=5)
-    await store.save_recent("kw", [paper(0)], cap=5)
+    await store.save_recent({"kw": [paper(n) for n in range(1, 8)]}, cap=5)
+    await store.save_recent({"kw": [paper(0)]}, cap=5)
     recent = await store.recent("KW", 10)
     assert [p.id for p in recent] == [paper(n).id for n in range(5)]
     assert await store.recent("other", 3) == []
     assert (await store.recent("kw", 1))[0] == paper(0)
+
+
+async def test_recent_lists_of_many_keywords_saved_at_once(store: Store) -> None:
+    many = {f"keyword {k}": [paper(n) for n in range(k % 7, k % 7 + 4)] for k in range(120)}
+    many["nothing new"] = []
+    await store.save_recent(many, cap=3)
+    for keyword, papers in many.items():
+        expected = [p.id for p in papers[:3]]
+        assert [p.id for p in await store.recent(keyword, 10)] == expected, keyword
 
 
 async def test_fetch_times_and_baselines(store: Store, clock: Clock) -> None:
@@ -91,7 +102,7 @@ async def test_redis_keys_carry_hash_tags_and_expire(
 ) -> None:
     store = RedisStore(redis_client, prefix="t", seen_retention=timedelta(days=30), clock=clock)
     await store.mark_seen(CH, ["a"])
-    await store.save_recent("kw", [paper(1)], cap=5)
+    await store.save_recent({"kw": [paper(1)]}, cap=5)
     keys = sorted(await redis_client.keys("t:*"))
     assert keys[0] == "t:recent:{" + keys[0].split("{")[1]
     assert "t:seen:{slack:C1}" in keys
@@ -113,3 +124,14 @@ async def test_done_markers(store: Store) -> None:
     assert not await store.is_done("slot")
     await store.mark_done("slot", ttl=60)
     assert await store.is_done("slot")
+
+
+async def test_the_store_from_a_url_serves_hundreds_of_calls_at_once(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore.from_url(redis_server.url, prefix="many")
+    try:
+        answers = await asyncio.gather(*(store.unseen(CH, [f"p{n}"]) for n in range(400)))
+    finally:
+        await store.close()
+    assert answers == [{f"p{n}"} for n in range(400)]

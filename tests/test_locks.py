@@ -1,0 +1,44 @@
+"""The lock held for a digest run or a channel: renewed while held, always let go."""
+
+import asyncio
+import contextlib
+
+from bot.locks import held
+from bot.store import MemoryStore
+
+
+class SwallowingStore(MemoryStore):
+    """A renewal that eats a cancellation arriving mid-call, as a Redis client may."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewals = 0
+
+    async def renew(self, name: str, owner: str, ttl: float) -> bool:
+        self.renewals += 1
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.05)
+        return await super().renew(name, owner, ttl)
+
+
+async def test_the_lock_is_renewed_while_held_and_released_after() -> None:
+    store = SwallowingStore()
+    async with held(store, "digest:x", 0.3) as mine:
+        assert mine
+        async with held(store, "digest:x", 0.3) as theirs:
+            assert not theirs
+        await asyncio.sleep(0.45)  # past the ttl: only renewals keep it
+        assert store.renewals >= 2
+        assert not await store.acquire("digest:x", "someone else", 1)
+    renewals = store.renewals
+    assert await store.acquire("digest:x", "someone else", 1)
+    await asyncio.sleep(0.2)
+    assert store.renewals == renewals
+
+
+async def test_leaving_the_block_mid_renewal_does_not_hang() -> None:
+    store = SwallowingStore()
+    async with asyncio.timeout(2):
+        async with held(store, "channel:x", 0.06):
+            await asyncio.sleep(0.045)  # the renewal (every 20 ms, 50 ms long) is running
+    assert await store.acquire("channel:x", "next", 1)
