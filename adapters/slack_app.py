@@ -58,7 +58,9 @@ WORKING = "Searching arXiv…"
 _VERBS = frozenset({"add", "remove", "list", "recent", "set", "help"})
 _SLOW_VERBS = frozenset({"add", "recent"})
 _BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
-_TOKEN_REFUSED = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired"})
+_TOKEN_REFUSED = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
 """Errors that come from the bot token, not the channel: every channel fails the same way."""
 
 
@@ -122,21 +124,53 @@ class SlackPublisher:
     def __init__(self, client: AsyncWebClient, *, interval: float = MESSAGE_INTERVAL) -> None:
         self._client = client
         self._pacer = ChannelPacer(interval)
+        self._session: aiohttp.ClientSession | None = None
+        """The session this publisher opened (and so closes)."""
+        self._publishing = 0
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        if self._client.session is session:
+            self._client.session = None
+        await session.close()
 
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
         if not digest.items:
             return
         top, *thread = render_digest(digest)
-        thread_ts = await self._post(digest.channel, top)
-        for message in thread:
-            await self._post(digest.channel, message, thread_ts=thread_ts)
-            await delivered(message.paper_ids)
+        async with self._sharing_session():
+            thread_ts = await self._post(digest.channel, top)
+            for message in thread:
+                await self._post(digest.channel, message, thread_ts=thread_ts)
+                await delivered(message.paper_ids)
         log.info(
             "slack_digest_posted channel=%s papers=%d messages=%d",
             digest.channel,
             len(digest.items),
             1 + len(thread),
         )
+
+    @contextlib.asynccontextmanager
+    async def _sharing_session(self) -> AsyncIterator[None]:
+        """One aiohttp session (kept-alive connections) for the posts of every digest being
+        published, where slack_sdk would open one per call: the client's own if it has one,
+        else one opened here, in the running loop, and closed once no digest is."""
+        if self._client.session is None:
+            timeout = aiohttp.ClientTimeout(total=self._client.timeout)
+            # No cap on connections (aiohttp's default is 100): the digest's channel
+            # concurrency bounds them, and waiting for a free one would eat the timeout.
+            connector = aiohttp.TCPConnector(limit=0)
+            session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+            self._session = self._client.session = session
+        self._publishing += 1
+        try:
+            yield
+        finally:
+            self._publishing -= 1
+            if not self._publishing:
+                await self.aclose()
 
     async def _post(
         self, channel: Channel, message: SlackMessage, *, thread_ts: str | None = None

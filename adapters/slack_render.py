@@ -97,8 +97,20 @@ def clip(text: str, limit: int) -> str:
 
 def _shorten(text: str, limit: int, *, escaped: bool) -> str:
     whole = escape(text) if escaped else text
-    if slack_len(whole) <= limit:
+    size = slack_len(whole)
+    if size <= limit:
         return whole
+    # Escapes and astral characters only add units: with neither, slice instead of looping.
+    one_unit_each = size == len(text)
+    cut = text[: max(limit - 1, 0)] if one_unit_each else _cut(text, limit, escaped=escaped)
+    head, space, _ = cut.rpartition(" ")
+    if space and len(head) >= 0.8 * len(cut):
+        cut = head
+    return cut.rstrip() + "…"
+
+
+def _cut(text: str, limit: int, *, escaped: bool) -> str:
+    """The longest start of `text`, escaped if asked, that leaves a unit for the ellipsis."""
     kept: list[str] = []
     used = 1  # the ellipsis
     for ch in text[:limit]:  # every character takes at least one unit
@@ -107,11 +119,7 @@ def _shorten(text: str, limit: int, *, escaped: bool) -> str:
         if used > limit:
             break
         kept.append(piece)
-    cut = "".join(kept)
-    head, space, _ = cut.rpartition(" ")
-    if space and len(head) >= 0.8 * len(cut):
-        cut = head
-    return cut.rstrip() + "…"
+    return "".join(kept)
 
 
 def link(url: str, label: str) -> str:

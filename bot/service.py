@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 Server = Callable[[], Awaitable[None]]
 DONE_KEPT = timedelta(days=8)
 RETRY_FAILED_RUN = 300.0
+ADAPTER_RESTART = (5.0, 300.0)
+"""Seconds before restarting a chat adapter that stopped on an error: first, at most (the
+pause doubles while it keeps failing, and starts over once it ran that long)."""
 
 
 class Service:
@@ -43,6 +46,7 @@ class Service:
         self._clock = clock
         self._sleep = sleep
         self._adapters: dict[str, asyncio.Task[None]] = {}
+        self._restarting: dict[str, str] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self.last_run: str | None = None
@@ -114,7 +118,10 @@ class Service:
             redis_state = "ok"
         except Exception as err:
             redis_state = f"unreachable: {type(err).__name__}"
-        adapters = {name: _task_state(task) for name, task in self._adapters.items()}
+        adapters = {
+            name: self._restarting.get(name) or _task_state(task)
+            for name, task in self._adapters.items()
+        }
         body: dict[str, object] = {
             "status": "ok" if redis_state == "ok" else "degraded",
             "redis": redis_state,
@@ -142,7 +149,7 @@ class Service:
         cfg = self._settings.service
         health = await self.start_health(cfg.health_host, cfg.health_port)
         for name, serve in self._servers.items():
-            self._adapters[name] = asyncio.create_task(_logged(name, serve), name=name)
+            self._adapters[name] = asyncio.create_task(self.supervise(name, serve), name=name)
         scheduler = asyncio.create_task(self.scheduler(), name="scheduler")
         log.info(
             "service_ready adapters=%s health_port=%d",
@@ -163,19 +170,31 @@ class Service:
         await health.cleanup()
         log.info("service_stopped")
 
-
-async def _logged(name: str, serve: Server) -> None:
-    try:
-        await serve()
-    except asyncio.CancelledError:
-        raise
-    except SettingsError as err:
-        # A refused token: one clear line; the adapter stays down, the rest keeps running.
-        log.error("adapter_failed adapter=%s error=%r", name, str(err))
-        raise
-    except Exception:
-        log.exception("adapter_failed adapter=%s", name)
-        raise
+    async def supervise(self, name: str, serve: Server) -> None:
+        """Run one chat adapter while the service runs. A refused token stops it for good
+        (one line: restarting cannot help); any other failure (the platform unreachable, the
+        connection dropped) restarts it after a pause that grows while it keeps failing."""
+        first, longest = ADAPTER_RESTART
+        pause = first
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await serve()
+                return
+            except asyncio.CancelledError:
+                raise
+            except SettingsError as err:
+                log.error("adapter_failed adapter=%s error=%r", name, str(err))
+                raise
+            except Exception as err:
+                if loop.time() - started >= longest:
+                    pause = first
+                log.exception("adapter_failed adapter=%s: restarting in %gs", name, pause)
+                self._restarting[name] = f"restarting: {type(err).__name__}"
+            await self._sleep(pause)
+            self._restarting.pop(name, None)
+            pause = min(pause * 2, longest)
 
 
 def _task_state(task: asyncio.Task[None]) -> str:

@@ -204,7 +204,7 @@ async def test_slack_answer_lost_after_accepting_posts_that_message_again(
     assert slack_bot.ids("C1") == IDS
 
 
-@pytest.mark.parametrize("error", ["token_revoked", "invalid_auth"])
+@pytest.mark.parametrize("error", ["token_revoked", "invalid_auth", "account_inactive"])
 async def test_a_revoked_slack_token_is_reported_once_and_recovers(
     slack_bot: SlackBot, caplog: pytest.LogCaptureFixture, error: str
 ) -> None:

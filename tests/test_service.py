@@ -21,7 +21,7 @@ from bot.digest import DigestRunner
 from bot.models import Digest
 from bot.publishing import Delivered
 from bot.service import Service
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.store import RedisStore
 from tests.conftest import RedisServer, free_port
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
@@ -212,3 +212,31 @@ def test_sigterm_stops_the_service_promptly_with_exit_0(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_an_adapter_that_fails_is_restarted_with_growing_pauses_but_not_for_a_bad_token(
+    fake: FakeArxiv, stores: list[RedisStore]
+) -> None:
+    clock = Clock(MONDAY_0700)
+    service = replica(fake, stores[0], clock, Recorder())
+    starts: list[str] = []
+    serving = asyncio.Event()
+
+    async def flaky() -> None:
+        starts.append("flaky")
+        if len(starts) <= 3:
+            raise ConnectionResetError("the platform went away")
+        serving.set()
+        await asyncio.Event().wait()
+
+    async def refused() -> None:
+        starts.append("refused")
+        raise SettingsError("[discord] token was refused by Discord (401)")
+
+    task = asyncio.create_task(service.supervise("slack", flaky))
+    await asyncio.wait_for(serving.wait(), 5)
+    assert clock.slept == [5.0, 10.0, 20.0]
+    with pytest.raises(SettingsError):
+        await service.supervise("discord", refused)
+    assert starts.count("refused") == 1
+    await stopped(task)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters import slack_render
 from adapters.slack_render import (
     MAX_BLOCKS,
     MAX_FALLBACK_CHARS,
@@ -120,6 +122,68 @@ def test_escape(raw: str, escaped: str) -> None:
 def test_fit_escapes_and_shortens(raw: str, limit: int, expected: str) -> None:
     assert fit(raw, limit) == expected
     assert slack_len(fit(raw, limit)) <= limit
+
+
+def old_shorten(text: str, limit: int, *, escaped: bool) -> str:
+    """`_shorten` as it was before its fast path: one character at a time."""
+    whole = escape(text) if escaped else text
+    if slack_len(whole) <= limit:
+        return whole
+    kept: list[str] = []
+    used = 1
+    for ch in text[:limit]:
+        piece = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}.get(ch, ch) if escaped else ch
+        used += slack_len(piece)
+        if used > limit:
+            break
+        kept.append(piece)
+    cut = "".join(kept)
+    head, space, _ = cut.rpartition(" ")
+    if space and len(head) >= 0.8 * len(cut):
+        cut = head
+    return cut.rstrip() + "…"
+
+
+ABSTRACT = ("Reward models trained on human preferences, evaluated at scale. " * 60)[:3000]
+
+
+@pytest.mark.parametrize("escaped", [True, False])
+@pytest.mark.parametrize(
+    ("text", "limits"),
+    [
+        pytest.param("", [0, 1], id="empty"),
+        pytest.param("abcdefghij", [-1, 0, 1, 2, 9, 10, 11], id="ascii"),
+        pytest.param("lorem ipsum dolor sit amet", range(28), id="words"),
+        pytest.param("word " * 30, [10, 50, 99, 100, 101], id="trailing-spaces"),
+        pytest.param("a" * 79 + " " + "b" * 40, [100, 101, 102, 121], id="word-at-80%"),
+        pytest.param(ABSTRACT, [1, 300, 499, 500, 501, 3000, 3001], id="abstract"),
+        pytest.param(ABSTRACT.replace("at scale", "R&D <x>"), [300, 500], id="escapes"),
+        pytest.param(ABSTRACT.replace("Reward", "Récompense"), [300, 500], id="one-unit-non-ascii"),
+        pytest.param(ABSTRACT.replace("Reward", "𝒪 🎉"), [300, 500], id="two-unit"),
+        pytest.param("&<>" * 10, range(35), id="entities"),
+    ],
+)
+def test_shorten_answers_as_before(text: str, limits: Iterable[int], escaped: bool) -> None:
+    for limit in limits:
+        assert slack_render._shorten(text, limit, escaped=escaped) == old_shorten(
+            text, limit, escaped=escaped
+        ), limit
+
+
+_shorten_text = st.one_of(
+    st.text(st.sampled_from("abc xyz.,-"), max_size=800),  # ASCII, nothing to escape
+    st.text(st.characters(max_codepoint=127), max_size=800),  # any ASCII, & < > too
+    st.text(st.sampled_from([*"ab &<>", "é", "\u200b", "𝒪", "🎉", "\u3000"]), max_size=800),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=300),  # any code point
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=_shorten_text, limit=st.integers(-2, 900), escaped=st.booleans())
+def test_shorten_answers_as_before_on_any_text(text: str, limit: int, escaped: bool) -> None:
+    assert slack_render._shorten(text, limit, escaped=escaped) == old_shorten(
+        text, limit, escaped=escaped
+    )
 
 
 def test_clip_does_not_escape() -> None:
