@@ -137,8 +137,8 @@ class SlackPublisher:
         await session.close()
 
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
-        if not digest.items:
-            return
+        """An empty digest (the runner sends one only to a channel that asked for quiet
+        days) is its top message alone: "No new papers today for …"."""
         top, *thread = render_digest(digest)
         async with self._sharing_session():
             thread_ts = await self._post(digest.channel, top)

@@ -333,7 +333,10 @@ class DigestRunner:
                     )
                     if not digest.recent[keyword] and keyword in fetched.papers:
                         digest.recent[keyword] = fetched.papers[keyword]
-            elif not digest.items and not (options.quiet_days and fetched.papers):
+            elif not digest.items and not (
+                # "No new papers" only when every keyword of the channel was asked.
+                options.quiet_days and all(k in fetched.papers for k in keywords)
+            ):
                 if not dry_run:
                     await self._finish(channel, skipped, first_run)
                 return outcome

@@ -753,3 +753,29 @@ async def test_set_turns_channel_options_on_and_off(bot: Bot) -> None:
     assert "follows no keywords" in listed
     await bot.text("add", keyword="reward model")
     assert "posting new versions on" in await bot.text("list")
+
+
+async def test_channel_options_end_to_end(
+    discord_fake: FakeDiscord, arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    here = Channel("discord", str(CHANNEL_ID))
+    await redis_store.set_channel_option(here, "quiet_days", True)
+    await redis_store.set_channel_option(here, "revisions", True)
+    digest = DigestSettings(first_run_papers=100, max_papers_per_channel=3)
+    settings = make_settings(
+        discord_fake, arxiv, subscriptions={CHANNEL_ID: ["reward model"]}, digest=digest
+    )
+    report = await run_digest(settings, redis_store)
+    assert report.delivered == 3
+    assert discord_fake.posted()[-1].content.startswith("…and 2 more new papers.")
+
+    arxiv.papers[4] = arxiv.papers[4].new_version()  # "Reward model study 5", posted first
+    before = len(discord_fake.posted())
+    await run_digest(settings, redis_store)
+    revised = titles(discord_fake.posted()[before:])
+    assert len(revised) == 1 and revised[0].startswith("New version v2: ")
+
+    before = len(discord_fake.posted())
+    await run_digest(settings, redis_store)
+    (quiet,) = discord_fake.posted()[before:]
+    assert quiet.content == "No new papers today for “reward model”."

@@ -60,6 +60,8 @@ class Harness:
         self.arxiv = arxiv
         self.store = store
         self.channels: dict[str, list[str]] = {"C1": ["reward model"]}
+        self.options: dict[str, dict[str, bool]] = {}
+        self.max_papers = 200
         self._publisher: SlackPublisher | None = None
 
     def settings(self) -> Settings:
@@ -67,12 +69,17 @@ class Harness:
             arxiv=ArxivSettings(
                 api_url=self.arxiv.url, request_interval=0, retry_backoff=0, timeout=5
             ),
-            digest=DigestSettings(first_run_papers=100, max_papers_per_channel=200),
+            digest=DigestSettings(first_run_papers=100, max_papers_per_channel=self.max_papers),
             slack=SlackSettings(
                 bot_token=SecretStr(self.slack.bot_token), api_url=self.slack.api_url
             ),
             subscriptions=[
-                SubscriptionSettings(platform="slack", channel=channel, keywords=keywords)
+                SubscriptionSettings(
+                    platform="slack",
+                    channel=channel,
+                    keywords=keywords,
+                    **self.options.get(channel, {}),
+                )
                 for channel, keywords in self.channels.items()
             ],
         )
@@ -365,12 +372,43 @@ async def test_a_session_given_with_the_client_is_used_and_left_open(harness: Ha
     assert len(harness.slack.posts("C1")) == 2
 
 
-async def test_an_empty_digest_posts_nothing(harness: Harness) -> None:
-    async def never(paper_ids: Any) -> None:
-        raise AssertionError(paper_ids)
+async def test_channel_options_end_to_end(harness: Harness) -> None:
+    harness.channels = {"CQUIET": ["reward model"], "CPLAIN": ["reward model"]}
+    harness.options = {"CQUIET": {"quiet_days": True, "revisions": True}}
+    harness.max_papers = 4
+    report = await harness.digest()
+    assert report.delivered == 8
+    (top,) = [c for c in harness.slack.posts("CQUIET") if c.thread_ts is None]
+    assert "…and 2 more: /papers recent" in str(top.blocks)
+    assert harness.posted_ids("CQUIET") == ids(6, 5, 4, 3)
 
-    await harness.publisher().publish(Digest(Channel("slack", "C1"), NOW.date(), ("kw",)), never)
-    assert harness.slack.calls == []
+    harness.slack.calls.clear()
+    harness.arxiv.papers[5] = harness.arxiv.papers[5].new_version()  # paper 6, v2
+    report = await harness.digest()
+    assert report.ok
+    assert harness.posted_ids("CPLAIN") == []
+    revised = [str(c.blocks) for c in harness.slack.posts("CQUIET") if c.thread_ts]
+    assert len(revised) == 1 and "New version v2: " in revised[0]
+    assert "abs/2611.00006|" in revised[0]
+
+    harness.slack.calls.clear()
+    report = await harness.digest()
+    assert report.ok and report.delivered == 0
+    (quiet,) = harness.slack.posts("CQUIET")
+    assert quiet.text == "No new papers today for reward model."
+    assert harness.slack.posts("CPLAIN") == []
+
+
+async def test_no_quiet_line_when_a_keyword_of_the_channel_failed(harness: Harness) -> None:
+    harness.channels = {"CQUIET": ["reward model"], "COTHER": ["study"]}
+    harness.options = {"CQUIET": {"quiet_days": True}}
+    await harness.digest()
+    harness.slack.calls.clear()
+    # The batch is refused, then "reward model" alone; "study" alone is answered.
+    harness.arxiv.error_feed_next(times=2)
+    report = await harness.digest()
+    assert list(report.failed_keywords) == ["reward model"]
+    assert harness.slack.posts() == []
 
 
 # content at the limits -------------------------------------------------------------------
