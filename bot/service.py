@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 Server = Callable[[], Awaitable[None]]
 DONE_KEPT = timedelta(days=8)
 RETRY_FAILED_RUN = 300.0
+BUSY_POLL = 5.0
+"""Seconds between two looks at a slot whose lock another replica holds."""
 ADAPTER_RESTART = (5.0, 300.0)
 """Seconds before restarting a chat adapter that stopped on an error: first, at most (the
 pause doubles while it keeps failing, and starts over once it ran that long)."""
@@ -61,7 +63,7 @@ class Service:
             return None
         async with held(self._store, name, self._settings.service.lock_ttl) as mine:
             if not mine or await self._store.is_done(name):
-                log.info("digest_skipped slot=%s: another replica has it", slot_id(slot))
+                log.debug("digest_skipped slot=%s: another replica has it", slot_id(slot))
                 return None
             log.info("digest_started slot=%s replica=%s", slot_id(slot), REPLICA_ID)
             self._idle.clear()
@@ -75,23 +77,30 @@ class Service:
         return report
 
     async def _run_until_done(self, slot: datetime) -> None:
-        """A run that failed (Redis down, say) is tried again until the next slot is due."""
+        """Until this or another replica made the slot's digest, or the next slot is due. A
+        run that failed (Redis down, say) is tried again after `RETRY_FAILED_RUN`; a slot
+        whose lock another replica holds is looked at every `BUSY_POLL` seconds, so the run
+        of a replica that died holding it is made once its lock has expired."""
+        done = f"digest:{slot_id(slot)}"
         while True:
+            wait = RETRY_FAILED_RUN
             try:
                 await self.run_slot(slot)
-                return
+                if await self._store.is_done(done):
+                    return
+                wait = BUSY_POLL
             except STORE_ERRORS as err:
                 log.error(
                     "digest_failed slot=%s error=%r: Redis is unreachable; trying again in %gs",
                     slot_id(slot),
                     str(err),
-                    RETRY_FAILED_RUN,
+                    wait,
                 )
             except Exception:
                 log.exception("digest_failed slot=%s", slot_id(slot))
-            if self._schedule.next(slot) <= self._clock() + timedelta(seconds=RETRY_FAILED_RUN):
+            if self._schedule.next(slot) <= self._clock() + timedelta(seconds=wait):
                 return
-            await self._sleep(RETRY_FAILED_RUN)
+            await self._sleep(wait)
 
     async def _sleep_until(self, when: datetime) -> None:
         while (left := (when - self._clock()).total_seconds()) > 0:

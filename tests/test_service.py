@@ -22,7 +22,7 @@ from bot.models import Digest
 from bot.publishing import Delivered
 from bot.service import Service
 from bot.settings import Settings, SettingsError
-from bot.store import RedisStore
+from bot.store import MemoryStore, RedisStore
 from tests.conftest import RedisServer, free_port
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.test_digest import SLACK, Recorder
@@ -240,3 +240,22 @@ async def test_an_adapter_that_fails_is_restarted_with_growing_pauses_but_not_fo
         await service.supervise("discord", refused)
     assert starts.count("refused") == 1
     await stopped(task)
+
+
+async def test_a_slot_held_by_a_replica_that_died_is_run_once_its_lock_expires(
+    fake: FakeArxiv,
+) -> None:
+    clock = Clock(MONDAY_0700)
+    store = MemoryStore(clock=clock)
+    await store.mark_done("digest:2026-11-20T08:00Z", 3600 * 24)  # Friday's run happened
+    # A replica took Monday's slot and was killed: its lock outlives it by lock_ttl.
+    assert await store.acquire("digest:2026-11-23T08:00Z", "dead-replica", 3600 + 90)
+    out = TimedRecorder(clock)
+    settings = settings_for(fake)
+    runner = DigestRunner(settings, store, ArxivSource(settings.arxiv), {"slack": out}, clock=clock)
+    service = Service(settings, store, runner, {}, clock=clock, sleep=clock.sleep)
+    task = asyncio.create_task(service.scheduler())
+    await until(lambda: service.runs)
+    await stopped(task)
+    assert out.times == [datetime(2026, 11, 23, 8, 1, 30, tzinfo=UTC)]  # when the lock expired
+    assert len(out.posted[SLACK]) == 5
