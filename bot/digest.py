@@ -293,7 +293,7 @@ class DigestRunner:
         if dry_run:
             return await self._deliver_unlocked(channel, keywords, fetched, refused, dry_run=True)
         # Two replicas never post to one channel at once, even when a run lock was lost.
-        async with held(self._store, f"channel:{channel.key}", self.lock_ttl) as mine:
+        async with held(self._store, f"channel:{{{channel.key}}}", self.lock_ttl) as mine:
             if not mine:
                 log.warning("channel_busy channel=%s: another replica is posting", channel)
                 return ChannelOutcome(channel, error="another replica is posting here")

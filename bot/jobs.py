@@ -58,9 +58,24 @@ async def connect_store(settings: Settings) -> Store:
         await store.close()
         raise CliError(
             f"cannot reach Redis at {redacted(settings.redis_url)}: start redis-server, "
-            'or set redis_url = "memory://" for a run that remembers nothing'
+            'or set redis_url = "memory://" for Markdown and console outputs only '
+            "(it remembers nothing)"
         ) from None
     return store
+
+
+CHAT_PLATFORMS = frozenset({"slack", "discord"})
+
+
+def _needs_memory(settings: Settings, platforms: set[str]) -> None:
+    """Chat channels need a store that outlives the process: with `memory://` every run
+    would post the same papers again."""
+    chat = sorted(platforms & CHAT_PLATFORMS)
+    if settings.redis_url.startswith("memory://") and chat:
+        raise CliError(
+            f'redis_url = "memory://" remembers nothing, so every run would post the same '
+            f"papers to {' and '.join(chat)} again: set redis_url to a Redis server"
+        )
 
 
 async def store_or_memory(settings: Settings) -> Store:
@@ -137,6 +152,8 @@ async def digest(args: argparse.Namespace, settings: Settings) -> int:
         channels: Mapping[Channel, list[str]] = {TERMINAL: keywords}
         outputs: dict[str, Publisher] = {"console": ConsolePublisher()}
     else:
+        if not args.dry_run:
+            _needs_memory(settings, {sub.platform for sub in settings.subscriptions})
         store = await (store_or_memory(settings) if args.dry_run else connect_store(settings))
         channels = await all_subscriptions(settings, store)
         if not channels:
@@ -163,10 +180,13 @@ async def recent(args: argparse.Namespace, settings: Settings) -> int:
     reply = await _closing(
         store, lambda: commands.guarded(ctx, lambda: commands.recent(ctx, args.keyword, args.n))
     )
+    if not reply.ok:
+        print(f"papers-bot: {reply.text}", file=sys.stderr)
+        return 1
     print(reply.text)
     for paper in reply.papers:
         print(format_paper(paper))
-    return 0 if reply.ok else 1
+    return 0
 
 
 async def markdown(args: argparse.Namespace, settings: Settings) -> int:
@@ -270,6 +290,12 @@ def chat_servers(settings: Settings, store: Store, commands: Commands) -> dict[s
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    platforms = {sub.platform for sub in settings.subscriptions}
+    if settings.slack.bot_token is not None:
+        platforms.add("slack")
+    if settings.discord.token is not None:
+        platforms.add("discord")
+    _needs_memory(settings, platforms)
     store = await connect_store(settings)
     source = ArxivSource(settings.arxiv)
     commands = Commands(settings, store, source)

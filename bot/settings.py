@@ -17,6 +17,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot import categories as taxonomy
 from bot import keywords as kw
 
 DEFAULT_CONFIG = Path("settings.toml")
@@ -44,6 +45,16 @@ class ArxivSettings(_Section):
     batch_size: int = Field(20, ge=1, le=50)
     page_size: int = Field(500, ge=10, le=2000)
     max_window_results: int = Field(5000, ge=100, le=30000)
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not taxonomy.is_known(name):
+                hint = taxonomy.suggestion(name)
+                more = f" (did you mean {hint}?)" if hint else ""
+                raise ValueError(f"{name!r} is not an arXiv category or archive{more}")
+        return value
 
 
 class DigestSettings(_Section):

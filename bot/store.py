@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
@@ -100,10 +100,11 @@ return 'added'
 """
 
 
-# Adds papers to one keyword's recent list (ARGV: cap, then id, score, JSON per paper) and
-# drops the oldest beyond the cap, from the ids and the details alike.
+# Adds papers to one keyword's recent list (ARGV: cap, seconds kept, then id, score, JSON
+# per paper), drops the oldest beyond the cap from the ids and the details alike, and
+# keeps both keys for another ARGV[2] seconds.
 _SAVE_RECENT = """
-for i = 2, #ARGV, 3 do
+for i = 3, #ARGV, 3 do
     redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
 end
@@ -112,8 +113,14 @@ if #dropped > 0 then
     redis.call('ZREM', KEYS[1], unpack(dropped))
     redis.call('HDEL', KEYS[2], unpack(dropped))
 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return #dropped
 """
+RECENT_KEPT = timedelta(days=30)
+"""A keyword's recent list outlives its last fetch by this long (then nobody follows it)."""
+FETCHED_KEPT = timedelta(days=60)
+"""Fetch times older than the longest window are forgotten: such a keyword is new again."""
 SAVE_RECENT_BATCH = 50
 """Keywords whose recent lists go to Redis in one round trip."""
 
@@ -227,7 +234,18 @@ class RedisStore:
         return AddResult(result)
 
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
-        removed = await self._r.hdel(self._subs(channel), normalize(keyword))
+        """Also forgets the keyword's first run in the channel, and the channel once it
+        follows nothing from chat (unless an `add` came in between)."""
+        subs = self._subs(channel)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hdel(subs, normalize(keyword))
+            pipe.srem(self._baseline(channel), normalize(keyword))
+            pipe.hlen(subs)
+            removed, _, left = await pipe.execute()
+        if removed and not left:
+            await self._r.srem(self._channels, channel.key)
+            if await self._r.hlen(subs):
+                await self._r.sadd(self._channels, channel.key)
         return bool(removed)
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
@@ -243,13 +261,15 @@ class RedisStore:
         return channels
 
     async def save_recent(self, papers: Mapping[str, Sequence[Paper]], cap: int) -> None:
-        """Keep each keyword's latest `cap` papers: one script per keyword (its two keys
-        share a hash tag), `SAVE_RECENT_BATCH` keywords a round trip."""
-        pending = [(k, found) for k, found in papers.items() if found]
+        """Keep each keyword's latest `cap` papers, for `RECENT_KEPT` after this fetch (also
+        when it found none): one script per keyword (its two keys share a hash tag),
+        `SAVE_RECENT_BATCH` keywords a round trip."""
+        pending = list(papers.items())
+        kept = int(RECENT_KEPT.total_seconds())
         for start in range(0, len(pending), SAVE_RECENT_BATCH):
             async with self._r.pipeline(transaction=False) as pipe:
                 for keyword, found in pending[start : start + SAVE_RECENT_BATCH]:
-                    args: list[str | int | float] = [cap]
+                    args: list[str | int | float] = [cap, kept]
                     for p in found:
                         args += [p.id, p.published.timestamp(), p.to_json()]
                     keys = [self._recent_ids(keyword), self._recent_papers(keyword)]
@@ -267,16 +287,20 @@ class RedisStore:
     async def last_fetched(self, keywords: Sequence[str]) -> dict[str, datetime | None]:
         if not keywords:
             return {}
-        raw = await self._r.hmget(self._fetched, [normalize(k) for k in keywords])
+        scores = await self._r.zmscore(self._fetched, [normalize(k) for k in keywords])
         return {
-            k: datetime.fromisoformat(_text(v)) if v else None
-            for k, v in zip(keywords, raw, strict=True)
+            k: None if score is None else datetime.fromtimestamp(score, UTC)
+            for k, score in zip(keywords, scores, strict=True)
         }
 
     async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None:
         names = [normalize(k) for k in keywords]
-        if names:
-            await self._r.hset(self._fetched, mapping={n: when.isoformat() for n in names})
+        if not names:
+            return
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._fetched, dict.fromkeys(names, when.timestamp()))
+            pipe.zremrangebyscore(self._fetched, "-inf", (when - FETCHED_KEPT).timestamp())
+            await pipe.execute()
 
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]:
         if not keywords:
@@ -394,6 +418,7 @@ class MemoryStore:
         return AddResult.ADDED
 
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
+        self._baseline.get(channel.key, set()).discard(normalize(keyword))
         return self._subs.get(channel.key, {}).pop(normalize(keyword), None) is not None
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
@@ -418,6 +443,8 @@ class MemoryStore:
 
     async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None:
         self._fetched.update({normalize(k): when for k in keywords})
+        for name in [n for n, at in self._fetched.items() if at <= when - FETCHED_KEPT]:
+            del self._fetched[name]
 
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]:
         done = self._baseline.get(channel.key, set())

@@ -151,3 +151,30 @@ def test_help_does_not_import_the_chat_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_recent_refuses_bad_input_on_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERS_BOT_REDIS_URL", "memory://")
+    assert main(["recent", "(reward model"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("papers-bot: A keyword can't contain parentheses")
+
+
+@pytest.mark.parametrize("command", [["digest"], ["run"]])
+def test_posting_to_chat_without_a_real_redis_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    (tmp_path / "settings.toml").write_text(
+        '[[subscriptions]]\nplatform = "slack"\nchannel = "C1"\nkeywords = ["reward model"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAPERS_BOT_REDIS_URL", "memory://")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('papers-bot: redis_url = "memory://" remembers nothing')
+    assert err.count("\n") == 1

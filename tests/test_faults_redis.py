@@ -248,5 +248,6 @@ def test_run_without_redis_at_start_up_exits_2_with_one_line(
     err = capsys.readouterr().err.strip()
     assert err == (
         f"papers-bot: cannot reach Redis at redis://***@127.0.0.1:{port}/0: start "
-        'redis-server, or set redis_url = "memory://" for a run that remembers nothing'
+        'redis-server, or set redis_url = "memory://" for Markdown and console outputs only '
+        "(it remembers nothing)"
     )

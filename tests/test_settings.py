@@ -71,6 +71,11 @@ def test_secret_tokens_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ('[[subscriptions]]\nplatform = "irc"\nchannel = "x"\nkeywords = ["a"]\n', "platform"),
         ("[arxiv\n", "not valid TOML"),
+        (
+            '[arxiv]\ncategories = ["cs.cl"]\n',
+            "invalid setting arxiv.categories (from ",
+        ),
+        ('[arxiv]\ncategories = ["cs.cl"]\n', "did you mean cs.CL?"),
     ],
 )
 def test_a_wrong_key_or_value_is_one_line_naming_key_and_file(

@@ -69,6 +69,10 @@ async def test_subscriptions_add_exists_full_remove(store: Store, clock: Clock) 
     assert await store.remove_subscription(CH, "REWARD MODEL")
     assert not await store.remove_subscription(CH, "reward model")
     assert [s.keyword for s in await store.subscriptions(CH)] == ["diffusion"]
+    await store.set_baselined(CH, ["diffusion"])
+    assert await store.remove_subscription(CH, "diffusion")
+    assert await store.subscribed_channels() == []
+    assert await store.baselined(CH, ["diffusion"]) == set()
 
 
 async def test_recent_is_capped_newest_first(store: Store) -> None:
@@ -93,6 +97,9 @@ async def test_fetch_times_and_baselines(store: Store, clock: Clock) -> None:
     assert await store.last_fetched(["a"]) == {"a": None}
     await store.set_fetched(["A"], clock.now)
     assert await store.last_fetched(["a"]) == {"a": clock.now}
+    clock.now += timedelta(days=61)
+    await store.set_fetched(["b"], clock.now)
+    assert await store.last_fetched(["a", "b"]) == {"a": None, "b": clock.now}
     await store.set_baselined(CH, ["Reward Model"])
     assert await store.baselined(CH, ["reward model", "other"]) == {"reward model"}
 
@@ -107,6 +114,10 @@ async def test_redis_keys_carry_hash_tags_and_expire(
     assert keys[0] == "t:recent:{" + keys[0].split("{")[1]
     assert "t:seen:{slack:C1}" in keys
     assert 0 < await redis_client.ttl("t:seen:{slack:C1}") <= 30 * 86400
+    recent = [k for k in keys if k.startswith("t:recent:")]
+    assert len(recent) == 2
+    for key in recent:
+        assert 29 * 86400 < await redis_client.ttl(key) <= 30 * 86400
 
 
 async def test_a_lock_has_one_holder_until_released_or_expired(store: Store, clock: Clock) -> None:
