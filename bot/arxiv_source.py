@@ -119,6 +119,12 @@ def describe(keywords: Sequence[str]) -> str:
     return shown + (f" and {len(keywords) - 3} more" if len(keywords) > 3 else "")
 
 
+def stops_short(latest: Sequence[Paper], n: int, since: datetime) -> bool:
+    """Whether a keyword's n latest papers leave older papers of the window unread: the
+    page is full and its oldest paper is newer than `since`."""
+    return len(latest) >= n and min(p.published for p in latest) > since
+
+
 class ArxivSource:
     def __init__(
         self,
@@ -156,7 +162,7 @@ class ArxivSource:
         don't reach back to `since`, every paper of the window as well. All of it counts as
         seen at once, so none of it comes back as new in the next window query."""
         papers = await self.latest(keyword, n)
-        if len(papers) >= n and min(p.published for p in papers) > since:
+        if stops_short(papers, n, since):
             papers += await self.window([keyword], since, until)
         return newest_versions(papers)
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
+from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe, stops_short
 from bot.keywords import normalize
 from bot.locks import held
-from bot.matching import assign, batches, distinct
+from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import DeliveryError, Publisher
 from bot.settings import Settings
@@ -180,8 +180,7 @@ class DigestRunner:
         fresh = [k for k in keywords if (when := last[k]) is None or when < since]
         known = [k for k in keywords if k not in fresh]
         result = Fetched(papers={}, failed={})
-        pending = batches(known, cfg.batch_size)
-        done, total = 0, len(fresh) + len(pending)
+        done, total = 0, len(fresh) + len(batches(known, cfg.batch_size))
 
         def advance() -> None:
             nonlocal done
@@ -191,12 +190,18 @@ class DigestRunner:
 
         for keyword in fresh:
             try:
-                papers = await self._source.baseline(keyword, cfg.max_results, since, now)
+                papers = await self._source.latest(keyword, cfg.max_results)
             except ArxivError as err:
                 self._failed(result, [keyword], err)
             else:
                 result.papers.update(await asyncio.to_thread(assign, papers, [keyword]))
+                if stops_short(papers, cfg.max_results, since):
+                    # The rest of its window joins a batched window query: all of it
+                    # counts as seen on this first run, so none comes back tomorrow.
+                    known.append(keyword)
             advance()
+        pending = batches(known, cfg.batch_size)
+        total = done + len(pending)
 
         while pending:
             batch = pending.pop(0)
@@ -214,7 +219,9 @@ class DigestRunner:
             except ArxivError as err:
                 self._failed(result, batch, err)
             else:
-                result.papers.update(await asyncio.to_thread(assign, papers, batch))
+                for keyword, found in (await asyncio.to_thread(assign, papers, batch)).items():
+                    latest = result.papers.get(keyword, [])
+                    result.papers[keyword] = newest_versions([*latest, *found])
             advance()
 
         if save:
@@ -227,6 +234,7 @@ class DigestRunner:
         log.error("arxiv_failed keywords=%s error=%r", describe(keywords), str(err))
         for keyword in keywords:
             result.failed[keyword] = str(err)
+            result.papers.pop(keyword, None)  # a first run's latest papers without the rest
 
     async def build(
         self,

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -67,10 +67,10 @@ async def connect_store(settings: Settings) -> Store:
 CHAT_PLATFORMS = frozenset({"slack", "discord"})
 
 
-def _needs_memory(settings: Settings, platforms: set[str]) -> None:
+def _refuse_memory_for_chat(settings: Settings, platforms: Collection[str]) -> None:
     """Chat channels need a store that outlives the process: with `memory://` every run
     would post the same papers again."""
-    chat = sorted(platforms & CHAT_PLATFORMS)
+    chat = sorted(CHAT_PLATFORMS.intersection(platforms))
     if settings.redis_url.startswith("memory://") and chat:
         raise CliError(
             f'redis_url = "memory://" remembers nothing, so every run would post the same '
@@ -153,7 +153,7 @@ async def digest(args: argparse.Namespace, settings: Settings) -> int:
         outputs: dict[str, Publisher] = {"console": ConsolePublisher()}
     else:
         if not args.dry_run:
-            _needs_memory(settings, {sub.platform for sub in settings.subscriptions})
+            _refuse_memory_for_chat(settings, {sub.platform for sub in settings.subscriptions})
         store = await (store_or_memory(settings) if args.dry_run else connect_store(settings))
         channels = await all_subscriptions(settings, store)
         if not channels:
@@ -290,12 +290,12 @@ def chat_servers(settings: Settings, store: Store, commands: Commands) -> dict[s
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    platforms = {sub.platform for sub in settings.subscriptions}
+    platforms: set[str] = {sub.platform for sub in settings.subscriptions}
     if settings.slack.bot_token is not None:
         platforms.add("slack")
     if settings.discord.token is not None:
         platforms.add("discord")
-    _needs_memory(settings, platforms)
+    _refuse_memory_for_chat(settings, platforms)
     store = await connect_store(settings)
     source = ArxivSource(settings.arxiv)
     commands = Commands(settings, store, source)

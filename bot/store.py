@@ -104,10 +104,22 @@ return 'added'
 # per paper), drops the oldest beyond the cap from the ids and the details alike, and
 # keeps both keys for another ARGV[2] seconds.
 _SAVE_RECENT = """
-for i = 3, #ARGV, 3 do
-    redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
+local scored, details = {}, {}
+local function flush()
+    if #scored > 0 then
+        redis.call('ZADD', KEYS[1], unpack(scored))
+        redis.call('HSET', KEYS[2], unpack(details))
+        scored, details = {}, {}
+    end
 end
+for i = 3, #ARGV, 3 do
+    table.insert(scored, ARGV[i + 1])
+    table.insert(scored, ARGV[i])
+    table.insert(details, ARGV[i])
+    table.insert(details, ARGV[i + 2])
+    if #scored >= 1000 then flush() end
+end
+flush()
 local dropped = redis.call('ZRANGE', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
 if #dropped > 0 then
     redis.call('ZREM', KEYS[1], unpack(dropped))
@@ -270,7 +282,7 @@ class RedisStore:
             async with self._r.pipeline(transaction=False) as pipe:
                 for keyword, found in pending[start : start + SAVE_RECENT_BATCH]:
                     args: list[str | int | float] = [cap, kept]
-                    for p in found:
+                    for p in newest_first(list(found))[:cap]:  # the rest would be dropped
                         args += [p.id, p.published.timestamp(), p.to_json()]
                     keys = [self._recent_ids(keyword), self._recent_papers(keyword)]
                     await self._save_recent_script(keys=keys, args=args, client=pipe)

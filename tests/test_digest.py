@@ -321,9 +321,10 @@ async def test_a_broad_new_keyword_posts_none_of_its_older_window_papers_later(
         run = DigestRunner(
             settings, redis_store, ArxivSource(settings.arxiv), {"slack": out}, clock=clock
         )
-        await run.run({SLACK: ["broad topic"]})
+        first = await run.run({SLACK: ["broad topic"], OTHER: ["topic"]})
         assert out.posted[SLACK] == ["2611.00030", "2611.00029", "2611.00028"]
+        assert first.arxiv_requests == 3  # the latest of each, then one window for both
         clock.now += timedelta(days=1)
-        await run.run({SLACK: ["broad topic"]})
-        assert len(out.posted[SLACK]) == 3
+        await run.run({SLACK: ["broad topic"], OTHER: ["topic"]})
+        assert len(out.posted[SLACK]) == len(out.posted[OTHER]) == 3
         assert [p.id for p in await redis_store.recent("broad topic", 50)][-1] == "2611.00021"

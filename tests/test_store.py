@@ -93,6 +93,12 @@ async def test_recent_lists_of_many_keywords_saved_at_once(store: Store) -> None
         assert [p.id for p in await store.recent(keyword, 10)] == expected, keyword
 
 
+async def test_a_long_recent_list_is_saved_whole(store: Store) -> None:
+    papers = [paper(n) for n in range(1, 1801)]
+    await store.save_recent({"kw": papers}, cap=1500)
+    assert [p.id for p in await store.recent("kw", 2000)] == [p.id for p in papers[:1500]]
+
+
 async def test_fetch_times_and_baselines(store: Store, clock: Clock) -> None:
     assert await store.last_fetched(["a"]) == {"a": None}
     await store.set_fetched(["A"], clock.now)
