@@ -134,6 +134,10 @@ class DigestRunner:
         """Finish the messages in flight, then deliver nothing more in this run."""
         self._stopping = True
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def run(
         self, channels: Mapping[Channel, Sequence[str]] | None = None, *, dry_run: bool = False
     ) -> RunReport:

@@ -71,6 +71,11 @@ class Service:
                 report = await self._runner.run()
             finally:
                 self._idle.set()
+            if self._runner.stopping:
+                # Cut short by a stop: the next start-up (this replica's or another's)
+                # delivers the rest of this slot instead of waiting for the next one.
+                log.info("digest_interrupted slot=%s", slot_id(slot))
+                return report
             await self._store.mark_done(name, DONE_KEPT.total_seconds())
         self.last_run = slot_id(slot)
         self.runs.append(report)
@@ -82,7 +87,7 @@ class Service:
         whose lock another replica holds is looked at every `BUSY_POLL` seconds, so the run
         of a replica that died holding it is made once its lock has expired."""
         done = f"digest:{slot_id(slot)}"
-        while True:
+        while not self._runner.stopping:
             wait = RETRY_FAILED_RUN
             try:
                 await self.run_slot(slot)
@@ -114,7 +119,7 @@ class Service:
 
     async def scheduler(self) -> None:
         await self.run_startup()
-        while True:
+        while not self._runner.stopping:
             self.next_run = self._schedule.next(self._clock())
             log.info("digest_scheduled at=%s", self.next_run.isoformat())
             await self._sleep_until(self.next_run)

@@ -21,7 +21,7 @@ from bot.digest import DigestRunner
 from bot.models import Digest
 from bot.publishing import Delivered
 from bot.service import Service
-from bot.settings import Settings, SettingsError
+from bot.settings import ServiceSettings, Settings, SettingsError
 from bot.store import MemoryStore, RedisStore
 from tests.conftest import RedisServer, free_port
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
@@ -259,3 +259,59 @@ async def test_a_slot_held_by_a_replica_that_died_is_run_once_its_lock_expires(
     await stopped(task)
     assert out.times == [datetime(2026, 11, 23, 8, 1, 30, tzinfo=UTC)]  # when the lock expired
     assert len(out.posted[SLACK]) == 5
+
+
+class HeldPublisher:
+    """Posts a digest two papers a message; each message waits until `release` is set."""
+
+    platform = "slack"
+    needs_recent = False
+
+    def __init__(self) -> None:
+        self.posting = asyncio.Event()
+        self.release = asyncio.Event()
+        self.posted: list[str] = []
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        ids = [item.paper.id for item in digest.items]
+        for start in range(0, len(ids), 2):
+            self.posting.set()
+            await self.release.wait()
+            self.posted += ids[start : start + 2]
+            await delivered(ids[start : start + 2])
+
+
+async def test_a_stop_mid_digest_finishes_the_message_in_flight_and_the_restart_the_rest(
+    fake: FakeArxiv, stores: list[RedisStore]
+) -> None:
+    clock = Clock(MONDAY_0700 + timedelta(hours=2))  # 08:00's run is due at start-up
+    await stores[0].mark_done("digest:2026-11-20T08:00Z", 3600)
+    settings = settings_for(fake).model_copy(
+        update={"service": ServiceSettings(health_host="127.0.0.1", health_port=free_port())}
+    )
+
+    def service(out: HeldPublisher) -> Service:
+        source = ArxivSource(settings.arxiv)
+        runner = DigestRunner(settings, stores[0], source, {"slack": out}, clock=clock)
+        return Service(settings, stores[0], runner, {}, clock=clock, sleep=clock.sleep)
+
+    first, stop = HeldPublisher(), asyncio.Event()
+    running = asyncio.create_task(service(first).run(stop))
+    await asyncio.wait_for(first.posting.wait(), 5)
+    stop.set()
+    await asyncio.sleep(0.05)
+    first.release.set()  # the message in flight goes out
+    await asyncio.wait_for(running, 5)
+    assert first.posted == ["2611.00005", "2611.00004"]
+    assert await stores[0].unseen(SLACK, ["2611.00005", "2611.00004", "2611.00003"]) == {
+        "2611.00003"
+    }
+
+    second, stop = HeldPublisher(), asyncio.Event()
+    second.release.set()
+    restarted = service(second)
+    running = asyncio.create_task(restarted.run(stop))
+    await until(lambda: restarted.runs)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert second.posted == ["2611.00003", "2611.00002", "2611.00001"]

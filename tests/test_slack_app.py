@@ -328,6 +328,21 @@ async def test_recent(bot: Bot) -> None:
     assert "between 1 and 20" in await bot.say("recent reward model 21")
 
 
+async def test_set_turns_channel_options_on_and_off(make_bot: Any) -> None:
+    bot: Bot = await make_bot(allowed_users=["U0BOSS"])
+    here = Channel("slack", CHANNEL)
+    on = await bot.say("set quiet on", user="U0BOSS")
+    assert on == "Saying when nothing is new is now on for this channel."
+    assert (await bot.store.channel_options(here)) == {"quiet_days": True}
+    assert "Use: set revisions on|off" in await bot.say("set loud on", user="U0BOSS")
+    refused = await bot.say("set quiet off")
+    assert refused.startswith(":warning: You can't change this channel's keywords: only")
+    assert (await bot.store.channel_options(here)) == {"quiet_days": True}
+    assert (await bot.say("add reward model", user="U0BOSS")).startswith("Added")
+    listing = await bot.say("list")
+    assert "Options: posting new versions off, saying when nothing is new on" in listing
+
+
 async def test_only_allowed_users_may_change_keywords(make_bot: Any) -> None:
     bot: Bot = await make_bot(allowed_users=["U0BOSS"])
     ack, response = await bot.run("add reward model")
