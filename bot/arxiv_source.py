@@ -25,6 +25,7 @@ from lxml import etree
 from bot.matching import build_query, newest_versions
 from bot.models import Paper, split_version
 from bot.settings import ArxivSettings
+from bot.store import STORE_ERRORS, Store
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,14 @@ class ArxivSource:
         settings: ArxivSettings,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        shared: Store | None = None,
     ) -> None:
+        """`shared`: a store every replica uses, so that the interval holds for all of them
+        together, as arXiv's terms ask; without it (or while it is unreachable) this process
+        paces only itself."""
         self._settings = settings
         self._sleep = sleep
+        self._shared = shared
         self._session = _TimeoutSession(settings.timeout)
         self._client = arxiv.Client(page_size=settings.page_size, delay_seconds=0, num_retries=0)
         self._client.query_url_format = settings.api_url + "?{}"
@@ -214,10 +220,19 @@ class ArxivSource:
         raise AssertionError("unreachable")
 
     async def _pace(self) -> None:
+        interval = self._settings.request_interval
         wait = self._next_start - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        self._next_start = time.monotonic() + self._settings.request_interval
+        self._next_start = time.monotonic() + interval
+        if self._shared is None or interval <= 0:
+            return
+        try:
+            # Polls a slot booked in Redis by any replica: there is no local event to await.
+            while (wait := await self._shared.next_start("arxiv", interval)) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait)
+        except STORE_ERRORS as err:
+            log.warning("arxiv_pace_unshared error=%r: pacing this process only", str(err))
 
     def _fetch_page(self, query: str, offset: int, size: int) -> tuple[list[Paper], int]:
         search = arxiv.Search(

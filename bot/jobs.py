@@ -142,7 +142,6 @@ def _report_exit(report: RunReport) -> int:
 
 async def digest(args: argparse.Namespace, settings: Settings) -> int:
     progress = _progress if sys.stdout.isatty() else None
-    source = ArxivSource(settings.arxiv)
     if args.keyword:
         try:
             keywords = [clean(k) for k in args.keyword]
@@ -165,6 +164,7 @@ async def digest(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 0
         outputs = publishers(settings, {c.platform for c in channels}, dry_run=args.dry_run)
+    source = ArxivSource(settings.arxiv, shared=store)  # with `run`'s replicas, if any
     runner = DigestRunner(settings, store, source, outputs, progress=progress)
     try:
         report = await _closing(store, lambda: runner.run(channels, dry_run=args.dry_run))
@@ -297,7 +297,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         platforms.add("discord")
     _refuse_memory_for_chat(settings, platforms)
     store = await connect_store(settings)
-    source = ArxivSource(settings.arxiv)
+    source = ArxivSource(settings.arxiv, shared=store)  # replicas share arXiv's interval
     commands = Commands(settings, store, source)
     try:
         servers = chat_servers(settings, store, commands)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,8 @@ class Store(Protocol):
 
     async def hit(self, name: str, window: float) -> int: ...
 
+    async def next_start(self, name: str, interval: float) -> float: ...
+
     async def acquire(self, name: str, owner: str, ttl: float) -> bool: ...
     async def renew(self, name: str, owner: str, ttl: float) -> bool: ...
     async def release(self, name: str, owner: str) -> None: ...
@@ -137,6 +140,20 @@ SAVE_RECENT_BATCH = 50
 """Keywords whose recent lists go to Redis in one round trip."""
 
 
+# Books the next start of a request paced `interval` ms apart for every replica (KEYS[1]
+# holds the earliest next start, in ms of Redis's clock): 0 when booked now, otherwise the
+# ms to wait before asking again.
+_NEXT_START = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if free > now then return free - now end
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], now + interval, 'PX', math.max(interval, 1))
+return 0
+"""
+
+
 # Extends or deletes a lock only for the replica that holds it.
 _RENEW_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -165,6 +182,7 @@ class RedisStore:
         self._clock = clock
         self._add_script = client.register_script(_ADD_SUBSCRIPTION)
         self._save_recent_script = client.register_script(_SAVE_RECENT)
+        self._next_start_script = client.register_script(_NEXT_START)
         self._renew_script = client.register_script(_RENEW_LOCK)
         self._release_script = client.register_script(_RELEASE_LOCK)
 
@@ -341,6 +359,13 @@ class RedisStore:
             count, _ = await pipe.execute()
         return int(count)
 
+    async def next_start(self, name: str, interval: float) -> float:
+        """Seconds to wait before a request paced `interval` apart across every replica may
+        start; 0 means it starts now (the slot is booked)."""
+        key = f"{self._p}:pace:{name}"
+        wait = await self._next_start_script(keys=[key], args=[_ms(interval)])
+        return int(wait) / 1000
+
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         return bool(await self._r.set(f"{self._p}:lock:{name}", owner, nx=True, px=_ms(ttl)))
 
@@ -395,6 +420,7 @@ class MemoryStore:
     _locks: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     _hits: dict[str, int] = field(default_factory=dict)
     _done: dict[str, datetime] = field(default_factory=dict)
+    _next: dict[str, float] = field(default_factory=dict)
 
     async def ping(self) -> None:
         return None
@@ -481,6 +507,14 @@ class MemoryStore:
         if held is None or held[1] <= self.clock():
             return None
         return held[0]
+
+    async def next_start(self, name: str, interval: float) -> float:
+        now = time.monotonic()
+        free = self._next.get(name, 0.0)
+        if free > now:
+            return free - now
+        self._next[name] = now + interval
+        return 0.0
 
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         if self._holder(name) is not None:

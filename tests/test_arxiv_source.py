@@ -9,6 +9,8 @@ import pytest
 from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource
 from bot.models import Paper
 from bot.settings import ArxivSettings
+from bot.store import RedisStore, Store
+from tests.conftest import free_port
 from tests.fakes.arxiv_server import FakeArxiv, closed_port_url, make_paper
 
 
@@ -27,7 +29,9 @@ def fake() -> Iterator[FakeArxiv]:
         yield server
 
 
-def source_for(url: str, sleeps: Sleeps | None = None, **overrides: float) -> ArxivSource:
+def source_for(
+    url: str, sleeps: Sleeps | None = None, *, shared: Store | None = None, **overrides: float
+) -> ArxivSource:
     values: dict[str, object] = {
         "api_url": url,
         "request_interval": 0,
@@ -37,7 +41,7 @@ def source_for(url: str, sleeps: Sleeps | None = None, **overrides: float) -> Ar
         "page_size": 10,
     }
     settings = ArxivSettings.model_validate(values | overrides)
-    return ArxivSource(settings, sleep=sleeps or Sleeps())
+    return ArxivSource(settings, sleep=sleeps or Sleeps(), shared=shared)
 
 
 async def test_latest_pages_through_results_newest_first(fake: FakeArxiv) -> None:
@@ -188,3 +192,26 @@ async def test_corpus_details_survive(fake: FakeArxiv, corpus: Path) -> None:
     assert (v2.id, v2.version) == ("1111.2011", 2)
     (bare,) = await serve("arxiv_api_docs_user_manual_typical_response_all_electron_legacy2007.xml")
     assert (bare.id, bare.version) == ("hep-ex/0307015", 1)
+
+
+async def test_sources_sharing_a_store_keep_the_interval_together(
+    fake: FakeArxiv, redis_store: RedisStore
+) -> None:
+    replicas = [
+        source_for(fake.url, request_interval=0.2, shared=redis_store),
+        source_for(fake.url, request_interval=0.2, shared=redis_store),
+    ]
+    await asyncio.gather(*(s.latest("reward model", 5) for s in replicas for _ in range(2)))
+    gaps = fake.request_gaps()
+    assert len(gaps) == 3
+    assert min(gaps) >= 0.19  # each source alone would let its two requests overlap the other's
+
+
+async def test_an_unreachable_shared_store_falls_back_to_pacing_alone(
+    fake: FakeArxiv, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    source = source_for(fake.url, request_interval=0.05, shared=gone)
+    assert len(await source.latest("reward model", 5)) == 5
+    assert "arxiv_pace_unshared" in caplog.text
+    await gone.close()
