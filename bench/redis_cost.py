@@ -22,12 +22,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bench.common import Row, ratio, say, verdict
-from bench.fast_match import fast_matching, prefiltered_assign
 from bench.sinks import RecordingPublisher
 from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
 from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner, Fetched
 from bot.keywords import normalize
+from bot.matching import assign
 from bot.models import Channel, Paper, newest_first
 from bot.settings import Settings
 from bot.store import RedisStore
@@ -57,7 +57,7 @@ class CannedSource(ArxivSource):
 
     def show(self, papers: Sequence[Paper], keywords: Sequence[str]) -> None:
         """Add papers; which of `keywords` each answers is decided once, here."""
-        matched = prefiltered_assign(papers, keywords)
+        matched = assign(papers, keywords)
         found: dict[str, set[str]] = {}
         for keyword, hits in matched.items():
             for paper in hits:
@@ -249,7 +249,6 @@ class YearResult:
     keywords: int = 0
     delivered: int = 0
     seconds: float = 0.0
-    checked: int = 0
 
 
 KEY_KINDS = ("seen", "recent-ids", "recent-papers", "baseline", "subs", "fetched", "other")
@@ -297,40 +296,38 @@ async def simulate_year(url: str, admin: aioredis.Redis, days: int = 365) -> Yea
     sink = RecordingPublisher(per_message=PER_MESSAGE)
     runner = DigestRunner(settings, store, source, {"slack": sink}, clock=clock)
     n = 0
-    with fast_matching() as checked:
-        for day in range(days + 1):
-            clock.now = EPOCH + timedelta(days=day)
-            batch = []
-            for i in range(per_day if clock.now.weekday() < 5 else 0):
-                n += 1
-                text = texts[(n * 7 + i) % len(texts)]
-                pid = f"{2600 + day // 30:04d}.{n % 100000:05d}"
-                batch.append(
-                    Paper(
-                        id=pid,
-                        version=1,
-                        title=text.title,
-                        authors=text.authors,
-                        summary=text.summary,
-                        comment=None,
-                        primary_category=text.primary_category,
-                        categories=text.categories,
-                        published=clock.now - timedelta(minutes=i + 1),
-                        updated=clock.now - timedelta(minutes=i + 1),
-                    )
+    for day in range(days + 1):
+        clock.now = EPOCH + timedelta(days=day)
+        batch = []
+        for i in range(per_day if clock.now.weekday() < 5 else 0):
+            n += 1
+            text = texts[(n * 7 + i) % len(texts)]
+            pid = f"{2600 + day // 30:04d}.{n % 100000:05d}"
+            batch.append(
+                Paper(
+                    id=pid,
+                    version=1,
+                    title=text.title,
+                    authors=text.authors,
+                    summary=text.summary,
+                    comment=None,
+                    primary_category=text.primary_category,
+                    categories=text.categories,
+                    published=clock.now - timedelta(minutes=i + 1),
+                    updated=clock.now - timedelta(minutes=i + 1),
                 )
-            source.forget_before(clock.now - timedelta(days=2))
-            source.show(batch, keywords)
-            report = await runner.run()
-            if not report.ok:
-                raise RuntimeError(f"simulated day {day} failed: {report}")
-            if day in checkpoints:
-                used = int((await admin.info("memory"))["used_memory"])
-                result.samples.append((day, used - empty))
-                sizes = await sizes_by_kind(client)
-                result.seen_samples.append((day, sizes["seen"]))
-                result.recent_samples.append((day, sizes["recent-ids"] + sizes["recent-papers"]))
-    result.checked = checked[0]
+            )
+        source.forget_before(clock.now - timedelta(days=2))
+        source.show(batch, keywords)
+        report = await runner.run()
+        if not report.ok:
+            raise RuntimeError(f"simulated day {day} failed: {report}")
+        if day in checkpoints:
+            used = int((await admin.info("memory"))["used_memory"])
+            result.samples.append((day, used - empty))
+            sizes = await sizes_by_kind(client)
+            result.seen_samples.append((day, sizes["seen"]))
+            result.recent_samples.append((day, sizes["recent-ids"] + sizes["recent-papers"]))
     result.seconds = time.perf_counter() - started
     result.delivered = sink.total
     result.by_kind = await sizes_by_kind(client)
@@ -489,7 +486,7 @@ async def measure(url: str) -> list[Row]:
             "—",
         ),
     ]
-    say(f"  redis: memory by kind {year.by_kind}; assign checks {year.checked}")
+    say(f"  redis: memory by kind {year.by_kind}")
     return rows
 
 

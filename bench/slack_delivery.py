@@ -16,30 +16,21 @@ instead of one per second, and the publisher is paced at the same interval.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import inspect
 import logging
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import aiohttp
-import redis.asyncio as aioredis
-
-from adapters import slack_render
 from adapters.slack_app import publisher_from_settings
 from bench.common import Row, ratio, say, verdict
-from bench.fast_match import prefiltered_assign
 from bench.slack_process import RemoteSlack, Summary
 from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
-from bot import digest as digest_module
 from bot.arxiv_source import ArxivSource
-from bot.digest import DigestRunner, Fetched
+from bot.digest import CHANNEL_CONCURRENCY, DigestRunner, Fetched
+from bot.matching import assign
 from bot.models import Channel, Paper, newest_first
 from bot.settings import Settings
 from bot.store import RedisStore
@@ -54,8 +45,6 @@ CS = (10, 100, 1000)
 SEQUENTIAL_MEASURED = (10, 100)
 """Workspaces where posting channel after channel is timed in full; for 1000 channels it
 would take minutes, so it is projected from the 100-channel run (the same channels)."""
-DEFAULT_CONCURRENCY: int = inspect.signature(DigestRunner).parameters["concurrency"].default
-"""`DigestRunner`'s default `concurrency` (16 when this was written)."""
 
 
 @dataclass(frozen=True)
@@ -106,12 +95,6 @@ class Setup:
     size: int
     concurrency: int
     interval: float = INTERVAL
-    pool: int | None = None
-    """`max_connections` of the store's Redis pool (proposed); None: `RedisStore.from_url`
-    as it is (redis-py's default pool: at most 100 connections, and the 101st concurrent
-    command fails at once with "Too many connections")."""
-    fixes: bool = False
-    """With the proposed CPU fixes (`proposed_fixes`)."""
 
     @property
     def label(self) -> str:
@@ -120,12 +103,10 @@ class Setup:
             if self.concurrency == 1
             else (
                 f"concurrency {self.concurrency}"
-                + (" (default)" if self.concurrency == DEFAULT_CONCURRENCY else "")
+                + (" (default)" if self.concurrency == CHANNEL_CONCURRENCY else "")
             )
         )
-        extra = f", Redis pool {self.pool}" if self.pool else ""
-        extra += ", CPU fixes" if self.fixes else ""
-        return f"C={self.size}, {how}{extra}"
+        return f"C={self.size}, {how}"
 
 
 @dataclass
@@ -167,79 +148,6 @@ class Run:
         return self.clean and self.seconds <= 1.25 * self.floor
 
 
-def make_store(url: str, prefix: str, pool: int | None) -> RedisStore:
-    if pool is None:
-        return RedisStore.from_url(url, prefix=prefix)
-    client = aioredis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10,
-        max_connections=pool,
-    )  # fmt: skip
-    return RedisStore(client, prefix=prefix)
-
-
-def fast_shorten(text: str, limit: int, *, escaped: bool) -> str:
-    """`slack_render._shorten` without its per-character loop when nothing needs escaping
-    and every character is one UTF-16 unit (the common case): the same answer."""
-    whole = slack_render.escape(text) if escaped else text
-    if whole != text or not text.isascii():
-        return ORIGINAL_SHORTEN(text, limit, escaped=escaped)
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    head, space, _ = cut.rpartition(" ")
-    if space and len(head) >= 0.8 * len(cut):
-        cut = head
-    return cut.rstrip() + "…"
-
-
-ORIGINAL_SHORTEN = slack_render._shorten
-
-
-@contextlib.asynccontextmanager
-async def proposed_fixes(
-    store: RedisStore, publisher: Any, check: int = 3000
-) -> AsyncIterator[None]:
-    """The CPU fixes proposed for delivery, applied for one run: `_shorten` without its
-    per-character loop (checked equal to the original on the first `check` calls),
-    `normalize` memoized, one `baselined` round trip per channel instead of one per
-    keyword (as if hoisted out of the comprehension in `DigestRunner.build`), and one
-    aiohttp session for every post instead of a new one per call."""
-    checked = [0]
-
-    def shorten(text: str, limit: int, *, escaped: bool) -> str:
-        fast = fast_shorten(text, limit, escaped=escaped)
-        if checked[0] < check:
-            checked[0] += 1
-            if fast != ORIGINAL_SHORTEN(text, limit, escaped=escaped):
-                raise AssertionError(f"fast _shorten disagrees on {text[:40]!r}, {limit}")
-        return fast
-
-    original_baselined = store.baselined
-    answers: dict[tuple[Channel, tuple[str, ...]], set[str]] = {}
-
-    async def baselined(channel: Channel, keywords: Sequence[str]) -> set[str]:
-        key = (channel, tuple(keywords))
-        if key not in answers:
-            answers[key] = await original_baselined(channel, keywords)
-        return answers[key]
-
-    namespace = vars(digest_module)  # the name `bot.digest` looks `normalize` up under
-    original_normalize = namespace["normalize"]
-    session = aiohttp.ClientSession()
-    slack_render._shorten = shorten
-    namespace["normalize"] = functools.lru_cache(maxsize=4096)(original_normalize)
-    store.baselined = baselined  # type: ignore[method-assign]
-    publisher._client.session = session
-    try:
-        yield
-    finally:
-        slack_render._shorten = ORIGINAL_SHORTEN
-        namespace["normalize"] = original_normalize
-        del store.baselined
-        publisher._client.session = None
-        await session.close()
-
-
 class FdSampler:
     """The most file descriptors the process held, sampled every 20 ms."""
 
@@ -265,7 +173,7 @@ async def deliver(url: str, slack: RemoteSlack, space: Workspace, setup: Setup, 
     settings = Settings.model_validate(
         {"slack": {"bot_token": slack.bot_token, "api_url": slack.api_url}}
     )
-    store = make_store(url, f"bench-delivery-{run_id}", setup.pool)
+    store = RedisStore.from_url(url, prefix=f"bench-delivery-{run_id}")
     ids = {index: f"C{run_id:03d}X{index:05d}" for index in range(setup.size)}
     channels = {Channel("slack", ids[i]): space.channels[i] for i in range(setup.size)}
     for channel, keywords in channels.items():  # not their first run: no first-run quota
@@ -277,11 +185,9 @@ async def deliver(url: str, slack: RemoteSlack, space: Workspace, setup: Setup, 
     slack.clear()
     fake_cpu = slack.summary().cpu
     logging.disable(logging.ERROR)  # a failing channel logs an error line each
-    fixes = proposed_fixes(store, publisher) if setup.fixes else contextlib.nullcontext()
     try:
-        async with fixes:
-            with FdSampler() as fds:
-                report = await runner.run(channels)
+        with FdSampler() as fds:
+            report = await runner.run(channels)
     finally:
         logging.disable(logging.NOTSET)
     seconds = time.perf_counter() - runner.delivery_started
@@ -337,24 +243,18 @@ def judge(
 def day_papers() -> tuple[list[str], dict[str, list[Paper]]]:
     pool = keyword_pool(POOL)
     papers = [as_paper(p) for p in PaperMaker(pool, seed=23).day(PER_DAY, EPOCH)]
-    return pool, prefiltered_assign(papers, pool)
+    return pool, assign(papers, pool)
 
 
 SCALED = [
-    Setup(10, 1), Setup(10, DEFAULT_CONCURRENCY),
-    Setup(100, 1), Setup(100, DEFAULT_CONCURRENCY),
-    Setup(1000, DEFAULT_CONCURRENCY), Setup(1000, 1000),
+    Setup(10, 1), Setup(10, CHANNEL_CONCURRENCY),
+    Setup(100, 1), Setup(100, CHANNEL_CONCURRENCY),
+    Setup(1000, CHANNEL_CONCURRENCY),
 ]  # fmt: skip
-"""At the scaled interval: the channel-after-channel baselines, the default concurrency,
-and every channel at once with the store as it is."""
-PROPOSED_CONCURRENCY = 500
-PROPOSED_POOL = 1000
+"""At the scaled interval: the channel-after-channel baselines and the default concurrency."""
 REAL = [
-    Setup(100, DEFAULT_CONCURRENCY, interval=REAL_INTERVAL),
-    Setup(100, 100, interval=REAL_INTERVAL),
-    Setup(1000, 1000, interval=REAL_INTERVAL, pool=2000),
-    Setup(1000, 1000, interval=REAL_INTERVAL, pool=2000, fixes=True),
-    Setup(1000, PROPOSED_CONCURRENCY, interval=REAL_INTERVAL, pool=PROPOSED_POOL, fixes=True),
+    Setup(100, CHANNEL_CONCURRENCY, interval=REAL_INTERVAL),
+    Setup(1000, CHANNEL_CONCURRENCY, interval=REAL_INTERVAL),
 ]
 """At Slack's real interval (1 s), where the bot's own CPU no longer hides in the interval."""
 
@@ -383,14 +283,12 @@ async def measure(url: str) -> list[Row]:
     return rows(runs)
 
 
-def find(runs: list[Run], size: int, concurrency: int, interval: float, **kw: Any) -> Run:
+def find(runs: list[Run], size: int, concurrency: int, interval: float) -> Run:
     for run in runs:
         s = run.setup
-        if (s.size, s.concurrency, s.interval) == (size, concurrency, interval) and all(
-            getattr(s, k) == v for k, v in kw.items()
-        ):
+        if (s.size, s.concurrency, s.interval) == (size, concurrency, interval):
             return run
-    raise KeyError((size, concurrency, interval, kw))
+    raise KeyError((size, concurrency, interval))
 
 
 def rows(runs: list[Run]) -> list[Row]:
@@ -401,10 +299,9 @@ def rows(runs: list[Run]) -> list[Row]:
     base = seq[max(SEQUENTIAL_MEASURED)]
     overhead = (base.seconds - base.slots * INTERVAL) / base.messages
 
-    shape: dict[int, Run] = {}  # size -> a run where every channel got its digest
-    for run in runs:
-        if not run.failed_channels:
-            shape.setdefault(run.setup.size, run)
+    shape: dict[int, Run] = {}  # size -> a run where every channel got its digest, if any
+    for run in sorted(runs, key=lambda r: r.failed_channels):
+        shape.setdefault(run.setup.size, run)
 
     def sequential(run: Run) -> tuple[float, str]:
         s = run.setup
@@ -444,20 +341,16 @@ def rows(runs: list[Run]) -> list[Row]:
                 verdict(run.met),
             )
         )  # fmt: skip
-    as_is = find(runs, 1000, 1000, REAL_INTERVAL, fixes=False)
-    fixed = find(runs, 1000, 1000, REAL_INTERVAL, fixes=True)
-    proposed = find(runs, 1000, PROPOSED_CONCURRENCY, REAL_INTERVAL, fixes=True)
+    busy = find(runs, 1000, CHANNEL_CONCURRENCY, REAL_INTERVAL)
     out.append(
         Row(
             "2",
             "C = 1000, real interval: the bot's CPU per message (its share of the channel's "
             "Redis work included); peak file descriptors",
-            f"{as_is.cpu / as_is.messages * 1000:.1f} ms as is, "
-            f"{fixed.cpu / fixed.messages * 1000:.1f} ms with the CPU fixes; fds "
-            f"{as_is.peak_fds} (concurrency 1000), {proposed.peak_fds} "
-            f"(concurrency {PROPOSED_CONCURRENCY})",
+            f"{busy.cpu / busy.messages * 1000:.1f} ms; fds {busy.peak_fds} "
+            f"(concurrency {CHANNEL_CONCURRENCY})",
             "1.0 ms: 1000 channels × 1 message/s on one event loop",
-            ratio(fixed.cpu / fixed.messages, 1 / 1000) + " (with the fixes)",
+            ratio(busy.cpu / busy.messages, 1 / 1000),
         )
     )
     total = sum(r.requests for r in runs)
