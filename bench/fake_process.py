@@ -9,40 +9,20 @@ its URL, then answers one JSON command per line on stdin.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from typing import Any
 
+from bench.child import Child
 from bench.fast_fake import IndexedFakeArxiv
 from bench.synthetic import keyword_pool, week_and_days
 
 
-class RemoteFake:
+class RemoteFake(Child):
+    name = "fake arXiv"
+
     def __init__(self, pool: int, per_day: int, window_days: int, later_days: int) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_process", *map(str, (pool, per_day, window_days,
-                                                                     later_days))],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        self.url: str = self._read()["url"]
-
-    def _read(self) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the fake arXiv process exited")
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(f"fake arXiv process: {answer['error']}")
-        return answer
-
-    def call(self, op: str, **args: Any) -> dict[str, Any]:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
-        self._proc.stdin.flush()
-        return self._read()
+        super().__init__("bench.fake_process", pool, per_day, window_days, later_days)
+        self.url: str = self.hello["url"]
 
     def show_day(self, day: int) -> None:
         """Serve the window before day 0 plus days 1..day; forget recorded requests."""
@@ -59,20 +39,6 @@ class RemoteFake:
 
     def check_agrees(self, queries: list[str]) -> int:
         return int(self.call("check", queries=queries)["checked"])
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self.call("stop")
-            self._proc.wait(timeout=10)
-
-    def __enter__(self) -> RemoteFake:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
 
 
 def serve(pool: int, per_day: int, window_days: int, later_days: int) -> None:

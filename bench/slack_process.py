@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from bench.child import Child
 from tests.fakes.slack_api import FakeSlack
 
 _PAPER_LINK = re.compile(r"arxiv\.org/abs/([^|>\s]+)")
@@ -57,37 +57,17 @@ class Summary:
     """CPU seconds the fake's process used since it started."""
 
 
-class RemoteSlack:
+class RemoteSlack(Child):
+    name = "fake Slack"
+
     def __init__(self, min_interval: float) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.slack_process", str(min_interval)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        answer = self._read()
-        self.api_url: str = answer["api_url"]
-        self.bot_token: str = answer["bot_token"]
-        self.url: str = answer["url"]
+        super().__init__("bench.slack_process", min_interval)
+        self.api_url: str = self.hello["api_url"]
+        self.bot_token: str = self.hello["bot_token"]
+        self.url: str = self.hello["url"]
 
     def response_url(self, key: str) -> str:
         return f"{self.url}/respond/{key}"
-
-    def _read(self) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the fake Slack process exited")
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(f"fake Slack process: {answer['error']}")
-        return answer
-
-    def call(self, op: str) -> dict[str, Any]:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps({"op": op}) + "\n")
-        self._proc.stdin.flush()
-        return self._read()
 
     def clear(self) -> None:
         """Forget the recorded calls (use new channel ids for the next run: the fake still
@@ -111,22 +91,6 @@ class RemoteSlack:
             other_methods=Counter(raw["other_methods"]),
             cpu=raw["cpu"],
         )  # fmt: skip
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self.call("stop")
-            self._proc.wait(timeout=10)
-
-    def __enter__(self) -> RemoteSlack:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc.poll() is None:
-            try:
-                self.close()
-            except (OSError, RuntimeError, subprocess.TimeoutExpired):
-                self._proc.kill()
-                self._proc.wait()
 
 
 def summarize(fake: FakeSlack) -> dict[str, Any]:
