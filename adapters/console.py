@@ -44,9 +44,13 @@ def format_digest(digest: Digest) -> str:
         parts.append(f"\n## {safe(keyword)} ({len(items)})")
         for item in items:
             text = format_paper(item.paper)
+            if item.revised:
+                text = text.replace("• ", f"• New version v{item.paper.version}: ", 1)
             if len(item.keywords) > 1:
                 text += "\n  Also matches: " + ", ".join(safe(k) for k in item.keywords[1:])
             parts.append(text)
+    if digest.more:
+        parts.append(f"\n…and {digest.more} more new papers.")
     if not digest.items:
         parts.append("No new papers.")
     return "\n".join(parts) + "\n"

@@ -1,13 +1,16 @@
 """`papers-bot` commands, in-process, against the fake arXiv and a real Redis."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from adapters.console import format_digest
 from bot.cli import main
+from bot.models import Channel, Digest, DigestItem
 from tests.conftest import RedisServer, free_port
+from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, FakePaper, make_paper
 
 
@@ -178,3 +181,21 @@ def test_posting_to_chat_without_a_real_redis_is_refused(
     err = capsys.readouterr().err
     assert err.startswith('papers-bot: redis_url = "memory://" remembers nothing')
     assert err.count("\n") == 1
+
+
+def test_console_marks_new_versions_and_says_how_many_more() -> None:
+    revised = paper(1, title="Reward model", version=2)
+    digest = Digest(
+        Channel("console", "terminal"),
+        date(2026, 11, 4),
+        ("reward model",),
+        items=[
+            DigestItem(revised, ("reward model",), True),
+            DigestItem(paper(2), ("reward model",)),
+        ],
+        more=3,
+    )
+    text = format_digest(digest)
+    assert "• New version v2: Reward model\n" in text
+    assert "• Paper number 2\n" in text
+    assert text.rstrip().endswith("…and 3 more new papers.")
