@@ -18,6 +18,8 @@ import redis
 import redis.asyncio as aioredis
 
 from bot.store import RedisStore
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.slack_api import FakeSlack
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
@@ -205,3 +207,17 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"the shared corpus is absent: {CORPUS} (it sits beside the checkout)")
     return CORPUS
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """The fake Slack Web API on loopback (modules that need other options define their own)."""
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[FakeDiscord]:
+    """The fake Discord REST API and gateway on loopback."""
+    async with FakeDiscord() as fake:
+        yield fake

@@ -130,12 +130,6 @@ def store(redis_store: RedisStore) -> RedisStore:
     return RedisStore(redis_store._r, prefix="abuse", clock=lambda: NOW)
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
 class GuardedBot(Bot):
     """test_slack_app's bot, with the replay guard `jobs.py` gives it (shared through Redis)
     or, by default, the one `serve` makes (this process only)."""
@@ -245,12 +239,6 @@ async def slack_once(bot: Bot, arxiv: FakeArxiv, text: str, escaped: bool) -> No
 
 
 # -- any text, Discord -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
 
 
 @pytest.fixture

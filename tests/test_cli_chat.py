@@ -2,7 +2,7 @@
 settings to messages, and no token in any output."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,18 +25,6 @@ def arxiv() -> Iterator[FakeArxiv]:
         for n in range(1, 4)
     ]
     with FakeArxiv(papers) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
         yield fake
 
 

@@ -4,7 +4,7 @@ every paper reaches the channel exactly once (real processes, real Redis, fake D
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,12 +25,6 @@ def arxiv() -> Iterator[FakeArxiv]:
         for n in range(1, PAPERS + 1)
     ]
     with FakeArxiv(papers) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
         yield fake
 
 

@@ -79,12 +79,6 @@ def reward_papers() -> list[FakePaper]:
 
 
 @pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
 def arxiv() -> Iterator[FakeArxiv]:
     with FakeArxiv(reward_papers()) as fake:
         yield fake

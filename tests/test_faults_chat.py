@@ -68,12 +68,6 @@ async def until(condition: Callable[[], object], within: float = 5.0) -> None:
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """slack_sdk waits Retry-After plus up to a second of jitter: no jitter in tests."""
     monkeypatch.setattr(random, "random", lambda: 0.0)
@@ -281,12 +275,6 @@ async def test_a_refused_slack_token_at_start_is_one_line_and_no_restart_loop(
 
 
 # -- Discord -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
 
 
 class _QuickBackoff:

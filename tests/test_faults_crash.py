@@ -23,7 +23,7 @@ import os
 import random
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,18 +90,6 @@ def paper(n: int) -> FakePaper:
 @pytest.fixture
 def arxiv() -> Iterator[FakeArxiv]:
     with FakeArxiv() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
         yield fake
 
 

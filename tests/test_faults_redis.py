@@ -45,12 +45,6 @@ def arxiv() -> Iterator[FakeArxiv]:
 
 
 @pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     """Our own redis-server, so that this test can stop it; it keeps its data over a restart."""
     server = RedisServer(tmp_path, persist=True)

@@ -52,12 +52,6 @@ FILE_CHANNEL = "C0FILE"
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def arxiv() -> Iterator[FakeArxiv]:
     papers = [make_paper(n, title=f"Reward model study {n}") for n in range(1, 7)]
     papers += [make_paper(100 + n, title=f"Diffusion policy {n}") for n in range(3)]
