@@ -1,29 +1,35 @@
 """The lock held for a digest run or a channel: renewed while held, always let go."""
 
 import asyncio
-import contextlib
 
 from bot.locks import held
 from bot.store import MemoryStore
 
 
 class SwallowingStore(MemoryStore):
-    """A renewal that eats a cancellation arriving mid-call, as a Redis client may."""
+    """A renewal that eats the first cancellation arriving mid-call, as a Redis client may."""
 
     def __init__(self) -> None:
         super().__init__()
         self.renewals = 0
+        self.swallowed = False
+        self.in_renewal = asyncio.Event()
 
     async def renew(self, name: str, owner: str, ttl: float) -> bool:
         self.renewals += 1
-        with contextlib.suppress(asyncio.CancelledError):
+        self.in_renewal.set()
+        try:
             await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            if self.swallowed:
+                raise
+            self.swallowed = True
         return await super().renew(name, owner, ttl)
 
 
 async def test_the_lock_is_renewed_while_held_and_released_after() -> None:
     store = SwallowingStore()
-    async with held(store, "digest:x", 0.3) as mine:
+    async with asyncio.timeout(5), held(store, "digest:x", 0.3) as mine:
         assert mine
         async with held(store, "digest:x", 0.3) as theirs:
             assert not theirs
@@ -38,7 +44,10 @@ async def test_the_lock_is_renewed_while_held_and_released_after() -> None:
 
 async def test_leaving_the_block_mid_renewal_does_not_hang() -> None:
     store = SwallowingStore()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     async with asyncio.timeout(2):
-        async with held(store, "channel:x", 0.06):
-            await asyncio.sleep(0.045)  # the renewal (every 20 ms, 50 ms long) is running
+        async with held(store, "channel:x", 0.3):
+            await store.in_renewal.wait()  # leave while a renewal is running
+    assert loop.time() - started < 1  # not let go only when the timeout cut in
     assert await store.acquire("channel:x", "next", 1)
