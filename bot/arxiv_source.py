@@ -12,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import arxiv
 import requests
 from lxml import etree
 
+from bot.listing import Listing, ListingError
+from bot.listing import parse as parse_listing
+from bot.listing import spec as listing_spec
 from bot.matching import build_query, newest_versions
 from bot.models import Paper, split_version
 from bot.settings import ArxivSettings
@@ -32,6 +36,10 @@ log = logging.getLogger(__name__)
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+T = TypeVar("T")
+
+DETAILS_PER_REQUEST = 400
+"""Ids in one `id_list` request: about 5 kB of URL, under the 8 kB servers commonly take."""
 
 
 class ArxivError(Exception):
@@ -182,33 +190,46 @@ class ArxivSource:
         offset = 0
         while offset < limit:
             size = min(self._settings.page_size, limit - offset)
-            page, total = await self._page_with_retries(query, offset, size, keywords)
+            fetch = functools.partial(self._fetch_page, query, offset, size)
+            page, total = await self._with_retries(fetch, describe(keywords))
             papers.extend(page)
             offset += len(page)
             if len(page) < size or offset >= total:
                 break
         return papers
 
-    async def _page_with_retries(
-        self, query: str, offset: int, size: int, keywords: Sequence[str]
-    ) -> tuple[list[Paper], int]:
+    async def listing(self) -> Listing:
+        """The latest day's listing of the configured archives: one request."""
+        url = self._settings.rss_url + listing_spec(self._settings.categories)
+        return await self._with_retries(lambda: self._fetch_listing(url), "the day's listing")
+
+    async def details(self, ids: Sequence[str]) -> dict[str, Paper]:
+        """The current version of each paper (submission date, comment), by id: one request
+        per `DETAILS_PER_REQUEST` ids. Ids arXiv doesn't know are left out."""
+        found: dict[str, Paper] = {}
+        for start in range(0, len(ids), DETAILS_PER_REQUEST):
+            chunk = list(ids[start : start + DETAILS_PER_REQUEST])
+            fetch = functools.partial(self._fetch_page, "", 0, len(chunk), chunk)
+            page, _ = await self._with_retries(fetch, f"details of {len(chunk)} papers")
+            found.update((p.id, p) for p in page)
+        return found
+
+    async def _with_retries(self, fetch: Callable[[], T], what: str) -> T:
         attempts = self._settings.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
                 async with self._lock:
                     await self._pace()
-                    return await asyncio.to_thread(self._fetch_page, query, offset, size)
+                    return await asyncio.to_thread(fetch)
             except _Retryable as err:
                 if attempt == attempts:
-                    raise ArxivError(
-                        f"arXiv failed {attempts} times for {describe(keywords)}: {err}"
-                    ) from None
+                    raise ArxivError(f"arXiv failed {attempts} times for {what}: {err}") from None
                 delay = self._settings.retry_backoff * 2 ** (attempt - 1)
                 if err.retry_after is not None:
                     delay = min(max(delay, err.retry_after), self._settings.max_retry_after)
                 log.warning(
                     "arxiv_retry keywords=%s attempt=%d/%d reason=%r wait=%.1fs",
-                    describe(keywords),
+                    what,
                     attempt,
                     attempts,
                     str(err),
@@ -216,7 +237,7 @@ class ArxivSource:
                 )
                 await self._sleep(delay)
             except ArxivQueryError as err:
-                raise ArxivQueryError(f"{err} (keywords {describe(keywords)})") from None
+                raise ArxivQueryError(f"{err} (keywords {what})") from None
         raise AssertionError("unreachable")
 
     async def _pace(self) -> None:
@@ -234,9 +255,12 @@ class ArxivSource:
         except STORE_ERRORS as err:
             log.warning("arxiv_pace_unshared error=%r: pacing this process only", str(err))
 
-    def _fetch_page(self, query: str, offset: int, size: int) -> tuple[list[Paper], int]:
+    def _fetch_page(
+        self, query: str, offset: int, size: int, ids: Sequence[str] = ()
+    ) -> tuple[list[Paper], int]:
         search = arxiv.Search(
             query=query,
+            id_list=list(ids),
             max_results=offset + size,
             sort_by=arxiv.SortCriterion.SubmittedDate,
             sort_order=arxiv.SortOrder.Descending,
@@ -277,3 +301,29 @@ class ArxivSource:
             time.monotonic() - started,
         )
         return [to_paper(r) for r in results], total
+
+    def _fetch_listing(self, url: str) -> Listing:
+        started = time.monotonic()
+        try:
+            response = self._session.get(url)
+        except requests.Timeout:
+            raise _Retryable(f"no answer within {self._settings.timeout:g}s") from None
+        except requests.RequestException as err:
+            raise _Retryable(f"connection failed: {type(err).__name__}") from None
+        if response.status_code in _RETRYABLE_STATUS or response.status_code >= 500:
+            raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+        if response.status_code != 200:
+            raise ArxivError(f"arXiv answered HTTP {response.status_code} for the listing")
+        try:
+            listing = parse_listing(response.content)
+        except ListingError as err:
+            raise ArxivQueryError(str(err)) from None
+        except ValueError as err:
+            raise _Retryable(str(err)) from None
+        log.info(
+            "arxiv_listing day=%s items=%d seconds=%.2f",
+            listing.day,
+            len(listing.items),
+            time.monotonic() - started,
+        )
+        return listing

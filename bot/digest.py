@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 
-from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe, stops_short
+from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
 from bot.keywords import normalize
+from bot.listing import REVISIONS, catch_up_since, missed_days, with_details
 from bot.locks import held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
@@ -23,6 +24,7 @@ FULL_LIST_PLATFORMS = frozenset({"markdown", "console"})
 """Outputs that show everything new at once: no first-run limit for a new keyword."""
 
 Progress = Callable[[int, int], None]
+Subscriptions = Mapping[Channel, Sequence[str]]
 
 CHANNEL_CONCURRENCY = 500
 """Channels delivered at once. Each output paces its own channels (Slack about one message
@@ -31,6 +33,10 @@ a second per channel), so this bound only needs to keep sockets and Redis connec
 MARK_RETRY = 30.0
 """Seconds to keep trying to record a posted message as seen while Redis is away: a short
 blip must not make the next run post the message again."""
+
+
+_EVERY_KEYWORD = Channel("run", "every keyword")
+"""Stands for the channels when `fetch` is given keywords alone."""
 
 
 class DigestStopped(Exception):
@@ -92,7 +98,32 @@ def seen_keys(papers: Sequence[Paper]) -> list[str]:
 @dataclass(slots=True)
 class Fetched:
     papers: dict[str, list[Paper]]
+    """Per keyword: its papers in the day's listing (every keyword of the run is here,
+    with no papers when none matched), or nothing when the listing could not be read."""
     failed: dict[str, str]
+    """Keywords whose catch-up queries failed, with the reason."""
+    day: date | None = None
+    """The listing's announcement day; None when it could not be read."""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """Each listed paper's announce type (`new`, `cross`, `replace`, `replace-cross`)."""
+    catch_up: dict[str, list[Paper]] = field(default_factory=dict)
+    """Per keyword: what window queries found for the channels in `behind`."""
+    behind: set[Channel] = field(default_factory=set)
+    """Channels that missed a listing (or all, when there is none): they get `catch_up`."""
+    received: set[Channel] = field(default_factory=set)
+    """Channels that received this day's listing in full already."""
+    details: dict[str, Paper] = field(default_factory=dict)
+    """Submission dates and comments of listed papers about to be posted, by id."""
+
+    def complete(self, channel: Channel, keywords: Sequence[str]) -> bool:
+        """Whether every keyword of the channel was fully looked at in this run."""
+        return channel not in self.behind or not any(k in self.failed for k in keywords)
+
+    def candidates(self, channel: Channel, keyword: str) -> list[Paper]:
+        found = self.papers.get(keyword, [])
+        if channel in self.behind:
+            found = newest_versions([*found, *self.catch_up.get(keyword, [])])
+        return found
 
 
 async def all_subscriptions(settings: Settings, store: Store) -> dict[Channel, list[str]]:
@@ -145,7 +176,10 @@ class DigestRunner:
             channels = await all_subscriptions(self._settings, self._store)
         requests_before = self._source.request_count
         keywords = distinct(k for kws in channels.values() for k in kws)
-        fetched = await self.fetch(keywords, save=not dry_run)
+        fetched = await self.fetch(keywords, save=not dry_run, channels=channels)
+        await self._fill_details(channels, fetched)
+        if not dry_run:
+            await self._save_recent(channels, fetched)
         limit = asyncio.Semaphore(self._concurrency)
         refused: dict[str, str] = {}  # platform -> why its output refuses every channel
 
@@ -165,7 +199,9 @@ class DigestRunner:
             arxiv_requests=self._source.request_count - requests_before,
         )
         log.info(
-            "digest_done keywords=%d failed_keywords=%d channels=%d delivered=%d arxiv_requests=%d",
+            "digest_done day=%s keywords=%d failed_keywords=%d channels=%d delivered=%d "
+            "arxiv_requests=%d",
+            fetched.day,
             report.keywords,
             len(report.failed_keywords),
             len(report.channels),
@@ -174,43 +210,117 @@ class DigestRunner:
         )
         return report
 
-    async def fetch(self, keywords: Sequence[str], *, save: bool = True) -> Fetched:
-        """Papers per keyword. New keywords (or ones not fetched within the window) get
-        their latest `max_results`; the others share batched queries over the window."""
+    async def fetch(
+        self,
+        keywords: Sequence[str],
+        *,
+        save: bool = True,
+        channels: Mapping[Channel, Sequence[str]] | None = None,
+    ) -> Fetched:
+        """The day's listing, matched locally against every keyword: one request however
+        many keywords there are. Channels that missed a listing (the bot was down, or a
+        failure kept a channel from receiving a day in full), and every channel when the
+        listing can't be read, also get batched window queries over the days they missed."""
         cfg = self._settings.arxiv
         now = self._clock()
-        since = now - timedelta(days=cfg.window_days)
-        last = await self._store.last_fetched(keywords)
-        fresh = [k for k in keywords if (when := last[k]) is None or when < since]
-        known = [k for k in keywords if k not in fresh]
+        channels = channels if channels is not None else {_EVERY_KEYWORD: keywords}
         result = Fetched(papers={}, failed={})
-        done, total = 0, len(fresh) + len(batches(known, cfg.batch_size))
+        try:
+            listing = await self._source.listing()
+        except ArxivError as err:
+            log.error("arxiv_listing_failed error=%r: searching the window instead", str(err))
+        else:
+            result.day = listing.day
+            result.kinds = listing.kinds()
+            listed = [item.paper for item in listing.items]
+            result.papers = await asyncio.to_thread(assign, listed, keywords)
+        self._advance(1, 1)
 
-        def advance() -> None:
-            nonlocal done
-            done += 1
-            if self._progress is not None:
-                self._progress(done, total)
+        days = await self._store.listing_days(list(channels))
+        since = now
+        for channel in channels:
+            last = days.get(channel)
+            if missed_days(last, result.day):
+                result.behind.add(channel)
+                since = min(since, catch_up_since(last, now, cfg.window_days))
+            elif result.day is not None and last is not None and last >= result.day:
+                result.received.add(channel)
+        if result.behind and result.day is not None:
+            log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
+        behind = distinct(k for c in result.behind for k in channels[c])
+        await self._search_window(behind, since, now, result)
+        return result
 
-        for keyword in fresh:
+    async def _fill_details(self, channels: Subscriptions, fetched: Fetched) -> None:
+        """Submission dates and comments of the listed papers that some channel is about to
+        receive (the listing has neither): `DETAILS_PER_REQUEST` papers an API request. When
+        arXiv doesn't answer, papers go out with the listing's data."""
+        wanted: dict[str, None] = {}
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def plan(channel: Channel, keywords: Sequence[str]) -> None:
+            async with limit:
+                try:
+                    options = await channel_options(self._settings, self._store, channel)
+                    digest, _, _ = await self.build(channel, keywords, fetched, options)
+                except STORE_ERRORS:
+                    return  # this channel's delivery will say so
+            wanted.update((i.paper.id, None) for i in digest.items if i.paper.id in fetched.kinds)
+
+        await asyncio.gather(*(plan(c, k) for c, k in channels.items()))
+        if not wanted:
+            return
+        try:
+            fetched.details = await self._source.details(list(wanted))
+        except ArxivError as err:
+            log.warning("arxiv_details_failed error=%r: posting the listing's data", str(err))
+
+    async def _save_recent(self, channels: Subscriptions, fetched: Fetched) -> None:
+        """Each keyword's recent list gains what the listing announced as new and what
+        catch-up found; a keyword that a full-list output (Markdown) shows for the first
+        time gets its latest `max_results` from a search of its own."""
+        cfg = self._settings.arxiv
+        found: dict[str, list[Paper]] = {}
+        for keyword, papers in [*fetched.papers.items(), *fetched.catch_up.items()]:
+            fresh = [
+                with_details(p, fetched.details.get(p.id))
+                for p in papers
+                if fetched.kinds.get(p.id) not in REVISIONS
+            ]
+            found.setdefault(keyword, []).extend(fresh)
+        await self._store.save_recent({k: v for k, v in found.items() if v}, cfg.max_results)
+
+        full = distinct(
+            k
+            for channel, kws in channels.items()
+            if (output := self._publishers.get(channel.platform)) and output.needs_recent
+            for k in kws
+        )
+        last = await self._store.last_fetched(full)
+        for keyword in [k for k in full if last[k] is None]:
             try:
-                papers = await self._source.latest(keyword, cfg.max_results)
+                latest = await self._source.latest(keyword, cfg.max_results)
             except ArxivError as err:
-                self._failed(result, [keyword], err)
-            else:
-                result.papers.update(await asyncio.to_thread(assign, papers, [keyword]))
-                if stops_short(papers, cfg.max_results, since):
-                    # The rest of its window joins a batched window query: all of it
-                    # counts as seen on this first run, so none comes back tomorrow.
-                    known.append(keyword)
-            advance()
-        pending = batches(known, cfg.batch_size)
-        total = done + len(pending)
+                log.error("arxiv_failed keywords=%s error=%r", describe([keyword]), str(err))
+                continue
+            await self._store.save_recent({keyword: latest}, cfg.max_results)
+            await self._store.set_fetched([keyword], self._clock())
 
+    def _advance(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(done, total)
+
+    async def _search_window(
+        self, keywords: Sequence[str], since: datetime, until: datetime, result: Fetched
+    ) -> None:
+        """Papers submitted in [since, until] per keyword, `batch_size` keywords a query,
+        into `result.catch_up`; a batch arXiv refuses is retried one keyword at a time."""
+        pending = batches(keywords, self._settings.arxiv.batch_size)
+        done, total = 0, len(pending)
         while pending:
             batch = pending.pop(0)
             try:
-                papers = await self._source.window(batch, since, now)
+                papers = await self._source.window(batch, since, until)
             except ArxivQueryError as err:
                 if len(batch) > 1:
                     log.warning(
@@ -223,22 +333,18 @@ class DigestRunner:
             except ArxivError as err:
                 self._failed(result, batch, err)
             else:
-                for keyword, found in (await asyncio.to_thread(assign, papers, batch)).items():
-                    latest = result.papers.get(keyword, [])
-                    result.papers[keyword] = newest_versions([*latest, *found])
-            advance()
-
-        if save:
-            await self._store.save_recent(result.papers, cfg.max_results)
-            await self._store.set_fetched(result.papers, now)
-        return result
+                if len(batch) == 1:  # arXiv's own answer for the keyword: nothing to re-match
+                    result.catch_up[batch[0]] = newest_versions(papers)
+                else:
+                    result.catch_up.update(await asyncio.to_thread(assign, papers, batch))
+            done += 1
+            self._advance(done, total)
 
     @staticmethod
     def _failed(result: Fetched, keywords: Sequence[str], err: Exception) -> None:
         log.error("arxiv_failed keywords=%s error=%r", describe(keywords), str(err))
         for keyword in keywords:
             result.failed[keyword] = str(err)
-            result.papers.pop(keyword, None)  # a first run's latest papers without the rest
 
     async def build(
         self,
@@ -250,17 +356,26 @@ class DigestRunner:
         """The channel's digest, the papers to mark seen without posting (first-run
         overflow and the cap's overflow), and the keywords whose first run this is."""
         cfg = self._settings.digest
-        ok = [k for k in keywords if k in fetched.papers]
+        behind = channel in fetched.behind
+        ok = [k for k in keywords if not (behind and k in fetched.failed)]
         matched: dict[str, tuple[Paper, list[str]]] = {}
         for keyword in ok:
-            for paper in fetched.papers[keyword]:
+            for paper in fetched.candidates(channel, keyword):
                 matched.setdefault(paper.id, (paper, []))[1].append(keyword)
+        if not options.revisions:  # a replacement is news only where revisions are on
+            matched = {
+                pid: found
+                for pid, found in matched.items()
+                if fetched.kinds.get(pid) not in REVISIONS
+            }
         candidates = [paper for paper, _ in matched.values()]
         unseen = await self._store.unseen(channel, seen_keys(candidates))
         revised = {
             p.id
             for p in candidates
-            if options.revisions and p.id not in unseen and p.version_key in unseen
+            if options.revisions
+            and p.version_key in unseen
+            and (p.id not in unseen or fetched.kinds.get(p.id) in REVISIONS)
         }
         baselined = await self._store.baselined(channel, ok)
         first_run = [k for k in ok if k not in baselined]
@@ -336,21 +451,25 @@ class DigestRunner:
         try:
             options = await channel_options(self._settings, self._store, channel)
             digest, skipped, first_run = await self.build(channel, keywords, fetched, options)
+            digest.items = [
+                replace(item, paper=with_details(item.paper, fetched.details.get(item.paper.id)))
+                for item in digest.items
+            ]
             outcome.pending = len(digest.items)
             versions = {item.paper.id: item.paper for item in digest.items}
+            complete = fetched.complete(channel, keywords)
+            day = fetched.day if complete else None
             if publisher.needs_recent:
                 for keyword in keywords:
                     digest.recent[keyword] = await self._store.recent(
                         keyword, self._settings.arxiv.max_results
-                    )
-                    if not digest.recent[keyword] and keyword in fetched.papers:
-                        digest.recent[keyword] = fetched.papers[keyword]
+                    ) or fetched.candidates(channel, keyword)
             elif not digest.items and not (
-                # "No new papers" only when every keyword of the channel was asked.
-                options.quiet_days and all(k in fetched.papers for k in keywords)
+                # "No new papers" once a day, and only when every keyword was looked at.
+                options.quiet_days and complete and channel not in fetched.received
             ):
                 if not dry_run:
-                    await self._finish(channel, skipped, first_run)
+                    await self._finish(channel, skipped, first_run, day)
                 return outcome
 
             async def delivered(ids: Sequence[str]) -> None:
@@ -362,7 +481,7 @@ class DigestRunner:
 
             await publisher.publish(digest, delivered)
             if not dry_run:
-                await self._finish(channel, skipped, first_run)
+                await self._finish(channel, skipped, first_run, day)
         except DeliveryError as err:
             outcome.error = err.reason
             if not err.everywhere:
@@ -423,9 +542,13 @@ class DigestRunner:
                     log.info("seen_recorded channel=%s: Redis is back", channel)
                 return
 
-    async def _finish(self, channel: Channel, skipped: list[Paper], first_run: list[str]) -> None:
+    async def _finish(
+        self, channel: Channel, skipped: list[Paper], first_run: list[str], day: date | None
+    ) -> None:
         await self._store.mark_seen(channel, seen_keys(skipped))
         await self._store.set_baselined(channel, first_run)
+        if day is not None:
+            await self._store.set_listing_day(channel, day)
 
 
 def _store_error(err: Exception) -> str:

@@ -20,6 +20,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import Stemmer
+
 from bot import categories as taxonomy
 
 MAX_LENGTH = 100
@@ -79,18 +81,18 @@ def _folded(text: str) -> str:
 
 
 _WORD = re.compile(r"\w+")
-
-
-def _stem(token: str) -> str:
-    if len(token) > 3 and token.endswith("s") and not token.endswith("ss"):
-        return token[:-1]
-    return token
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+_PORTER = Stemmer.Stemmer("porter")
+"""Martin Porter's original algorithm, the stemmer of Lucene's English analysis, which is
+how arXiv's search matches `abs:"reward model"` to "reward modeling"."""
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-case word tokens with a light plural stemming, as arXiv's search roughly does."""
+    """Lower-case word tokens, possessives folded and Porter-stemmed, as arXiv's search
+    analyses both the indexed text and the query: `Reward Modeling's` -> `reward model`."""
     folded = unicodedata.normalize("NFKC", text).casefold().replace("_", " ")
-    return [_stem(t) for t in _WORD.findall(folded)]
+    stems: list[str] = _PORTER.stemWords(_WORD.findall(_POSSESSIVE.sub("", folded)))
+    return stems
 
 
 @dataclass(frozen=True, slots=True)

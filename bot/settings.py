@@ -34,6 +34,7 @@ class _Section(BaseModel):
 
 class ArxivSettings(_Section):
     api_url: str = "https://export.arxiv.org/api/query"
+    rss_url: str = Field("https://rss.arxiv.org/rss/", pattern=r"^https?://.*/$")
     request_interval: float = Field(3.0, ge=0)
     timeout: float = Field(30.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
@@ -73,6 +73,9 @@ class Store(Protocol):
 
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]: ...
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
+
+    async def listing_days(self, channels: Sequence[Channel]) -> dict[Channel, date | None]: ...
+    async def set_listing_day(self, channel: Channel, day: date) -> None: ...
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]: ...
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None: ...
@@ -212,6 +215,9 @@ class RedisStore:
     def _baseline(self, channel: Channel) -> str:
         return f"{self._p}:baseline:{{{channel.key}}}"
 
+    def _day(self, channel: Channel) -> str:
+        return f"{self._p}:day:{{{channel.key}}}"
+
     def _recent_ids(self, keyword: str) -> str:
         return f"{self._p}:recent:{{{_keyword_tag(keyword)}}}"
 
@@ -348,6 +354,20 @@ class RedisStore:
         if members:
             await self._r.sadd(self._baseline(channel), *members)
 
+    async def listing_days(self, channels: Sequence[Channel]) -> dict[Channel, date | None]:
+        """The last listing day each channel received in full (one round trip)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                pipe.get(self._day(channel))
+            raw = await pipe.execute()
+        return {
+            c: None if v is None else date.fromisoformat(_text(v))
+            for c, v in zip(channels, raw, strict=True)
+        }
+
+    async def set_listing_day(self, channel: Channel, day: date) -> None:
+        await self._r.set(self._day(channel), day.isoformat(), ex=self._retention)
+
     async def channel_options(self, channel: Channel) -> dict[str, bool]:
         raw = await self._r.hgetall(f"{self._p}:options:{{{channel.key}}}")
         return {_text(k): _text(v) == "1" for k, v in raw.items()}
@@ -422,6 +442,7 @@ class MemoryStore:
     _fetched: dict[str, datetime] = field(default_factory=dict)
     _baseline: dict[str, set[str]] = field(default_factory=dict)
     _options: dict[str, dict[str, bool]] = field(default_factory=dict)
+    _days: dict[str, date] = field(default_factory=dict)
     _locks: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     _hits: dict[str, int] = field(default_factory=dict)
     _done: dict[str, datetime] = field(default_factory=dict)
@@ -495,6 +516,12 @@ class MemoryStore:
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
         self._baseline.setdefault(channel.key, set()).update(normalize(k) for k in keywords)
+
+    async def listing_days(self, channels: Sequence[Channel]) -> dict[Channel, date | None]:
+        return {c: self._days.get(c.key) for c in channels}
+
+    async def set_listing_day(self, channel: Channel, day: date) -> None:
+        self._days[channel.key] = day
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]:
         return dict(self._options.get(channel.key, {}))

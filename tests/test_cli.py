@@ -36,6 +36,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeArxiv) -> Non
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PAPERS_BOT_ARXIV__API_URL", fake.url)
+    monkeypatch.setenv("PAPERS_BOT_ARXIV__RSS_URL", fake.rss_url)
     monkeypatch.setenv("PAPERS_BOT_ARXIV__REQUEST_INTERVAL", "0")
     monkeypatch.setenv("PAPERS_BOT_ARXIV__RETRY_BACKOFF", "0")
     monkeypatch.setenv("PAPERS_BOT_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")

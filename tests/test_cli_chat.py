@@ -47,6 +47,7 @@ def env(
         "REDIS_URL": redis_server.url,
         "KEY_PREFIX": f"chat-{tmp_path.name}",
         "ARXIV__API_URL": arxiv.url,
+        "ARXIV__RSS_URL": arxiv.rss_url,
         "ARXIV__REQUEST_INTERVAL": "0",
         "SLACK__BOT_TOKEN": slack.bot_token,
         "SLACK__APP_TOKEN": slack.app_token,

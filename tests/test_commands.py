@@ -28,7 +28,12 @@ def arxiv() -> Iterator[FakeArxiv]:
 def commands_for(arxiv: FakeArxiv, store: RedisStore, **limits: int) -> Commands:
     settings = Settings.model_validate(
         {
-            "arxiv": {"api_url": arxiv.url, "request_interval": 0, "max_retries": 0},
+            "arxiv": {
+                "api_url": arxiv.url,
+                "rss_url": arxiv.rss_url,
+                "request_interval": 0,
+                "max_retries": 0,
+            },
             "commands": limits,
         }
     )
@@ -101,7 +106,15 @@ NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
 
 def settings_with(arxiv: FakeArxiv, **arxiv_settings: int) -> Settings:
     return Settings.model_validate(
-        {"arxiv": {"api_url": arxiv.url, "request_interval": 0, "max_retries": 0, **arxiv_settings}}
+        {
+            "arxiv": {
+                "api_url": arxiv.url,
+                "rss_url": arxiv.rss_url,
+                "request_interval": 0,
+                "max_retries": 0,
+                **arxiv_settings,
+            }
+        }
     )
 
 

@@ -66,6 +66,7 @@ async def test_sigkill_mid_digest_then_restart_delivers_each_paper_once(
         "PAPERS_BOT_REDIS_URL": redis_server.url,
         "PAPERS_BOT_KEY_PREFIX": f"crash{kill_after}",
         "PAPERS_BOT_ARXIV__API_URL": arxiv.url,
+        "PAPERS_BOT_ARXIV__RSS_URL": arxiv.rss_url,
         "PAPERS_BOT_ARXIV__REQUEST_INTERVAL": "0",
         "PAPERS_BOT_DIGEST__FIRST_RUN_PAPERS": "100",
         "PAPERS_BOT_SERVICE__LOCK_TTL": "1",

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from bot.arxiv_source import ArxivSource
+from bot.categories import ARCHIVES
 from bot.digest import DigestRunner
 from bot.matching import assign
 from bot.models import Channel, Digest
 from bot.publishing import Delivered, DeliveryError
 from bot.settings import Settings
 from bot.store import RedisStore
-from tests.fakes.arxiv_server import FakeArxiv, make_paper, papers_from_feed
+from tests.fakes.arxiv_server import FakeArxiv, FakeListing, make_paper, papers_from_feed
 
 NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
 SLACK = Channel("slack", "C1")
@@ -68,6 +69,7 @@ def settings_for(fake: FakeArxiv, **digest: int) -> Settings:
         {
             "arxiv": {
                 "api_url": fake.url,
+                "rss_url": fake.rss_url,
                 "request_interval": 0,
                 "retry_backoff": 0,
                 "max_retries": 1,
@@ -118,17 +120,18 @@ async def test_a_paper_for_two_keywords_is_posted_once_listing_both(
     assert len(out.posted[SLACK]) == len(set(out.posted[SLACK])) == 13
 
 
-async def test_known_keywords_share_batched_queries(
+async def test_any_number_of_keywords_share_one_listing_request(
     fake: FakeArxiv, redis_store: RedisStore, clock: Clock
 ) -> None:
     keywords = ["reward model", "diffusion", "planning", "sequel", "nothing here"]
     run = runner(fake, redis_store, Recorder(), clock)
     first = await run.run({SLACK: keywords[:3], OTHER: keywords})
-    assert first.arxiv_requests == 5  # a first fetch is one query per keyword
+    assert first.arxiv_requests == 2  # the listing, then one id_list for dates and comments
+    assert [r.path for r in fake.requests] == ["/rss/" + "+".join(sorted(ARCHIVES)), "/api/query"]
+    assert fake.requests[1].params["id_list"]
     clock.now += timedelta(days=1)
     second = await run.run({SLACK: keywords[:3], OTHER: keywords})
-    assert second.arxiv_requests == 3  # then ceil(5 / batch_size 2)
-    assert all("submittedDate:[" in r.params["search_query"] for r in fake.requests[-3:])
+    assert second.arxiv_requests == 1  # nothing new to post: the listing alone
 
 
 async def test_late_announced_papers_inside_the_window_are_not_lost(
@@ -150,14 +153,24 @@ async def test_a_failing_keyword_does_not_stop_others_and_comes_next_run(
     fake: FakeArxiv, redis_store: RedisStore, clock: Clock
 ) -> None:
     out = Recorder()
-    run = runner(fake, redis_store, out, clock)
+    settings = settings_for(fake)
+    settings.arxiv.batch_size = 1
+    run = DigestRunner(
+        settings, redis_store, ArxivSource(settings.arxiv), {"slack": out}, clock=clock
+    )
+    # A channel that missed listings catches up with window queries, one per keyword here.
+    fake.listing = FakeListing(day=NOW.date(), items=[])
+    await redis_store.set_listing_day(SLACK, NOW.date() - timedelta(days=7))
+    fake.pass_next()  # the listing
     fake.fail_next(503, times=2)  # the first keyword's two attempts
     report = await run.run({SLACK: ["reward model", "diffusion"]})
     assert list(report.failed_keywords) == ["reward model"]
     assert set(out.posted[SLACK]) == {f"2611.{n:05d}" for n in (20, 21, 22, 23, 30)}
+    assert await redis_store.listing_days([SLACK]) == {SLACK: NOW.date() - timedelta(days=7)}
     report = await run.run({SLACK: ["reward model", "diffusion"]})
     assert report.ok
     assert len(out.posted[SLACK]) == len(set(out.posted[SLACK])) == 13
+    assert await redis_store.listing_days([SLACK]) == {SLACK: NOW.date()}
 
 
 async def test_papers_are_seen_only_once_their_message_went_out(
@@ -268,13 +281,19 @@ async def test_revisions_are_announced_once_when_the_channel_asks(
     assert len(out.digests) == 3
 
 
-async def test_quiet_days_post_an_empty_digest_only_when_asked(
+async def test_quiet_days_post_an_empty_digest_once_a_day_only_when_asked(
     fake: FakeArxiv, redis_store: RedisStore, clock: Clock
 ) -> None:
     out = Recorder()
     run = runner(fake, redis_store, out, clock)
+    fake.listing = FakeListing(day=NOW.date(), items=[(p, "new") for p in fake.papers])
     await run.run({SLACK: ["diffusion"], OTHER: ["diffusion"]})
     await redis_store.set_channel_option(OTHER, "quiet_days", True)
+    await run.run({SLACK: ["diffusion"], OTHER: ["diffusion"]})
+    assert len(out.digests) == 2  # the same listing again: no quiet line either
+    clock.now += timedelta(days=1)
+    fake.listing = FakeListing(day=clock.now.date(), items=[])
+    await run.run({SLACK: ["diffusion"], OTHER: ["diffusion"]})
     await run.run({SLACK: ["diffusion"], OTHER: ["diffusion"]})
     quiet = out.digests[2:]
     assert [(d.channel, d.items) for d in quiet] == [(OTHER, [])]
@@ -310,21 +329,21 @@ async def test_options_come_from_the_file_and_chat_overrides_them() -> None:
     assert not options.revisions and options.quiet_days
 
 
-async def test_a_broad_new_keyword_posts_none_of_its_older_window_papers_later(
+async def test_a_broad_new_keyword_posts_its_first_run_papers_and_none_later(
     redis_store: RedisStore, clock: Clock
 ) -> None:
     papers = [make_paper(n, title=f"Broad topic {n}") for n in range(1, 31)]
     with FakeArxiv(papers) as fake:
         settings = settings_for(fake, first_run_papers=3)
-        settings.arxiv.max_results = 10  # the window holds 30
         out = Recorder()
         run = DigestRunner(
             settings, redis_store, ArxivSource(settings.arxiv), {"slack": out}, clock=clock
         )
         first = await run.run({SLACK: ["broad topic"], OTHER: ["topic"]})
         assert out.posted[SLACK] == ["2611.00030", "2611.00029", "2611.00028"]
-        assert first.arxiv_requests == 3  # the latest of each, then one window for both
+        assert first.arxiv_requests == 2  # the listing and the posted papers' details
         clock.now += timedelta(days=1)
+        fake.papers.append(make_paper(31, title="Broad topic 31"))
+        fake.listing = FakeListing(day=clock.now.date(), items=[(fake.papers[-1], "new")])
         await run.run({SLACK: ["broad topic"], OTHER: ["topic"]})
-        assert len(out.posted[SLACK]) == len(out.posted[OTHER]) == 3
-        assert [p.id for p in await redis_store.recent("broad topic", 50)][-1] == "2611.00021"
+        assert out.posted[SLACK][3:] == out.posted[OTHER][3:] == ["2611.00031"]

@@ -101,7 +101,12 @@ def make_settings(
     ]
     return Settings(
         arxiv=ArxivSettings(
-            api_url=arxiv.url, request_interval=0, retry_backoff=0, timeout=timeout, max_retries=0
+            api_url=arxiv.url,
+            rss_url=arxiv.rss_url,
+            request_interval=0,
+            retry_backoff=0,
+            timeout=timeout,
+            max_retries=0,
         ),
         commands=commands or CommandSettings(),
         digest=digest or DigestSettings(),

@@ -1,4 +1,5 @@
-"""Tests for the fake arXiv API, driven through the real ``arxiv`` client."""
+"""Tests for the fake arXiv API, driven through the real ``arxiv`` client, and for its daily
+RSS listing, read over plain HTTP."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import functools
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import arxiv
 import pytest
@@ -19,13 +24,18 @@ from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from tests.fakes.arxiv_server import (
     ATOM_CONTENT_TYPE,
+    RSS_CONTENT_TYPE,
     FakeArxiv,
+    FakeListing,
     FakePaper,
     QuerySyntaxError,
     closed_port_url,
+    listing_from_rss,
+    listing_to_rss,
     make_paper,
     papers_from_feed,
     parse_query,
+    text_tokens,
 )
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -141,7 +151,7 @@ def fake() -> Iterator[FakeArxiv]:
     [
         ('ti:"large language"', short(1)),  # "Language of Large" is not contiguous
         ('all:"large language"', short(1, 2)),  # the abstract of 2 has the phrase
-        ('ti:"language model"', short(1)),  # plural stemming
+        ('ti:"language model"', short(1)),  # Porter stemming ("Models" -> "model")
         ("ti:model", short(1)),
         ("ti:glass", short(3)),  # words ending in "ss" keep their "s"
         ("TI:QUANTUM", short(3)),  # case-insensitive
@@ -160,6 +170,49 @@ def fake() -> Iterator[FakeArxiv]:
 )
 def test_text_fields_and_phrases(fake: FakeArxiv, query: str, expected: list[str]) -> None:
     assert fetch(fake, query) == expected
+
+
+# -- stemming like arXiv (Porter, original algorithm) --------------------------------------------
+
+REWARD_PAPERS = [
+    make_paper(11, title="Preference Learning at Scale", summary="We study reward modeling."),
+    make_paper(12, title="Reward Modeling for Dialogue", summary="Human feedback."),
+    make_paper(13, title="Feedback", summary="The reward modeled by the critic is sparse."),
+    make_paper(14, title="Agents", summary="Rewarding models for honesty."),
+    make_paper(15, title="Critics", summary="The model's accuracy is high; reward modality."),
+]
+
+
+def test_porter_tokens() -> None:
+    assert text_tokens("Reward Modeling") == ("reward", "model")
+    assert text_tokens("Reward Models") == ("reward", "model")
+    assert text_tokens("modeled modelling modeler") == ("model", "model", "model")
+    assert text_tokens("rewarding") == ("reward",)  # Porter strips -ing after a vowel
+    assert text_tokens("modality") == ("modal",)  # ...but does not conflate modal/model
+    # possessives fold away instead of leaving a lone "s"
+    assert text_tokens("the model's and the model’s") == ("the", "model", "and", "the", "model")
+    assert text_tokens("MODEL'S") == ("model",)
+    assert text_tokens("models' outputs") == ("model", "output")
+    assert text_tokens("glass classes") == ("glass", "class")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('abs:"reward model"', short(11, 13, 14)),  # modeling, modeled, "Rewarding models"
+        ('abs:"reward modeling"', short(11, 13, 14)),  # the query is stemmed too
+        ('ti:"Reward Models"', short(12)),  # title says only "Reward Modeling"
+        ('ti:"reward modeled"', short(12)),
+        ('all:"reward model"', short(11, 12, 13, 14)),
+        ('abs:"model accuracy"', short(15)),  # "model's accuracy": the possessive folds
+        ('abs:"reward modal"', short(15)),  # "modality" -> "modal", never "model"
+        ("abs:rewarding", short(11, 13, 14, 15)),
+        ('abs:"model s"', []),  # no lone "s" is left behind by "model's"
+    ],
+)
+def test_stemmed_phrases_match_like_arxiv(query: str, expected: list[str]) -> None:
+    with FakeArxiv(REWARD_PAPERS) as fake:
+        assert fetch(fake, query) == expected
 
 
 @pytest.mark.parametrize(
@@ -612,3 +665,301 @@ def test_fake_paper_validation() -> None:
     paper = make_paper(7, version=3)
     assert paper.versioned_id == "2611.00007v3"
     assert (paper.updated - paper.published).days == 2
+
+
+# -- the daily RSS listing --------------------------------------------------------------------
+
+DC = "{http://purl.org/dc/elements/1.1/}"
+ARXIV = "{http://arxiv.org/schemas/atom}"
+RSS_QUANT_PH = "arxiv_rss_2025-04-28_quant-ph_81_items_all_announce_types.xml"
+RSS_EMPTY = "arxiv_rss_2024-11-28_empty_feed_no_items_test_archive.xml"
+RSS_BAD_ARCHIVE = "arxiv_rss_2024-11-28_error_feed_bad_archive_astroph.xml"
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_get(url: str, *, timeout: float = 5) -> tuple[int, str, bytes]:
+    """Status, Content-Type and body of a plain GET (urllib raises HTTPError for >= 400)."""
+    with _NO_PROXY.open(url, timeout=timeout) as response:
+        return int(response.status), str(response.headers["Content-Type"]), response.read()
+
+
+def rss_channel(body: bytes) -> Any:
+    root = etree.fromstring(body)
+    assert (root.tag, root.get("version")) == ("rss", "2.0")
+    return root.find("channel")
+
+
+def item_ids(channel: Any) -> list[str]:
+    return [item.findtext("guid").removeprefix("oai:arXiv.org:") for item in channel]
+
+
+def masked(body: bytes) -> bytes:
+    """An RSS document without the parts that depend on the clock."""
+    return re.sub(rb"<(lastBuildDate|pubDate)>[^<]*</\1>", rb"<\1/>", body)
+
+
+def tag_sequence(element: Any) -> list[str]:
+    return [str(child.tag) for child in element]
+
+
+LISTED = [
+    (
+        make_paper(
+            21,
+            title="Parsing <Tables> & Trees",
+            summary="A parser for x < y & z.\nSecond line.",
+            authors=["Ada Lovelace", "Alan Turing"],
+            categories=["cs.CL", "cs.LG"],
+            doi="10.1000/abc",
+            journal_ref="J. Parsing 1 (2025)",
+        ),
+        "new",
+    ),
+    (make_paper(22, categories=["math.OC", "cs.LG"], doi="10.1000/only-doi"), "cross"),
+    (make_paper(23, categories=["quant-ph"], version=2, journal_ref="Only a ref"), "replace"),
+    (make_paper(24, categories=["quant-ph", "cs.ET"], version=3), "replace-cross"),
+    (make_paper(25, categories=["astro-ph.GA"]), "new"),
+]
+APRIL_28 = FakeListing(day=date(2025, 4, 28), items=LISTED)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("cs", ["2611.00021v1", "2611.00022v1", "2611.00024v3"]),
+        ("quant-ph", ["2611.00023v2", "2611.00024v3"]),
+        ("cs.CL+math", ["2611.00021v1", "2611.00022v1"]),
+        ("cs.CL", ["2611.00021v1"]),
+        ("cs.cl", []),  # a category is matched exactly
+        ("astro-ph+quant-ph", ["2611.00023v2", "2611.00024v3", "2611.00025v1"]),  # list order
+        ("math-ph", []),  # "math-ph" is not "math"
+        ("econ", []),
+    ],
+)
+def test_rss_filters_by_spec(fake: FakeArxiv, spec: str, expected: list[str]) -> None:
+    fake.listing = APRIL_28
+    status, content_type, body = http_get(fake.rss_url + spec)
+    assert (status, content_type) == (200, RSS_CONTENT_TYPE)
+    channel = rss_channel(body)
+    assert item_ids(channel.findall("item")) == expected
+    assert channel.findtext("title") == f"{spec.replace('+', ', ')} updates on arXiv.org"
+    assert channel.findtext("link") == f"http://rss.arxiv.org/rss/{spec}"
+    assert body == listing_to_rss(APRIL_28, spec)
+
+
+def test_rss_items_round_trip_through_lxml(fake: FakeArxiv) -> None:
+    fake.listing = APRIL_28
+    _, _, body = http_get(fake.rss_url + "cs")
+    channel = rss_channel(body)
+    assert channel.findtext("pubDate") == "Mon, 28 Apr 2025 00:00:00 -0400"  # EDT
+    assert channel.findtext("lastBuildDate") == "Mon, 28 Apr 2025 04:00:00 +0000"
+    assert channel.findtext("description") == "cs updates on the arXiv.org e-print archive."
+    assert channel.find("{http://www.w3.org/2005/Atom}link").get("href") == (
+        "http://rss.arxiv.org/rss/cs"
+    )
+    assert [day.text for day in channel.find("skipDays")] == ["Saturday", "Sunday"]
+    first, cross, replaced = channel.findall("item")
+
+    assert first.findtext("title") == "Parsing <Tables> & Trees"
+    assert first.findtext("link") == "https://arxiv.org/abs/2611.00021"
+    assert first.findtext("description") == (
+        "arXiv:2611.00021v1 Announce Type: new \nAbstract: A parser for x < y & z.\nSecond line."
+    )
+    assert first.find("guid").get("isPermaLink") == "false"
+    assert [c.text for c in first.findall("category")] == ["cs.CL", "cs.LG"]
+    assert first.findtext("pubDate") == "Mon, 28 Apr 2025 00:00:00 -0400"
+    assert first.findtext(f"{DC}creator") == "Ada Lovelace, Alan Turing"
+    assert first.findtext(f"{DC}rights") == "http://arxiv.org/licenses/nonexclusive-distrib/1.0/"
+    assert first.findtext(f"{ARXIV}DOI") == "10.1000/abc"
+    assert first.findtext(f"{ARXIV}journal_reference") == "J. Parsing 1 (2025)"
+    assert cross.findtext(f"{ARXIV}DOI") == "10.1000/only-doi"
+    assert cross.find(f"{ARXIV}journal_reference") is None
+    assert replaced.find(f"{ARXIV}DOI") is None
+    assert [item.findtext(f"{ARXIV}announce_type") for item in (first, cross, replaced)] == [
+        "new",
+        "cross",
+        "replace-cross",
+    ]
+    assert replaced.findtext("description").startswith("arXiv:2611.00024v3 Announce Type: ")
+
+    # listing_from_rss reads what the fake serves back into the same papers and types
+    parsed = listing_from_rss(body)
+    assert parsed.day == APRIL_28.day
+    assert [
+        (p.versioned_id, p.title, p.summary, p.authors, p.categories, t) for p, t in parsed.items
+    ] == [
+        (p.versioned_id, p.title, p.summary, p.authors, p.categories, t)
+        for p, t in APRIL_28.items
+        if any(c.startswith("cs.") for c in p.categories)
+    ]
+
+    # winter days are EST; replacing the listing between requests takes effect at once
+    fake.listing = FakeListing(day=date(2024, 11, 28), items=LISTED[:1])
+    channel = rss_channel(http_get(fake.rss_url + "cs")[2])
+    assert channel.findtext("pubDate") == "Thu, 28 Nov 2024 00:00:00 -0500"
+    assert item_ids(channel.findall("item")) == ["2611.00021v1"]
+    assert [(r.method, r.path) for r in fake.requests] == [("GET", "/rss/cs")] * 2
+
+
+def test_rss_without_a_listing_announces_every_held_paper_today(fake: FakeArxiv) -> None:
+    fake.papers.append(fake.papers[0].new_version())
+    before = datetime.now(UTC).date()
+    status, content_type, body = http_get(fake.rss_url + "cs+math")
+    after = datetime.now(UTC).date()
+    assert (status, content_type) == (200, RSS_CONTENT_TYPE)
+    channel = rss_channel(body)
+    held = {  # the later version wins; only papers in cs or math
+        p.id: p for p in fake.papers if any(c.split(".")[0] in ("cs", "math") for c in p.categories)
+    }
+    assert len(channel.findall("item")) == len(held)
+    types = {
+        item.findtext("guid").rsplit(":", 1)[1]: item.findtext(
+            "{http://arxiv.org/schemas/atom}announce_type"
+        )
+        for item in channel.findall("item")
+    }
+    assert types == {p.versioned_id: "new" if p.version == 1 else "replace" for p in held.values()}
+    assert channel.findtext("title") == "cs, math updates on arXiv.org"
+    pub_date = channel.findtext("pubDate")
+    assert pub_date is not None
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    stamps = {f"{d.day:02d} {months[d.month - 1]} {d.year} 00:00:00" for d in (before, after)}
+    assert pub_date[5:25] in stamps
+
+
+def test_rss_listing_without_matches_is_empty_but_dated(fake: FakeArxiv) -> None:
+    fake.listing = FakeListing(day=date(2025, 4, 28))
+    channel = rss_channel(http_get(fake.rss_url + "cs")[2])
+    assert channel.findall("item") == []
+    assert channel.findtext("pubDate") == "Mon, 28 Apr 2025 00:00:00 -0400"
+
+
+@pytest.mark.parametrize(
+    ("spec", "bad"),
+    [
+        ("astroph", "astroph"),
+        ("cs+astroph", "astroph"),
+        ("CS", "CS"),
+        ("cs.CL.x", "cs.CL.x"),
+        ("computer.CL", "computer.CL"),
+        ("cs+", ""),
+    ],
+)
+def test_rss_bad_archive_gets_the_error_channel(fake: FakeArxiv, spec: str, bad: str) -> None:
+    fake.listing = APRIL_28
+    status, content_type, body = http_get(fake.rss_url + spec)
+    assert (status, content_type) == (200, RSS_CONTENT_TYPE)
+    channel = rss_channel(body)
+    assert channel.findtext("title") == f"Feed error for query: http://rss.arxiv.org/rss/{spec}"
+    description = channel.findtext("description")
+    assert description.startswith(f"Bad archive '{bad}'. Valid archive names are: astro-ph, ")
+    assert description.endswith(", quant-ph, stat, test.")
+    assert channel.findall("item") == []
+    assert body == listing_to_rss(APRIL_28, spec)
+
+
+def test_rss_accepts_every_archive_and_categories(fake: FakeArxiv) -> None:
+    spec = "astro-ph.GA+cond-mat.quant-gas+physics.atom-ph+q-fin.ST+test+math-ph+nlin.CD"
+    channel = rss_channel(http_get(fake.rss_url + spec)[2])
+    assert not channel.findtext("title").startswith("Feed error")
+
+
+def test_rss_faults(fake: FakeArxiv) -> None:
+    fake.listing = APRIL_28
+    fake.fail_next(503)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        http_get(fake.rss_url + "cs")
+    assert caught.value.code == 503
+    assert item_ids(rss_channel(http_get(fake.rss_url + "cs")[2]).findall("item")) == [
+        "2611.00021v1",
+        "2611.00022v1",
+        "2611.00024v3",
+    ]
+
+    fake.hang_next()
+    with pytest.raises(TimeoutError):
+        http_get(fake.rss_url + "cs", timeout=0.2)
+
+    fake.malformed_next()
+    status, content_type, body = http_get(fake.rss_url + "cs")
+    assert (status, content_type) == (200, RSS_CONTENT_TYPE)
+    with pytest.raises(etree.XMLSyntaxError):
+        etree.fromstring(body)
+
+    fake.truncate_next(complete_entries=1)
+    body = http_get(fake.rss_url + "cs")[2]
+    assert body.count(b"<item>") == 2
+    assert b"</rss>" not in body
+
+    fake.empty_page_next()
+    assert rss_channel(http_get(fake.rss_url + "cs")[2]).findall("item") == []
+    assert [r.path for r in fake.requests] == ["/rss/cs"] * 6
+    assert fake.pending_faults == 0
+
+
+def test_rss_unknown_announce_type_is_rejected() -> None:
+    with pytest.raises(ValueError, match="announce type"):
+        FakeListing(day=date(2025, 4, 28), items=[(make_paper(1), "update")])
+
+
+def test_rss_raw_next_serves_a_capture_verbatim(fake: FakeArxiv, corpus: Path) -> None:
+    capture = (corpus / RSS_QUANT_PH).read_bytes()
+    fake.raw_next(capture, content_type=RSS_CONTENT_TYPE)
+    assert http_get(fake.rss_url + "quant-ph") == (200, RSS_CONTENT_TYPE, capture)
+
+
+def test_rss_has_the_structure_of_the_real_capture(fake: FakeArxiv, corpus: Path) -> None:
+    real = etree.fromstring((corpus / RSS_QUANT_PH).read_bytes())
+    fake.listing = APRIL_28
+    ours = etree.fromstring(http_get(fake.rss_url + "cs")[2])
+    assert ours.nsmap == real.nsmap
+    assert ours.attrib == real.attrib
+    real_channel, our_channel = real.find("channel"), ours.find("channel")
+
+    def head(channel: Any) -> list[str]:
+        return [tag for tag in tag_sequence(channel) if tag != "item"]
+
+    assert head(our_channel) == head(real_channel)
+
+    def shape(item: Any) -> tuple[str, ...]:
+        """Element names in order, repeated <category>s counted once."""
+        tags = tag_sequence(item)
+        return tuple(tag for i, tag in enumerate(tags) if i == 0 or tags[i - 1] != tag)
+
+    real_shapes = {shape(item) for item in real_channel.iterfind("item")}
+    our_shapes = [shape(item) for item in our_channel.iterfind("item")]
+    assert set(our_shapes) <= real_shapes
+    assert len(set(our_shapes)) == 3  # with DOI and journal ref, DOI only, neither
+
+
+def test_rss_round_trips_a_real_capture_byte_for_byte(corpus: Path) -> None:
+    capture = (corpus / RSS_QUANT_PH).read_bytes()
+    listing = listing_from_rss(capture)
+    assert listing.day == date(2025, 4, 28)
+    assert Counter(kind for _, kind in listing.items) == {
+        "new": 40,
+        "replace": 22,
+        "cross": 10,
+        "replace-cross": 9,
+    }
+    first, kind = listing.items[0]
+    assert (first.versioned_id, first.authors, kind) == ("2504.17830v1", ["Radmir Kokoulin"], "new")
+    assert listing_to_rss(listing, "quant-ph") == capture
+    with FakeArxiv() as fake:
+        fake.listing = listing
+        assert http_get(fake.rss_url + "quant-ph")[2] == capture
+        served_in_cs = rss_channel(http_get(fake.rss_url + "cs")[2]).findall("item")
+    captured_in_cs = [
+        item.findtext("guid")
+        for item in rss_channel(capture).iterfind("item")
+        if any(c.text.startswith("cs.") for c in item.iterfind("category"))
+    ]
+    assert [item.findtext("guid") for item in served_in_cs] == captured_in_cs
+    assert len(captured_in_cs) == 9
+
+
+def test_rss_empty_and_error_channels_match_the_captures(fake: FakeArxiv, corpus: Path) -> None:
+    assert masked(http_get(fake.rss_url + "test")[2]) == masked((corpus / RSS_EMPTY).read_bytes())
+    bad = http_get(fake.rss_url + "astroph")[2]
+    assert masked(bad) == masked((corpus / RSS_BAD_ARCHIVE).read_bytes())

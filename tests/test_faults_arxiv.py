@@ -2,7 +2,11 @@
 `ArxivSource` (the real `arxiv` client) against the fake arXiv, a real Redis and the real
 console output. Each fault must cost bounded retries and one clear error line, leave the
 other keyword's channel served, and lose nothing: the failed keyword's papers all arrive
-with the next good run, each once. docs/reliability.md lists these rows."""
+with the next good run, each once. docs/reliability.md lists these rows.
+
+The search faults hit the window queries, which serve channels that missed a listing: the
+`Bot` here runs every digest as such a catch-up (an empty listing today, the channels' last
+listing a week back). Faults of the listing itself are at the end."""
 
 from __future__ import annotations
 
@@ -22,8 +26,11 @@ from bot.digest import DigestRunner, RunReport
 from bot.models import Channel
 from bot.settings import Settings
 from bot.store import RedisStore
+from tests.conftest import CORPUS
 from tests.fakes.arxiv_server import (
+    RSS_CONTENT_TYPE,
     FakeArxiv,
+    FakeListing,
     FakePaper,
     RecordedRequest,
     closed_port_url,
@@ -65,8 +72,11 @@ class Bot:
     """One digest process after another (a new source each time, as cron runs it), on one
     Redis, printing to one console stream."""
 
-    def __init__(self, url: str, store: RedisStore, *, batch_size: int = 20) -> None:
+    def __init__(
+        self, url: str, store: RedisStore, *, batch_size: int = 20, rss_url: str | None = None
+    ) -> None:
         self.url = url
+        self.rss_url = rss_url or url.removesuffix("api/query") + "rss/"
         self.store = store
         self.batch_size = batch_size
         self.now = NOW
@@ -78,6 +88,7 @@ class Bot:
             {
                 "arxiv": {
                     "api_url": self.url,
+                    "rss_url": self.rss_url,
                     "request_interval": 0,
                     "timeout": TIMEOUT,
                     "max_retries": MAX_RETRIES,
@@ -88,7 +99,10 @@ class Bot:
             }
         )
 
-    async def digest(self) -> RunReport:
+    async def digest(self, *, catch_up: bool = True) -> RunReport:
+        if catch_up:
+            for channel in CHANNELS:
+                await self.store.set_listing_day(channel, self.now.date() - timedelta(days=7))
         settings = self.settings()
         source = ArxivSource(settings.arxiv, sleep=self.sleeps)
         output = ConsolePublisher(stream=self.out)
@@ -116,6 +130,7 @@ class Bot:
 def fake() -> Iterator[FakeArxiv]:
     papers = [reward(n) for n in range(1, 26)] + [diffusion(n) for n in range(1, 6)]
     with FakeArxiv(papers) as server:
+        server.listing = FakeListing(day=NOW.date(), items=[])  # all comes from the window
         yield server
 
 
@@ -182,6 +197,7 @@ async def test_a_failing_keyword_costs_bounded_retries_and_one_line_then_comes_n
     bot.sleeps.waits.clear()
 
     tries = ATTEMPTS if spec.retried else 1
+    fake.pass_next()  # the listing
     spec.inject(fake, tries * spec.per_attempt)  # every try for "reward model" fails
     report = await bot.digest()
 
@@ -215,12 +231,14 @@ async def test_one_transient_fault_is_retried_within_the_run(
 ) -> None:
     spec = FAULTS[fault]
     bot = Bot(fake.url, redis_store)
+    fake.pass_next()  # the listing
     spec.inject(fake, 1)
     report = await bot.digest()
     assert report.ok and errors(caplog) == []
     if spec.per_attempt == 1:
         (warning,) = retries(caplog)
-        assert "keywords='reward model' attempt=1/2" in warning and spec.reason in warning
+        assert "keywords='reward model', 'diffusion' attempt=1/2" in warning  # one batch
+        assert spec.reason in warning
     else:  # the client's own second request, from the last entry it read, was whole
         assert retries(caplog) == []
     printed = bot.printed()
@@ -236,7 +254,7 @@ async def test_arxiv_refusing_connections_fails_every_keyword_and_loses_nothing(
     assert sorted(report.failed_keywords) == ["diffusion", "reward model"]
     assert report.delivered == 0 and down.printed() == {A: [], B: []}
     lines = errors(caplog)
-    assert len(lines) == 2  # one per keyword, not one per attempt
+    assert len(lines) == 2  # the listing, then the keywords' batch; not one per attempt
     assert all("connection failed: ConnectionError" in line for line in lines)
     assert len(retries(caplog)) == 2 * MAX_RETRIES
     assert await redis_store.unseen(A, ids(fake.papers[:25])) == set(ids(fake.papers[:25]))
@@ -267,10 +285,11 @@ async def test_a_paper_repeated_across_pages_is_posted_once(redis_store: RedisSt
     papers = [reward(n) for n in range(1, 26)] + [diffusion(n) for n in range(1, 6)]
     newcomer = reward(90)
     with ShiftingArxiv(papers, newcomer) as fake:
+        fake.listing = FakeListing(day=NOW.date(), items=[])
         bot = Bot(fake.url, redis_store)
         report = await bot.digest()
-        pages = [r for r in fake.requests if "reward" in r.params["search_query"]]
-        assert [r.start for r in pages] == [0, 10, 20]
+        pages = [r for r in fake.requests if "reward" in r.params.get("search_query", "")]
+        assert [r.start for r in pages] == [0, 10, 20, 30]  # both keywords, one batch
         assert report.ok
         printed = bot.printed()
         assert len(printed[A]) == len(set(printed[A])) == 25  # the repeat was dropped
@@ -280,3 +299,48 @@ async def test_a_paper_repeated_across_pages_is_posted_once(redis_store: RedisSt
         report = await bot.digest()
         assert report.ok and bot.printed()[A][25:] == [newcomer.id]
         assert sorted(bot.printed()[A]) == sorted(ids([*papers[:25], newcomer]))
+
+
+LISTING_FAULTS = {
+    name: FAULTS[name] for name in ("http-500", "http-503", "http-429", "hang", "malformed")
+}
+
+
+@pytest.mark.parametrize("exhausted", [False, True], ids=["once", "every-try"])
+@pytest.mark.parametrize("fault", list(LISTING_FAULTS))
+async def test_a_failing_listing_is_retried_then_replaced_by_the_window(
+    fake: FakeArxiv,
+    redis_store: RedisStore,
+    caplog: pytest.LogCaptureFixture,
+    fault: str,
+    exhausted: bool,
+) -> None:
+    fake.listing = None  # the listing announces every paper the fake holds
+    bot = Bot(fake.url, redis_store)
+    LISTING_FAULTS[fault].inject(fake, ATTEMPTS if exhausted else 1)
+    report = await bot.digest(catch_up=False)
+    assert report.ok
+    (warning, *_) = retries(caplog)
+    assert "the day's listing attempt=1/2" in warning
+    listing_errors = [line for line in errors(caplog) if line.startswith("arxiv_listing_failed")]
+    assert len(listing_errors) == (1 if exhausted else 0)
+    searched = [r for r in fake.requests if r.params.get("search_query")]
+    assert bool(searched) is exhausted  # the window stands in for the listing
+    printed = bot.printed()
+    assert sorted(printed[A]) == sorted(ids(fake.papers[:25]))
+    assert sorted(printed[B]) == sorted(ids(fake.papers[25:]))
+
+
+async def test_a_listing_of_an_archive_arxiv_does_not_know_is_not_retried(
+    fake: FakeArxiv, redis_store: RedisStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture = CORPUS / "arxiv_rss_2024-11-28_error_feed_bad_archive_astroph.xml"
+    if not capture.is_file():
+        pytest.skip(f"the shared corpus is absent: {capture}")
+    bot = Bot(fake.url, redis_store)
+    fake.raw_next(capture.read_bytes(), content_type=RSS_CONTENT_TYPE)
+    report = await bot.digest(catch_up=False)
+    assert report.ok and retries(caplog) == []
+    (line,) = errors(caplog)
+    assert "Bad archive 'astroph'" in line
+    assert sorted(bot.printed()[A]) == sorted(ids(fake.papers[:25]))

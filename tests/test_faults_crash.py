@@ -139,6 +139,7 @@ async def test_sigkill_at_random_points_loses_nothing_and_counts_doubles(
         "PAPERS_BOT_REDIS_URL": redis_server.url,
         "PAPERS_BOT_KEY_PREFIX": prefix,
         "PAPERS_BOT_ARXIV__API_URL": arxiv.url,
+        "PAPERS_BOT_ARXIV__RSS_URL": arxiv.rss_url,
         "PAPERS_BOT_ARXIV__REQUEST_INTERVAL": "0",
         "PAPERS_BOT_DIGEST__FIRST_RUN_PAPERS": "100",
         "PAPERS_BOT_DIGEST__MAX_PAPERS_PER_CHANNEL": "1000",

@@ -174,7 +174,15 @@ async def test_a_long_outage_marks_nothing_unposted_and_the_next_run_recovers(
 async def test_commands_fail_politely_while_redis_is_away_and_work_when_it_returns(
     redis: RedisServer, store: RedisStore, arxiv: FakeArxiv, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings.model_validate({"arxiv": {"api_url": arxiv.url, "request_interval": 0}})
+    settings = Settings.model_validate(
+        {
+            "arxiv": {
+                "api_url": arxiv.url,
+                "rss_url": arxiv.rss_url,
+                "request_interval": 0,
+            }
+        }
+    )
     commands = Commands(settings, store, ArxivSource(settings.arxiv))
     ctx = CommandContext(Channel("slack", "C1"), "U1")
     await asyncio.to_thread(redis.stop)
@@ -194,7 +202,11 @@ async def test_the_scheduled_run_waits_for_redis_and_then_posts_once(
     arxiv.papers[:] = [make_paper(n, title=f"Reward model {n}", published=when) for n in (1, 2)]
     settings = Settings.model_validate(
         {
-            "arxiv": {"api_url": arxiv.url, "request_interval": 0},
+            "arxiv": {
+                "api_url": arxiv.url,
+                "rss_url": arxiv.rss_url,
+                "request_interval": 0,
+            },
             "digest": {"first_run_papers": 100},
             "schedule": {"time": "08:00", "timezone": "UTC"},
             "subscriptions": [{"platform": "slack", "channel": "C1", "keywords": ["reward model"]}],

@@ -1,57 +1,14 @@
-import html
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from adapters.markdown import MarkdownPublisher, render, row
-from bot.models import Channel, Digest, DigestItem, Paper
-from tests.conftest import SEEDS
+from bot.models import Channel, Digest, DigestItem
 from tests.factories import paper
-
-_ROW = re.compile(
-    r"^\| \*\*\[(?P<title>.*)\]\(http://arxiv\.org/abs/(?P<id>[^)]+)v(?P<v>\d+)\)\*\* "
-    r"\| (?P<date>\d{4}-\d\d-\d\d) \| <details><summary>Show</summary><p>(?P<abs>.*)</p>"
-    r"</details> \| (?P<comment>.*) \|$"
-)
-_COLLAPSED = re.compile(r"^<details><summary>.{5}\.\.\.</summary><p>(.*)</p></details>$")
-
-
-def _seed() -> Path:
-    seeds = sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []
-    if not seeds:
-        pytest.skip(f"the shared seeds are absent: {SEEDS}")
-    return seeds[0]
-
-
-def _papers_from_seed(text: str) -> dict[str, list[Paper]]:
-    sections: dict[str, list[Paper]] = {}
-    current: list[Paper] = []
-    for line in text.splitlines():
-        if line.startswith("## "):
-            current = sections.setdefault(line[3:], [])
-        match = _ROW.match(line)
-        if match is None:
-            continue
-        when = datetime.fromisoformat(match["date"]).replace(tzinfo=UTC)
-        comment = match["comment"]
-        collapsed = _COLLAPSED.match(comment)
-        current.append(
-            Paper(
-                id=match["id"],
-                version=int(match["v"]),
-                title=match["title"],
-                authors=(),
-                summary=html.unescape(match["abs"]),
-                comment=html.unescape(collapsed[1] if collapsed else comment) or None,
-                primary_category="",
-                categories=(),
-                published=when,
-                updated=when,
-            )
-        )
-    return sections
+from tests.seed import papers_from_seed as _papers_from_seed
+from tests.seed import seed_path as _seed
 
 
 def test_reproduces_the_seed_readme_byte_for_byte() -> None:

@@ -36,7 +36,7 @@ def test_batches_split_in_order() -> None:
         ("Training a Reward Model", "", "reward model", True),
         ("", "we train reward models at scale", "reward model", True),
         ("Reward shaping for models", "", "reward model", False),
-        ("Rewarding", "", "reward", False),
+        ("Rewarding", "", "reward", True),  # Porter: rewarding -> reward, as arXiv stems
         ("Diffusion-based planning", "", "diffusion based", True),
         ("GPT-4 evaluation", "", "gpt-4", True),
         ("", "", "anything", False),

@@ -53,6 +53,7 @@ async def test_two_replicas_started_together_post_the_digest_once(
         "PAPERS_BOT_REDIS_URL": redis_server.url,
         "PAPERS_BOT_KEY_PREFIX": "replicas",
         "PAPERS_BOT_ARXIV__API_URL": arxiv.url,
+        "PAPERS_BOT_ARXIV__RSS_URL": arxiv.rss_url,
         "PAPERS_BOT_ARXIV__REQUEST_INTERVAL": "0",
         "PAPERS_BOT_DIGEST__FIRST_RUN_PAPERS": "100",
         "PAPERS_BOT_DISCORD__TOKEN": TOKEN,

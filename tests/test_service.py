@@ -55,7 +55,12 @@ def fake() -> Iterator[FakeArxiv]:
 def settings_for(fake: FakeArxiv) -> Settings:
     return Settings.model_validate(
         {
-            "arxiv": {"api_url": fake.url, "request_interval": 0, "retry_backoff": 0},
+            "arxiv": {
+                "api_url": fake.url,
+                "rss_url": fake.rss_url,
+                "request_interval": 0,
+                "retry_backoff": 0,
+            },
             "digest": {"first_run_papers": 100},
             "schedule": {"time": "08:00", "timezone": "UTC"},
             "subscriptions": [{"platform": "slack", "channel": "C1", "keywords": ["reward model"]}],
@@ -185,6 +190,7 @@ def test_sigterm_stops_the_service_promptly_with_exit_0(
         "PAPERS_BOT_REDIS_URL": redis_server.url,
         "PAPERS_BOT_KEY_PREFIX": "sigterm",
         "PAPERS_BOT_ARXIV__API_URL": fake.url,
+        "PAPERS_BOT_ARXIV__RSS_URL": fake.rss_url,
         "PAPERS_BOT_SERVICE__HEALTH_HOST": "127.0.0.1",
         "PAPERS_BOT_SERVICE__HEALTH_PORT": str(port),
     }

@@ -72,7 +72,12 @@ def make_settings(slack: FakeSlack, arxiv: FakeArxiv, **slack_options: Any) -> S
     }
     return Settings(
         arxiv=ArxivSettings(
-            api_url=arxiv.url, request_interval=0, retry_backoff=0, timeout=2, max_retries=0
+            api_url=arxiv.url,
+            rss_url=arxiv.rss_url,
+            request_interval=0,
+            retry_backoff=0,
+            timeout=2,
+            max_retries=0,
         ),
         commands=CommandSettings(max_keywords_per_channel=3),
         slack=SlackSettings(**options),

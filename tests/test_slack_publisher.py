@@ -67,7 +67,11 @@ class Harness:
     def settings(self) -> Settings:
         return Settings(
             arxiv=ArxivSettings(
-                api_url=self.arxiv.url, request_interval=0, retry_backoff=0, timeout=5
+                api_url=self.arxiv.url,
+                rss_url=self.arxiv.rss_url,
+                request_interval=0,
+                retry_backoff=0,
+                timeout=5,
             ),
             digest=DigestSettings(first_run_papers=100, max_papers_per_channel=self.max_papers),
             slack=SlackSettings(

@@ -1,4 +1,5 @@
-"""A fake arXiv export API (``/api/query``) served on 127.0.0.1 for tests.
+"""A fake arXiv export API (``/api/query``) and daily RSS listing (``/rss/<spec>``) served on
+127.0.0.1 for tests.
 
 The real ``arxiv`` client can talk to it unchanged::
 
@@ -27,6 +28,18 @@ Fields: ``ti`` ``abs`` ``au`` ``co`` ``jr`` ``cat`` ``all`` plus the date ranges
 ``submittedDate:[YYYYMMDDHHMM TO YYYYMMDDHHMM]`` (against ``published``) and
 ``lastUpdatedDate:[...]`` (against ``updated``); either bound may be ``*``. A field written
 before a parenthesised group applies to the bare terms inside it.
+
+Text matching follows arXiv's search (Lucene's English analysis): text and query are
+lower-cased, possessives (``model's``) dropped, and each word stemmed with the original
+Porter algorithm, so ``abs:"reward model"`` finds "reward modeling". The stemmer is NLTK's
+``PorterStemmer(mode=ORIGINAL_ALGORITHM)``, deliberately a different implementation from the
+bot's (PyStemmer), so tests comparing the bot's matching with the fake's are not circular.
+
+The daily listing (what ``rss.arxiv.org/rss/cs+math`` serves) is RSS 2.0 in the layout of the
+real captures: set ``FakeArxiv.listing`` to a ``FakeListing`` (the announcement day and its
+``(paper, announce_type)`` items) and GET ``fake.rss_url + spec``. ``listing_to_rss`` renders
+the same bytes without a server; ``listing_from_rss`` reads a capture back into a listing.
+See ``FakeArxiv`` for the details (category filter, empty and error channels).
 """
 
 from __future__ import annotations
@@ -43,22 +56,28 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from time import monotonic
 from types import TracebackType
 from typing import Any, Literal, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+from nltk.stem.porter import PorterStemmer  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = [
     "ATOM_CONTENT_TYPE",
+    "RSS_ARCHIVES",
+    "RSS_CONTENT_TYPE",
     "AndQuery",
     "CategoryQuery",
     "DateRangeQuery",
     "FakeArxiv",
+    "FakeListing",
     "FakePaper",
     "NotQuery",
     "OrQuery",
@@ -67,6 +86,8 @@ __all__ = [
     "RecordedRequest",
     "TextQuery",
     "closed_port_url",
+    "listing_from_rss",
+    "listing_to_rss",
     "make_paper",
     "papers_from_feed",
     "parse_query",
@@ -75,6 +96,7 @@ __all__ = [
 ]
 
 ATOM_CONTENT_TYPE = "application/atom+xml; charset=utf-8"
+RSS_CONTENT_TYPE = "application/rss+xml; charset=utf-8"
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _ARXIV_NS = "http://arxiv.org/schemas/atom"
@@ -101,7 +123,8 @@ class FakePaper:
     version number. ``categories[0]`` is the primary category. ``published`` is the v1
     date (what ``submittedDate`` queries and sorting use); ``updated`` is this version's date.
     Both must be timezone-aware and are normalised to UTC. ``affiliations`` maps an author
-    name to its ``<arxiv:affiliation>`` values.
+    name to its ``<arxiv:affiliation>`` values. ``rights`` is the licence URL the RSS listing
+    shows in ``<dc:rights>`` (the API does not serve it).
     """
 
     id: str
@@ -116,6 +139,7 @@ class FakePaper:
     doi: str | None = None
     journal_ref: str | None = None
     affiliations: dict[str, list[str]] = field(default_factory=dict)
+    rights: str = "http://arxiv.org/licenses/nonexclusive-distrib/1.0/"
 
     def __post_init__(self) -> None:
         match = _ID_RE.match(self.id)
@@ -301,18 +325,30 @@ class QuerySyntaxError(ValueError):
 
 
 _WORD_RE = re.compile(r"[^\W_]+")  # runs of letters and digits; everything else separates
+# An English possessive at the end of a word ("model's", "model’s"): removed before tokenizing,
+# so it does not leave a lone "s" token behind.
+_POSSESSIVE_RE = re.compile(r"(?<=[^\W_])['’]s(?![^\W_])")
+
+# arXiv's search (Lucene's English analysis) stems the indexed text and the query with the
+# original Porter algorithm. The fake uses NLTK's implementation of it, deliberately not the
+# bot's (PyStemmer), so tests that compare the bot's local matching with the fake's are not
+# circular. (Lucene leaves words of one or two letters alone; NLTK's original mode and
+# PyStemmer stem them too, e.g. "is" -> "i": the fake follows the two Python stemmers.)
+_PORTER = PorterStemmer(mode=PorterStemmer.ORIGINAL_ALGORITHM)
 
 
+@functools.lru_cache(maxsize=65536)
 def _stem(token: str) -> str:
-    if len(token) > 3 and token.endswith("s") and not token.endswith("ss"):
-        return token[:-1]
-    return token
+    """The Porter stem of one lower-case token (``modeling`` -> ``model``)."""
+    return str(_PORTER.stem(token, to_lowercase=False))
 
 
 @functools.lru_cache(maxsize=4096)
 def text_tokens(text: str) -> tuple[str, ...]:
-    """Lower-case alphanumeric words of ``text``, lightly stemmed (``models`` -> ``model``)."""
-    return tuple(_stem(word) for word in _WORD_RE.findall(text.lower()))
+    """Lower-case alphanumeric words of ``text`` with possessives dropped (``model's`` ->
+    ``model``), each Porter-stemmed (``reward modeling`` -> ``("reward", "model")``)."""
+    folded = _POSSESSIVE_RE.sub("", text.lower())
+    return tuple(_stem(word) for word in _WORD_RE.findall(folded))
 
 
 def _contains_run(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
@@ -845,6 +881,276 @@ def render_error_feed(message: str) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------
+# The daily RSS listing (rss.arxiv.org/rss/<spec>)
+# --------------------------------------------------------------------------------------------
+
+# The archive names rss.arxiv.org accepts, in the order its "Bad archive" message lists them.
+RSS_ARCHIVES = (
+    "astro-ph",
+    "cond-mat",
+    "cs",
+    "econ",
+    "eess",
+    "gr-qc",
+    "hep-ex",
+    "hep-lat",
+    "hep-ph",
+    "hep-th",
+    "math",
+    "math-ph",
+    "nlin",
+    "nucl-ex",
+    "nucl-th",
+    "physics",
+    "q-bio",
+    "q-fin",
+    "quant-ph",
+    "stat",
+    "test",
+)
+_ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+_SPEC_PART_RE = re.compile(r"^[a-z][a-z-]*(\.[A-Za-z-]+)?$")
+_EASTERN = ZoneInfo("America/New_York")
+_RSS_BASE = "http://rss.arxiv.org/rss/"
+_RSS_PATH = "/rss/"  # where FakeArxiv serves it
+_RSS_GUID_PREFIX = "oai:arXiv.org:"
+_RSS_DC_NS = "http://purl.org/dc/elements/1.1/"
+_RSS_OPEN = (
+    "<?xml version='1.0' encoding='UTF-8'?>\n"
+    f'<rss xmlns:arxiv="{_ARXIV_NS}" xmlns:dc="{_RSS_DC_NS}" xmlns:atom="{_ATOM_NS}"'
+    ' xmlns:content="http://purl.org/rss/1.0/modules/content/" version="2.0">\n'
+    "  <channel>\n"
+)
+_RSS_SKIP_DAYS = (
+    "    <skipDays>\n      <day>Saturday</day>\n      <day>Sunday</day>\n    </skipDays>\n"
+)
+_RSS_CLOSE = "  </channel>\n</rss>\n"
+
+
+@dataclass
+class FakeListing:
+    """One day's announcements as rss.arxiv.org lists them.
+
+    ``day`` is the announcement day (the channel's and every item's ``<pubDate>`` is that day
+    at 00:00 US Eastern). ``items`` pairs each paper (the announced version) with its announce
+    type: ``new``, ``cross``, ``replace`` or ``replace-cross``. The type is served as given,
+    whatever the requested spec (on arXiv it is relative to the feed), and items keep their
+    order. Tests may change ``items`` between requests.
+    """
+
+    day: date
+    items: list[tuple[FakePaper, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_announce_types(self)
+
+
+def _check_announce_types(listing: FakeListing) -> None:
+    for paper, announce_type in listing.items:
+        if announce_type not in _ANNOUNCE_TYPES:
+            raise ValueError(
+                f"announce type of {paper.versioned_id} must be one of "
+                f"{', '.join(_ANNOUNCE_TYPES)}, got {announce_type!r}"
+            )
+
+
+def _rss_date(moment: datetime) -> str:
+    """RFC 822, in English whatever the locale: ``Mon, 28 Apr 2025 00:00:00 -0400``."""
+    return format_datetime(moment)
+
+
+def _eastern_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=_EASTERN)
+
+
+def _bad_spec_part(spec: str) -> str | None:
+    """The first part of ``spec`` that names no arXiv archive or category, if any."""
+    for part in spec.split("+"):
+        if _SPEC_PART_RE.match(part) is None or part.split(".", 1)[0] not in RSS_ARCHIVES:
+            return part
+    return None
+
+
+def _in_spec(paper: FakePaper, parts: Sequence[str]) -> bool:
+    """``cs`` matches ``cs`` and any ``cs.*`` category; ``cs.CL`` only itself."""
+    for part in parts:
+        if "." in part:
+            if part in paper.categories:
+                return True
+        elif any(c == part or c.startswith(part + ".") for c in paper.categories):
+            return True
+    return False
+
+
+def _render_rss_item(paper: FakePaper, announce_type: str, pub_date: str) -> str:
+    lines = [
+        "    <item>",
+        f"      <title>{_text(paper.title)}</title>",
+        f"      <link>https://arxiv.org/abs/{_text(paper.id)}</link>",
+        # the real feed has a space before the newline
+        f"      <description>arXiv:{_text(paper.versioned_id)} Announce Type: "
+        f"{_text(announce_type)} \nAbstract: {_text(paper.summary)}</description>",
+        f'      <guid isPermaLink="false">{_RSS_GUID_PREFIX}{_text(paper.versioned_id)}</guid>',
+    ]
+    lines += [f"      <category>{_text(term)}</category>" for term in paper.categories]
+    lines += [
+        f"      <pubDate>{pub_date}</pubDate>",
+        f"      <arxiv:announce_type>{_text(announce_type)}</arxiv:announce_type>",
+        f"      <dc:rights>{_text(paper.rights)}</dc:rights>",
+    ]
+    if paper.doi is not None:
+        lines.append(f"      <arxiv:DOI>{_text(paper.doi)}</arxiv:DOI>")
+    if paper.journal_ref is not None:
+        lines.append(
+            f"      <arxiv:journal_reference>{_text(paper.journal_ref)}</arxiv:journal_reference>"
+        )
+    lines += [f"      <dc:creator>{_text(', '.join(paper.authors))}</dc:creator>", "    </item>"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class _RssFeed:
+    """An RSS document as text pieces, so it can also be cut inside an item."""
+
+    head: str
+    items: list[str]
+    tail: str
+
+    def body(self) -> bytes:
+        return (self.head + "".join(self.items) + self.tail).encode("utf-8")
+
+    def truncated(self, complete_items: int | None) -> bytes:
+        """Cut halfway through the description of item ``complete_items`` (default: the last
+        one), or halfway through the channel header when there are no items."""
+        if not self.items:
+            return self.head[: len(self.head) // 2].encode("utf-8")
+        last = len(self.items) - 1
+        index = last if complete_items is None else max(0, min(complete_items, last))
+        item = self.items[index]
+        start = item.index("<description>") + len("<description>")
+        cut = start + (item.index("</description>") - start) // 2
+        return (self.head + "".join(self.items[:index]) + item[:cut]).encode("utf-8")
+
+
+def _render_rss(
+    spec: str,
+    listing: FakeListing | None,
+    *,
+    today: date,
+    now: datetime,
+    with_items: bool = True,
+) -> _RssFeed:
+    """The channel for ``spec``: ``listing``'s matching items, the empty channel of ``today``
+    when there is no listing, or the "Feed error" channel when a part of ``spec`` is bad.
+    ``lastBuildDate`` is the listing day's Eastern midnight (as in the real capture) or
+    ``now`` without a listing."""
+    day = listing.day if listing is not None else today
+    midnight = _eastern_midnight(day)
+    pub_date = _rss_date(midnight)
+    built = _rss_date((midnight if listing is not None else now).astimezone(UTC))
+    url = _RSS_BASE + spec
+    bad_part = _bad_spec_part(spec)
+    if bad_part is not None:
+        # Copied from the real capture: no <skipDays>, "rss-help.arxiv.org" (sic) and no
+        # newline at the end of the document.
+        head = (
+            _RSS_OPEN
+            + f"    <title>Feed error for query: {_text(url)}</title>\n"
+            + f"    <link>{_text(url)}</link>\n"
+            + f"    <description>Bad archive '{_text(bad_part)}'. Valid archive names are: "
+            + f"{', '.join(RSS_ARCHIVES)}.</description>\n"
+            + f'    <atom:link href="{_attr(url)}" rel="self" type="application/rss+xml"/>\n'
+            + "    <docs>http://www.rssboard.org/rss-specification</docs>\n"
+            + "    <language>en-us</language>\n"
+            + f"    <lastBuildDate>{built}</lastBuildDate>\n"
+            + "    <managingEditor>rss-help.arxiv.org</managingEditor>\n"
+            + f"    <pubDate>{pub_date}</pubDate>\n"
+        )
+        return _RssFeed(head, [], _RSS_CLOSE.rstrip("\n"))
+    names = ", ".join(spec.split("+"))
+    head = (
+        _RSS_OPEN
+        + f"    <title>{_text(names)} updates on arXiv.org</title>\n"
+        + f"    <link>{_text(url)}</link>\n"
+        + f"    <description>{_text(names)} updates on the arXiv.org e-print archive."
+        + "</description>\n"
+        + f'    <atom:link href="{_attr(url)}" rel="self" type="application/rss+xml"/>\n'
+        + "    <docs>http://www.rssboard.org/rss-specification</docs>\n"
+        + "    <language>en-us</language>\n"
+        + f"    <lastBuildDate>{built}</lastBuildDate>\n"
+        + "    <managingEditor>rss-help@arxiv.org</managingEditor>\n"
+        + f"    <pubDate>{pub_date}</pubDate>\n"
+        + _RSS_SKIP_DAYS
+    )
+    items: list[str] = []
+    if listing is not None and with_items:
+        _check_announce_types(listing)
+        parts = spec.split("+")
+        items = [
+            _render_rss_item(paper, announce_type, pub_date)
+            for paper, announce_type in listing.items
+            if _in_spec(paper, parts)
+        ]
+    return _RssFeed(head, items, _RSS_CLOSE)
+
+
+def listing_to_rss(listing: FakeListing, spec: str) -> bytes:
+    """The bytes ``FakeArxiv`` serves at ``/rss/{spec}`` while ``listing`` is set (benches can
+    write a listing out with it). Deterministic: ``lastBuildDate`` is derived from the day."""
+    now = datetime.now(UTC)
+    return _render_rss(spec, listing, today=now.date(), now=now).body()
+
+
+def listing_from_rss(xml_bytes: bytes) -> FakeListing:
+    """Parse an rss.arxiv.org document (a real capture, say) into a ``FakeListing``.
+
+    The channel's ``pubDate`` gives the day. RSS carries no submission dates, so ``published``
+    and ``updated`` are set to that day's Eastern midnight; authors are ``dc:creator`` split
+    at ", ". ``listing_to_rss(listing_from_rss(capture), spec)`` gives the capture back
+    (``lastBuildDate`` aside when the capture's was not the day's midnight). Raises
+    ``ValueError`` for documents that are not RSS."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    try:
+        root = etree.fromstring(xml_bytes, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not well-formed XML: {exc}") from exc
+    channel = root.find("channel")
+    if root.tag != "rss" or channel is None:
+        raise ValueError(f"not an RSS document: root element is {root.tag!r}")
+    pub_date = channel.findtext("pubDate")
+    if not pub_date:
+        raise ValueError("the channel has no <pubDate>")
+    day = parsedate_to_datetime(pub_date).date()
+    midnight = _eastern_midnight(day)
+    listing = FakeListing(day=day)
+    for item in channel.iterfind("item"):
+        guid = item.findtext("guid") or ""
+        match = _ID_RE.match(guid.removeprefix(_RSS_GUID_PREFIX))
+        if match is None or match.group("version") is None:
+            raise ValueError(f"item guid {guid!r} is not a versioned arXiv id")
+        description = item.findtext("description") or ""
+        summary = description.split("\nAbstract: ", 1)[1] if "\nAbstract: " in description else ""
+        creators = item.findtext(f"{{{_RSS_DC_NS}}}creator") or ""
+        paper = FakePaper(
+            id=match.group("id"),
+            version=int(match.group("version")),
+            title=item.findtext("title") or "",
+            summary=summary,
+            authors=creators.split(", ") if creators else [],
+            categories=[c.text or "" for c in item.iterfind("category")],
+            published=midnight,
+            updated=midnight,
+            doi=item.findtext(f"{{{_ARXIV_NS}}}DOI"),
+            journal_ref=item.findtext(f"{{{_ARXIV_NS}}}journal_reference"),
+            rights=item.findtext(f"{{{_RSS_DC_NS}}}rights") or "",
+        )
+        announce_type = item.findtext(f"{{{_ARXIV_NS}}}announce_type") or ""
+        listing.items.append((paper, announce_type))
+    _check_announce_types(listing)
+    return listing
+
+
+# --------------------------------------------------------------------------------------------
 # Faults, replies and request records
 # --------------------------------------------------------------------------------------------
 
@@ -985,14 +1291,28 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeArxiv:
-    """A fake ``export.arxiv.org/api/query`` on 127.0.0.1 and a free port.
+    """A fake ``export.arxiv.org/api/query`` and ``rss.arxiv.org/rss/`` on 127.0.0.1 and a
+    free port.
 
-    ``papers`` is a plain list that tests may change between requests. When several entries
-    share an id, searches and version-less ``id_list`` lookups see the highest version;
-    ``id_list=2401.00001v1`` picks that exact version if it is in the list. ``sortBy=relevance``
-    means list order (``id_list`` order when one is given); ``ascending`` reverses it.
-    ``start``/``max_results`` (default 10) page the sorted hits; totalResults counts them all.
-    An empty ``search_query`` with no ``id_list`` matches nothing.
+    API (``url``): ``papers`` is a plain list that tests may change between requests. When
+    several entries share an id, searches and version-less ``id_list`` lookups see the highest
+    version; ``id_list=2401.00001v1`` picks that exact version if it is in the list.
+    ``sortBy=relevance`` means list order (``id_list`` order when one is given); ``ascending``
+    reverses it. ``start``/``max_results`` (default 10) page the sorted hits; totalResults
+    counts them all. An empty ``search_query`` with no ``id_list`` matches nothing. Text
+    matching stems like arXiv (Porter, see ``text_tokens``).
+
+    RSS (``rss_url + spec``, GET ``/rss/cs``, ``/rss/cs.CL+math``): ``listing`` (a
+    ``FakeListing``, or ``None``) is the day's announcement that tests set or replace between
+    requests; it is independent of ``papers``. The answer (``RSS_CONTENT_TYPE``, status 200)
+    is ``listing_to_rss(listing, spec)``: the items whose categories match a part of the spec
+    (``cs`` matches ``cs`` and ``cs.*``; ``cs.CL`` only itself), in listing order. With no
+    listing it announces every held paper today (see ``everything_today``). A part naming no
+    archive in ``RSS_ARCHIVES`` gives the "Feed error for query" channel, status 200, like arXiv.
+
+    Every request, API or RSS, is recorded in ``requests`` and takes the next queued fault
+    (``truncate_next`` cuts an RSS item's description; ``empty_page_next`` drops the items).
+    Other paths answer 404.
 
     ``latency`` delays every reply except hangs by that many seconds (``stop()`` cuts it
     short). Bugs in the fake itself are answered with HTTP 500 and collected in ``errors``.
@@ -1000,6 +1320,7 @@ class FakeArxiv:
 
     def __init__(self, papers: Iterable[FakePaper] = (), *, latency: float = 0.0) -> None:
         self.papers: list[FakePaper] = list(papers)
+        self.listing: FakeListing | None = None
         self.latency = latency
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -1067,6 +1388,11 @@ class FakeArxiv:
         """``http://127.0.0.1:PORT/api/query``; use ``url + "?{}"`` as ``query_url_format``."""
         return f"http://127.0.0.1:{self.port}/api/query"
 
+    @property
+    def rss_url(self) -> str:
+        """``http://127.0.0.1:PORT/rss/``: request ``rss_url + spec`` (``cs``, ``cs.CL+math``)."""
+        return f"http://127.0.0.1:{self.port}{_RSS_PATH}"
+
     # -- recording ---------------------------------------------------------------------------
 
     @property
@@ -1127,7 +1453,7 @@ class FakeArxiv:
         self._queue(_Fault("truncate", complete_entries=complete_entries), times)
 
     def malformed_next(self, *, times: int = 1, body: bytes | None = None) -> None:
-        """Answer with non-XML garbage and status 200."""
+        """Answer with non-XML garbage and status 200 (in the content type of the path)."""
         self._queue(_Fault("malformed", body=body if body is not None else _GARBAGE), times)
 
     def error_feed_next(
@@ -1148,7 +1474,8 @@ class FakeArxiv:
         times: int = 1,
         content_type: str = ATOM_CONTENT_TYPE,
     ) -> None:
-        """Answer with ``body`` as it is (for example a corpus capture)."""
+        """Answer with ``body`` as it is (for example a corpus capture; pass
+        ``content_type=RSS_CONTENT_TYPE`` for an RSS one)."""
         self._queue(_Fault("raw", status=status, body=body, content_type=content_type), times)
 
     def _queue(self, fault: _Fault, times: int) -> None:
@@ -1182,7 +1509,9 @@ class FakeArxiv:
         if fault is not None and fault.kind == "pass":
             fault = None
         if fault is not None and fault.kind in ("fail", "hang", "malformed", "error_feed", "raw"):
-            return _fault_reply(fault)
+            return _fault_reply(fault, record.path)
+        if record.path.startswith(_RSS_PATH):
+            return self._rss_reply(record, fault)
         if record.path != "/api/query":
             return _Reply(404, b"Not Found\n", "text/plain; charset=utf-8")
         try:
@@ -1195,8 +1524,29 @@ class FakeArxiv:
             return _Reply(200, _render_feed(page).truncated(fault.complete_entries))
         return _Reply(200, _render_feed(page, with_entries=False).body())  # empty_page
 
+    def everything_today(self) -> FakeListing:
+        """What ``/rss/`` serves while ``listing`` is None: every paper the fake holds (its
+        current version), announced today (UTC), v1 as ``new`` and later versions as
+        ``replace``. Tests about the search API get a listing that agrees with it; tests
+        about days and announce types set ``listing`` themselves."""
+        items = [
+            (paper, "new" if paper.version == 1 else "replace")
+            for paper in _current_versions(list(self.papers))
+        ]
+        return FakeListing(day=datetime.now(UTC).date(), items=items)
 
-def _fault_reply(fault: _Fault) -> _Reply:
+    def _rss_reply(self, record: RecordedRequest, fault: _Fault | None) -> _Reply:
+        spec = unquote(record.path[len(_RSS_PATH) :])
+        now = datetime.now(UTC)
+        listing = self.listing if self.listing is not None else self.everything_today()
+        with_items = fault is None or fault.kind != "empty_page"
+        feed = _render_rss(spec, listing, today=now.date(), now=now, with_items=with_items)
+        if fault is not None and fault.kind == "truncate":
+            return _Reply(200, feed.truncated(fault.complete_entries), RSS_CONTENT_TYPE)
+        return _Reply(200, feed.body(), RSS_CONTENT_TYPE)
+
+
+def _fault_reply(fault: _Fault, path: str) -> _Reply:
     if fault.kind == "hang":
         return _Reply(0, hang=True)
     if fault.kind == "error_feed":
@@ -1204,7 +1554,8 @@ def _fault_reply(fault: _Fault) -> _Reply:
     if fault.kind == "raw":
         return _Reply(fault.status, fault.body or b"", fault.content_type)
     if fault.kind == "malformed":
-        return _Reply(200, fault.body or b"", ATOM_CONTENT_TYPE)
+        content_type = RSS_CONTENT_TYPE if path.startswith(_RSS_PATH) else ATOM_CONTENT_TYPE
+        return _Reply(200, fault.body or b"", content_type)
     return _Reply(fault.status, fault.body or b"", "text/plain; charset=utf-8", fault.headers)
 
 
