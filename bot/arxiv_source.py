@@ -26,7 +26,7 @@ from lxml import etree
 from bot.listing import Listing, ListingError
 from bot.listing import parse as parse_listing
 from bot.listing import spec as listing_spec
-from bot.matching import build_query, newest_versions
+from bot.matching import build_query
 from bot.models import Paper, split_version
 from bot.settings import ArxivSettings
 from bot.store import STORE_ERRORS, Store
@@ -128,12 +128,6 @@ def describe(keywords: Sequence[str]) -> str:
     return shown + (f" and {len(keywords) - 3} more" if len(keywords) > 3 else "")
 
 
-def stops_short(latest: Sequence[Paper], n: int, since: datetime) -> bool:
-    """Whether a keyword's n latest papers leave older papers of the window unread: the
-    page is full and its oldest paper is newer than `since`."""
-    return len(latest) >= n and min(p.published for p in latest) > since
-
-
 class ArxivSource:
     def __init__(
         self,
@@ -170,15 +164,6 @@ class ArxivSource:
         """The n latest submissions that answer one keyword."""
         query = build_query([keyword], categories=self._settings.categories)
         return await self.search(query, n, [keyword])
-
-    async def baseline(self, keyword: str, n: int, since: datetime, until: datetime) -> list[Paper]:
-        """What a keyword new to a channel starts from: its n latest papers and, when those
-        don't reach back to `since`, every paper of the window as well. All of it counts as
-        seen at once, so none of it comes back as new in the next window query."""
-        papers = await self.latest(keyword, n)
-        if stops_short(papers, n, since):
-            papers += await self.window([keyword], since, until)
-        return newest_versions(papers)
 
     async def latest_any(self, keywords: Sequence[str], n: int) -> list[Paper]:
         """The n latest submissions that answer any of the keywords, in one query."""

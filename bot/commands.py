@@ -146,11 +146,8 @@ class Commands:
             )
         await self._check_channel_cap(ctx.channel)
         now = self._clock()
-        since = now - timedelta(days=self._settings.arxiv.window_days)
-        try:
-            papers = await self._source.baseline(
-                keyword, self._settings.arxiv.max_results, since, now
-            )
+        try:  # one search: its latest papers, for the preview and to count as seen
+            papers = await self._source.latest(keyword, self._settings.arxiv.max_results)
         except ArxivError as err:
             log.warning("add_failed channel=%s error=%r", ctx.channel, str(err))
             raise UserError(
@@ -255,18 +252,18 @@ class Commands:
         else:
             keywords = [self._clean(raw)]
         found: dict[str, Paper] = {}
+        fetched = await self._store.last_fetched(keywords)
+        since = self._clock() - timedelta(days=self._settings.arxiv.window_days)
         missing: list[str] = []
         for keyword in keywords:
-            stored = await self._store.recent(keyword, count)
-            if not stored:
+            # A stored list is whole once a search of the keyword's own filled it (the daily
+            # listings add to it); empty after a recent search, arXiv has none either.
+            when = fetched[keyword]
+            stored = await self._store.recent(keyword, count) if when else []
+            if when is None or (not stored and when < since):
                 missing.append(keyword)
             for paper in stored:
                 found.setdefault(paper.id, paper)
-        if missing:
-            # Fetched within the window and still nothing stored: arXiv has none either.
-            since = self._clock() - timedelta(days=self._settings.arxiv.window_days)
-            fetched = await self._store.last_fetched(missing)
-            missing = [k for k in missing if (when := fetched[k]) is None or when < since]
         for paper in await self._latest(missing, count):
             found.setdefault(paper.id, paper)
         papers = tuple(newest_first(list(found.values()))[:count])

@@ -223,6 +223,12 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     except ArxivError as err:
         print(f"arxiv: FAILED: {err}")
         problems += 1
+    try:
+        listing = await source.listing()
+        print(f"arxiv listing: ok ({listing.day}, {len(listing.items)} papers announced)")
+    except ArxivError as err:
+        print(f"arxiv listing: FAILED: {err}")
+        problems += 1
     problems += await _check_slack(settings)
     problems += await _check_discord(settings)
     return 1 if problems else 0

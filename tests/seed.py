@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.models import Paper
 from tests.conftest import SEEDS
+from tests.fakes.arxiv_server import FakeListing, FakePaper
 
 _ROW = re.compile(
     r"^\| \*\*\[(?P<title>.*)\]\(http://arxiv\.org/abs/(?P<id>[^)]+)v(?P<v>\d+)\)\*\* "
@@ -61,3 +62,32 @@ def seed_sections() -> dict[str, list[Paper]]:
     """Keyword -> the papers arXiv answered for it (no authors or categories: the README
     doesn't show them)."""
     return papers_from_seed(seed_path().read_text(encoding="utf-8"))
+
+
+def seed_fake_papers() -> list[FakePaper]:
+    """The seed's papers as the fake arXiv holds them (one author and category stand in
+    for what the README doesn't show; matching reads only titles and abstracts)."""
+    papers: dict[str, FakePaper] = {}
+    for rows in seed_sections().values():
+        for p in rows:
+            papers[p.id] = FakePaper(
+                id=p.id,
+                version=p.version,
+                title=p.title,
+                summary=p.summary,
+                authors=["A. Researcher"],
+                categories=["cs.CL"],
+                published=p.published - timedelta(days=p.version - 1),
+                updated=p.updated,
+                comment=p.comment,
+            )
+    return list(papers.values())
+
+
+def seed_ids() -> dict[str, set[str]]:
+    return {k: {p.id for p in v} for k, v in seed_sections().items()}
+
+
+def seed_listing(day: date) -> FakeListing:
+    """The seed's papers announced as new on `day`."""
+    return FakeListing(day=day, items=[(p, "new") for p in seed_fake_papers()])

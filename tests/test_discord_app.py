@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -46,7 +46,13 @@ from bot.settings import (
     SubscriptionSettings,
 )
 from bot.store import RedisStore
-from tests.fakes.arxiv_server import FakeArxiv, FakePaper, make_paper, papers_from_feed
+from tests.fakes.arxiv_server import (
+    FakeArxiv,
+    FakeListing,
+    FakePaper,
+    make_paper,
+    papers_from_feed,
+)
 from tests.fakes.discord_api import (
     APPLICATION_ID,
     BOT_PERMISSIONS,
@@ -63,6 +69,7 @@ from tests.fakes.discord_api import (
     Posted,
     limit_violations,
 )
+from tests.seed import seed_fake_papers, seed_ids, seed_listing
 
 NOW = datetime(2026, 11, 3, 12, tzinfo=UTC)
 UNKNOWN_CHANNEL_ID = 4242
@@ -775,6 +782,26 @@ async def test_channel_options_end_to_end(
     assert len(revised) == 1 and revised[0].startswith("New version v2: ")
 
     before = len(discord_fake.posted())
-    await run_digest(settings, redis_store)
+    await run_digest(settings, redis_store)  # the same listing: said once already
+    assert discord_fake.posted()[before:] == []
+    arxiv.listing = FakeListing(day=date.today() + timedelta(days=1), items=[])
+    await run_digest(settings, redis_store)  # the next day's listing has nothing for it
     (quiet,) = discord_fake.posted()[before:]
     assert quiet.content == "No new papers today for “reward model”."
+
+
+async def test_every_seed_row_reaches_discord(
+    discord_fake: FakeDiscord, arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    arxiv.papers[:] = seed_fake_papers()  # arXiv's real answers, announced as new
+    arxiv.listing = seed_listing(date(2025, 4, 24))
+    settings = make_settings(
+        discord_fake,
+        arxiv,
+        subscriptions={CHANNEL_ID: ["reward model", "reasoning"]},
+        digest=DigestSettings(first_run_papers=100),
+    )
+    report = await run_digest(settings, redis_store)
+    assert report.ok and report.delivered == len(set().union(*seed_ids().values()))
+    links = {embed["url"] for m in discord_fake.posted() for embed in m.embeds}
+    assert {link.rsplit("/", 1)[1] for link in links} == set().union(*seed_ids().values())

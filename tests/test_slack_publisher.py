@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,8 +30,9 @@ from bot.settings import (
     SubscriptionSettings,
 )
 from bot.store import RedisStore
-from tests.fakes.arxiv_server import FakeArxiv, closed_port_url, make_paper
+from tests.fakes.arxiv_server import FakeArxiv, FakeListing, closed_port_url, make_paper
 from tests.fakes.slack_api import FakeSlack, SlackCall
+from tests.seed import seed_fake_papers, seed_ids, seed_listing
 
 NOW = datetime(2026, 11, 4, 12, tzinfo=UTC)
 INTERVAL = 0.1
@@ -396,7 +397,10 @@ async def test_channel_options_end_to_end(harness: Harness) -> None:
     assert "abs/2611.00006|" in revised[0]
 
     harness.slack.calls.clear()
-    report = await harness.digest()
+    report = await harness.digest()  # the same listing: nothing, not even a quiet line
+    assert report.ok and report.delivered == 0 and harness.slack.posts() == []
+    harness.arxiv.listing = FakeListing(day=date.today() + timedelta(days=1), items=[])
+    report = await harness.digest()  # the next day's listing has nothing for it
     assert report.ok and report.delivered == 0
     (quiet,) = harness.slack.posts("CQUIET")
     assert quiet.text == "No new papers today for reward model."
@@ -408,8 +412,12 @@ async def test_no_quiet_line_when_a_keyword_of_the_channel_failed(harness: Harne
     harness.options = {"CQUIET": {"quiet_days": True}}
     await harness.digest()
     harness.slack.calls.clear()
-    # The batch is refused, then "reward model" alone; "study" alone is answered.
-    harness.arxiv.error_feed_next(times=2)
+    # The next listing has nothing, and the channel missed days: its catch-up is refused.
+    day = date.today() + timedelta(days=1)
+    harness.arxiv.listing = FakeListing(day=day, items=[])
+    await harness.store.set_listing_day(Channel("slack", "CQUIET"), day - timedelta(days=7))
+    harness.arxiv.pass_next()  # the listing
+    harness.arxiv.error_feed_next()
     report = await harness.digest()
     assert list(report.failed_keywords) == ["reward model"]
     assert harness.slack.posts() == []
@@ -480,3 +488,12 @@ async def test_hostile_titles_are_posted_escaped(harness: Harness) -> None:
     assert "Reward model &lt;!channel&gt; &lt;@U0BOSS&gt; &amp; &lt;http://evil.example" in (
         everything
     )
+
+
+async def test_every_seed_row_reaches_slack(harness: Harness) -> None:
+    harness.arxiv.papers[:] = seed_fake_papers()  # arXiv's real answers, announced as new
+    harness.arxiv.listing = seed_listing(NOW.date())
+    harness.channels = {"C1": ["reward model", "reasoning"]}
+    report = await harness.digest()
+    assert report.ok
+    assert set(harness.posted_ids("C1")) == set().union(*seed_ids().values())
