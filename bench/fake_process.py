@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from typing import Any
 
 from bench.child import Child
 from bench.fast_fake import IndexedFakeArxiv
-from bench.synthetic import keyword_pool, week_and_days
+from bench.synthetic import EPOCH, keyword_pool, week_and_days
+from tests.fakes.arxiv_server import FakeListing
 
 
 class RemoteFake(Child):
@@ -27,6 +29,11 @@ class RemoteFake(Child):
     def show_day(self, day: int) -> None:
         """Serve the window before day 0 plus days 1..day; forget recorded requests."""
         self.call("show", day=day)
+
+    def show_listing(self, day: int, per_day: int) -> None:
+        """Serve day `day`'s papers (day 0: the window's last `per_day`) as the day's
+        listing, all announced as new, dated EPOCH + `day`."""
+        self.call("listing", day=day, per_day=per_day)
 
     def set_latency(self, seconds: float) -> None:
         self.call("latency", value=seconds)
@@ -54,6 +61,10 @@ def serve(pool: int, per_day: int, window_days: int, later_days: int) -> None:
                     fake.papers = [p for d in days[: command["day"] + 1] for p in d]
                     fake.reindex()
                     fake.clear_requests()
+                elif op == "listing":
+                    listed = days[command["day"]][-command["per_day"] :]
+                    day = (EPOCH + timedelta(days=command["day"])).date()
+                    fake.listing = FakeListing(day=day, items=[(p, "new") for p in listed])
                 elif op == "latency":
                     fake.latency = float(command["value"])
                 elif op == "requests":
