@@ -49,9 +49,19 @@ MOONSHOT = 3
 
 
 class TimedRunner(DigestRunner):
-    """Records how long the fetch phase (every arXiv request) took."""
+    """Records how long the arXiv phase took: the listing (and any catch-up) in `fetch`,
+    then the details of the papers to post."""
 
     fetch_seconds = 0.0
+
+    async def _fill_details(
+        self, channels: Mapping[Channel, Sequence[str]], fetched: Fetched
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            await super()._fill_details(channels, fetched)
+        finally:
+            self.fetch_seconds += time.perf_counter() - started
 
     async def fetch(
         self,
@@ -149,7 +159,8 @@ class Run:
 
     @property
     def floor(self) -> float:
-        return self.requests * INTERVAL
+        """Requests start one interval apart: the last starts (N - 1) intervals in."""
+        return max(1, self.requests - 1) * INTERVAL
 
 
 async def digest(
@@ -212,7 +223,7 @@ def wall_row(what: str, run: Run, fixed: float | None = None) -> Row:
     (scaled) latency, `fixed` is that same unscaled part, taken from the run without
     latency; the rest is scaled time: real ≈ 10 × (wall − fixed) + fixed."""
     factor = REAL_INTERVAL / INTERVAL
-    real_floor = run.requests * REAL_INTERVAL
+    real_floor = run.floor * factor
     if fixed is None:
         real = real_floor + max(0.0, run.fetch - run.floor)
         where = f"{REAL_INTERVAL:g} s"
@@ -222,7 +233,8 @@ def wall_row(what: str, run: Run, fixed: float | None = None) -> Row:
         where = f"{REAL_INTERVAL:g} s, {LATENCY * factor:g} s latency"
     return Row(
         "1",
-        f"{what}: fetch-phase wall / floor ({run.requests} × {INTERVAL} s); projected at {where}",
+        f"{what}: arXiv-phase wall (listing, details) / floor ({run.requests} requests, "
+        f"{run.floor:g} s of intervals); projected at {where}",
         f"{run.fetch:.2f} s",
         f"{run.floor:.2f} s",
         f"{ratio(run.fetch, run.floor)}; {ratio(real, real_floor)} projected",

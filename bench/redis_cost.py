@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
 from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner, Fetched
 from bot.keywords import normalize
+from bot.listing import Announcement, Listing
 from bot.matching import assign
 from bot.models import Channel, Paper, newest_first
 from bot.settings import Settings
@@ -47,16 +48,28 @@ class CountingConnection(aioredis.Connection):
 
 
 class CannedSource(ArxivSource):
-    """An `ArxivSource` answering from memory, as arXiv would: the papers of the window
-    that answer one of the keywords (which keywords a paper answers is precomputed)."""
+    """An `ArxivSource` answering from memory, as arXiv would: the last papers shown are
+    the day's listing (announced on the day of the newest), the window queries answer with
+    the papers that answer one of the keywords (precomputed)."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.arxiv)
         self.papers: list[Paper] = []
         self.answers: dict[str, frozenset[str]] = {}
+        self.announced: list[Paper] = []
+
+    async def listing(self) -> Listing:
+        day = max((p.published for p in self.announced), default=EPOCH).date()
+        return Listing(day, tuple(Announcement(p, "new") for p in self.announced))
+
+    async def details(self, ids: Sequence[str]) -> dict[str, Paper]:
+        wanted = set(ids)
+        return {p.id: p for p in self.papers if p.id in wanted}
 
     def show(self, papers: Sequence[Paper], keywords: Sequence[str]) -> None:
-        """Add papers; which of `keywords` each answers is decided once, here."""
+        """Add papers, the day's listing; which of `keywords` each answers is decided once,
+        here."""
+        self.announced = list(papers)
         matched = assign(papers, keywords)
         found: dict[str, set[str]] = {}
         for keyword, hits in matched.items():
@@ -114,9 +127,15 @@ class PhasedRunner(DigestRunner):
     meter: Meter
     marks: list[Counts]
 
-    async def fetch(self, keywords: Sequence[str], *, save: bool = True) -> Fetched:
+    async def fetch(
+        self,
+        keywords: Sequence[str],
+        *,
+        save: bool = True,
+        channels: Mapping[Channel, Sequence[str]] | None = None,
+    ) -> Fetched:
         self.marks.append(await self.meter.read())
-        fetched = await super().fetch(keywords, save=save)
+        fetched = await super().fetch(keywords, save=save, channels=channels)
         self.marks.append(await self.meter.read())
         return fetched
 

@@ -84,7 +84,13 @@ class CannedRunner(DigestRunner):
     delivery_started: float = 0.0
     cpu_started: float = 0.0
 
-    async def fetch(self, keywords: Sequence[str], *, save: bool = True) -> Fetched:
+    async def fetch(
+        self,
+        keywords: Sequence[str],
+        *,
+        save: bool = True,
+        channels: Mapping[Channel, Sequence[str]] | None = None,
+    ) -> Fetched:
         self.delivery_started = time.perf_counter()
         self.cpu_started = time.process_time()
         return Fetched({k: self.canned.papers[k] for k in keywords}, {})

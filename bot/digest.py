@@ -159,6 +159,7 @@ class DigestRunner:
         self._progress = progress
         self._stopping = False
         self._mark_retry = mark_retry
+        self._options: dict[Channel, ChannelOptions] = {}
         self.lock_ttl = settings.service.lock_ttl
 
     def stop(self) -> None:
@@ -175,6 +176,7 @@ class DigestRunner:
         if channels is None:
             channels = await all_subscriptions(self._settings, self._store)
         requests_before = self._source.request_count
+        self._options = {}
         keywords = distinct(k for kws in channels.values() for k in kws)
         fetched = await self.fetch(keywords, save=not dry_run, channels=channels)
         await self._fill_details(channels, fetched)
@@ -255,17 +257,28 @@ class DigestRunner:
         """Submission dates and comments of the listed papers that some channel is about to
         receive (the listing has neither): `DETAILS_PER_REQUEST` papers an API request. When
         arXiv doesn't answer, papers go out with the listing's data."""
+        if not fetched.kinds:
+            return  # nothing listed: the search API's papers come with their details
+        cap = self._settings.digest.max_papers_per_channel
         wanted: dict[str, None] = {}
         limit = asyncio.Semaphore(self._concurrency)
 
         async def plan(channel: Channel, keywords: Sequence[str]) -> None:
+            """At most `cap` listed papers the channel hasn't received: a superset of what
+            `build` will post (first-run quotas aside), for two Redis round trips."""
+            listed = newest_versions(
+                p for k in keywords for p in fetched.papers.get(k, []) if p.id in fetched.kinds
+            )
             async with limit:
                 try:
-                    options = await channel_options(self._settings, self._store, channel)
-                    digest, _, _ = await self.build(channel, keywords, fetched, options)
+                    options = await self._channel_options(channel)
+                    if not options.revisions:
+                        listed = [p for p in listed if fetched.kinds[p.id] not in REVISIONS]
+                    unseen = await self._store.unseen(channel, seen_keys(listed))
                 except STORE_ERRORS:
                     return  # this channel's delivery will say so
-            wanted.update((i.paper.id, None) for i in digest.items if i.paper.id in fetched.kinds)
+            new = [p for p in newest_first(listed) if p.version_key in unseen or p.id in unseen]
+            wanted.update((p.id, None) for p in new[:cap])
 
         await asyncio.gather(*(plan(c, k) for c, k in channels.items()))
         if not wanted:
@@ -305,6 +318,12 @@ class DigestRunner:
                 continue
             await self._store.save_recent({keyword: latest}, cfg.max_results)
             await self._store.set_fetched([keyword], self._clock())
+
+    async def _channel_options(self, channel: Channel) -> ChannelOptions:
+        """The channel's options, read once a run (planning and delivery share them)."""
+        if channel not in self._options:
+            self._options[channel] = await channel_options(self._settings, self._store, channel)
+        return self._options[channel]
 
     def _advance(self, done: int, total: int) -> None:
         if self._progress is not None:
@@ -449,7 +468,7 @@ class DigestRunner:
             log.warning("channel_skipped channel=%s reason=%r", channel, outcome.error)
             return outcome
         try:
-            options = await channel_options(self._settings, self._store, channel)
+            options = await self._channel_options(channel)
             digest, skipped, first_run = await self.build(channel, keywords, fetched, options)
             digest.items = [
                 replace(item, paper=with_details(item.paper, fetched.details.get(item.paper.id)))
@@ -545,10 +564,7 @@ class DigestRunner:
     async def _finish(
         self, channel: Channel, skipped: list[Paper], first_run: list[str], day: date | None
     ) -> None:
-        await self._store.mark_seen(channel, seen_keys(skipped))
-        await self._store.set_baselined(channel, first_run)
-        if day is not None:
-            await self._store.set_listing_day(channel, day)
+        await self._store.finish(channel, seen_keys(skipped), first_run, day)
 
 
 def _store_error(err: Exception) -> str:

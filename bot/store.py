@@ -76,6 +76,9 @@ class Store(Protocol):
 
     async def listing_days(self, channels: Sequence[Channel]) -> dict[Channel, date | None]: ...
     async def set_listing_day(self, channel: Channel, day: date) -> None: ...
+    async def finish(
+        self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None
+    ) -> None: ...
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]: ...
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None: ...
@@ -249,16 +252,28 @@ class RedisStore:
         return {pid for pid, score in zip(ids, scores, strict=True) if score is None}
 
     async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+        await self.finish(channel, ids, (), None)
+
+    async def finish(
+        self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None
+    ) -> None:
+        """The end of a channel's run in one round trip: papers to count as seen, keywords
+        whose first run is done, the listing day it received in full."""
         now = self._clock()
-        members = {pid: now.timestamp() for pid in ids}
-        if not members:
+        members = {pid: now.timestamp() for pid in seen}
+        names = [normalize(k) for k in baselined]
+        if not (members or names or day):
             return
-        key = self._seen(channel)
-        cutoff = (now - self._retention).timestamp()
         async with self._r.pipeline(transaction=True) as pipe:
-            pipe.zadd(key, members)
-            pipe.zremrangebyscore(key, "-inf", cutoff)
-            pipe.expire(key, int(self._retention.total_seconds()))
+            if members:
+                key = self._seen(channel)
+                pipe.zadd(key, members)
+                pipe.zremrangebyscore(key, "-inf", (now - self._retention).timestamp())
+                pipe.expire(key, int(self._retention.total_seconds()))
+            if names:
+                pipe.sadd(self._baseline(channel), *names)
+            if day is not None:
+                pipe.set(self._day(channel), day.isoformat(), ex=self._retention)
             await pipe.execute()
 
     async def add_subscription(
@@ -522,6 +537,14 @@ class MemoryStore:
 
     async def set_listing_day(self, channel: Channel, day: date) -> None:
         self._days[channel.key] = day
+
+    async def finish(
+        self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None
+    ) -> None:
+        await self.mark_seen(channel, seen)
+        await self.set_baselined(channel, baselined)
+        if day is not None:
+            await self.set_listing_day(channel, day)
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]:
         return dict(self._options.get(channel.key, {}))
