@@ -64,15 +64,11 @@ class TimedRunner(DigestRunner):
             self.fetch_seconds += time.perf_counter() - started
 
     async def fetch(
-        self,
-        keywords: Sequence[str],
-        *,
-        save: bool = True,
-        channels: Mapping[Channel, Sequence[str]] | None = None,
+        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]] | None = None
     ) -> Fetched:
         started = time.perf_counter()
         try:
-            return await super().fetch(keywords, save=save, channels=channels)
+            return await super().fetch(keywords, channels=channels)
         finally:
             self.fetch_seconds = time.perf_counter() - started
 

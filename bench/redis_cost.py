@@ -128,14 +128,10 @@ class PhasedRunner(DigestRunner):
     marks: list[Counts]
 
     async def fetch(
-        self,
-        keywords: Sequence[str],
-        *,
-        save: bool = True,
-        channels: Mapping[Channel, Sequence[str]] | None = None,
+        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]] | None = None
     ) -> Fetched:
         self.marks.append(await self.meter.read())
-        fetched = await super().fetch(keywords, save=save, channels=channels)
+        fetched = await super().fetch(keywords, channels=channels)
         self.marks.append(await self.meter.read())
         return fetched
 

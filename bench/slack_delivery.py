@@ -85,11 +85,7 @@ class CannedRunner(DigestRunner):
     cpu_started: float = 0.0
 
     async def fetch(
-        self,
-        keywords: Sequence[str],
-        *,
-        save: bool = True,
-        channels: Mapping[Channel, Sequence[str]] | None = None,
+        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]] | None = None
     ) -> Fetched:
         self.delivery_started = time.perf_counter()
         self.cpu_started = time.process_time()

@@ -10,7 +10,13 @@ from datetime import date, datetime
 
 from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
 from bot.keywords import normalize
-from bot.listing import REVISIONS, catch_up_since, missed_days, with_details
+from bot.listing import (
+    REVISIONS,
+    catch_up_since,
+    missed_days,
+    previous_listing_day,
+    with_details,
+)
 from bot.locks import held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
@@ -112,6 +118,8 @@ class Fetched:
     """Channels that missed a listing (or all, when there is none): they get `catch_up`."""
     received: set[Channel] = field(default_factory=set)
     """Channels that received this day's listing in full already."""
+    first: set[Channel] = field(default_factory=set)
+    """Channels that never received a listing: this one is their first."""
     details: dict[str, Paper] = field(default_factory=dict)
     """Submission dates and comments of listed papers about to be posted, by id."""
 
@@ -178,10 +186,13 @@ class DigestRunner:
         requests_before = self._source.request_count
         self._options = {}
         keywords = distinct(k for kws in channels.values() for k in kws)
-        fetched = await self.fetch(keywords, save=not dry_run, channels=channels)
+        fetched = await self.fetch(keywords, channels=channels)
         await self._fill_details(channels, fetched)
         if not dry_run:
             await self._save_recent(channels, fetched)
+            if fetched.day is not None:  # a first listing that fails is a missed one
+                for channel in fetched.first:
+                    await self._store.set_listing_day(channel, previous_listing_day(fetched.day))
         limit = asyncio.Semaphore(self._concurrency)
         refused: dict[str, str] = {}  # platform -> why its output refuses every channel
 
@@ -213,11 +224,7 @@ class DigestRunner:
         return report
 
     async def fetch(
-        self,
-        keywords: Sequence[str],
-        *,
-        save: bool = True,
-        channels: Mapping[Channel, Sequence[str]] | None = None,
+        self, keywords: Sequence[str], *, channels: Subscriptions | None = None
     ) -> Fetched:
         """The day's listing, matched locally against every keyword: one request however
         many keywords there are. Channels that missed a listing (the bot was down, or a
@@ -245,11 +252,13 @@ class DigestRunner:
             if missed_days(last, result.day):
                 result.behind.add(channel)
                 since = min(since, catch_up_since(last, now, cfg.window_days))
-            elif result.day is not None and last is not None and last >= result.day:
+            elif last is None:
+                result.first.add(channel)
+            elif result.day is not None and last >= result.day:
                 result.received.add(channel)
         if result.behind and result.day is not None:
             log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
-        behind = distinct(k for c in result.behind for k in channels[c])
+        behind = distinct(k for c, kws in channels.items() if c in result.behind for k in kws)
         await self._search_window(behind, since, now, result)
         return result
 

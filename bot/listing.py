@@ -157,6 +157,15 @@ def missed_days(last: date | None, today: date | None) -> bool:
     return any((last + timedelta(days=n)).weekday() < 5 for n in range(1, (today - last).days))
 
 
+def previous_listing_day(day: date) -> date:
+    """The weekday before `day`: the listing a channel seen for the first time on `day`'s
+    is taken to have had, so that failing its first listing counts as missing one."""
+    day -= timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
 def catch_up_since(last: date | None, now: datetime, window_days: int) -> datetime:
     """Where the window queries of a catch-up start: `window_days` back, or further when
     the channel's last listing is older (arXiv announces a paper a day or more after its

@@ -13,7 +13,7 @@ import pytest
 from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel, Digest, Paper
-from bot.publishing import Delivered
+from bot.publishing import Delivered, DeliveryError
 from bot.settings import Settings
 from bot.store import RedisStore
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, FakePaper
@@ -275,3 +275,39 @@ async def test_a_day_without_announcements_is_one_quiet_line(world: World) -> No
     world.out.clear()
     await world.digest()
     assert world.out.digests == []
+
+
+class Flaky(Recorder):
+    """Refuses one channel until told otherwise."""
+
+    def __init__(self, broken: Channel) -> None:
+        super().__init__()
+        self.broken: Channel | None = broken
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        if digest.channel == self.broken:
+            raise DeliveryError(digest.channel, "channel_not_found")
+        await super().publish(digest, delivered)
+
+
+async def test_a_channel_that_failed_on_a_listing_gets_it_with_the_next_one(
+    world: World,
+) -> None:
+    flaky = Flaky(PLAIN)
+    world.runner._publishers = {"slack": flaky}
+    rows = world.rows
+    tuesday = [world.hold(_fake_paper(p, _morning(TUESDAY) - timedelta(days=1))) for p in rows[:4]]
+    world.announce(TUESDAY, [(p, "new") for p in tuesday])
+    report = await world.runner.run()
+    assert [c.error for c in report.channels if c.channel == PLAIN] == ["channel_not_found"]
+    assert flaky.posted(PLAIN) == []
+
+    flaky.broken = None
+    wednesday = [world.hold(_fake_paper(p, _morning(TUESDAY))) for p in rows[4:6]]
+    world.announce(WEDNESDAY, [(p, "new") for p in wednesday])
+    report = await world.runner.run()
+    assert report.ok
+    assert sorted(flaky.posted(PLAIN)) == sorted((p.id, 1, False) for p in [*tuesday, *wednesday])
+    assert sorted(flaky.posted(REVISIONS)) == sorted(
+        (p.id, 1, False) for p in [*tuesday, *wednesday]
+    )

@@ -13,6 +13,7 @@ from bot.listing import (
     catch_up_since,
     missed_days,
     parse,
+    previous_listing_day,
     spec,
     with_details,
 )
@@ -161,3 +162,11 @@ def test_details_fill_dates_and_comment_but_keep_the_listed_version() -> None:
 
 def test_captures_stay_outside_the_repository() -> None:
     assert not list(Path(__file__).resolve().parents[1].rglob("arxiv_rss_*.xml"))
+
+
+@pytest.mark.parametrize(
+    ("day", "before"),
+    [(TUE, MON), (MON, date(2026, 11, 20)), (SUN, FRI), (SAT, FRI)],
+)
+def test_previous_listing_day_skips_the_weekend(day: date, before: date) -> None:
+    assert previous_listing_day(day) == before
