@@ -222,7 +222,7 @@ class ArxivSource:
                 )
                 await self._sleep(delay)
             except ArxivQueryError as err:
-                raise ArxivQueryError(f"{err} (keywords {what})") from None
+                raise ArxivQueryError(f"{err} (for {what})") from None
         raise AssertionError("unreachable")
 
     async def _pace(self) -> None:

@@ -1,4 +1,14 @@
-"""One digest run: plan the queries, fetch, assign, find what is new per channel, publish."""
+"""One digest run: read the day's listing, match it, find what is new per channel, publish.
+
+What "new" means, as arXiv means it: a paper arXiv announced (its daily listing) that the
+channel has not received, however long ago it was submitted (`new` and `cross`); a new
+version (`replace`, `replace-cross`) only for channels with `revisions` on. The listing
+costs one request for any number of keywords; the papers about to be posted get their
+submission dates and comments from one `id_list` request per 400. A channel that missed a
+listing (the bot was down, or the channel failed that day) is caught up with batched window
+queries over the submissions since, and every channel is when the listing can't be read.
+Each channel remembers the last listing it received in full, so one listing is posted once.
+"""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""Building arXiv queries for many subscriptions at once, and assigning the answers locally.
+"""Assigning papers to subscriptions locally, and the arXiv queries for searching them.
 
-Strategy: subscriptions are fetched in batches of `batch_size`, one query per batch
-(`(ti:"a" OR abs:"a") OR (ti:"b" OR abs:"b") OR ...`), limited to a window of recent
-submission dates. Each paper of the answer is then assigned to the subscriptions it
-matches with `matches()`, which follows arXiv's rules: a phrase is the same words in the
-same order, any case, plurals folded; a category names itself or, for an archive, any of
-its categories; an author phrase lies within one author's name.
+The day's listing is matched here against every subscription at once (`assign`); catch-up
+searches send subscriptions in batches of `batch_size`, one query per batch
+(`(ti:"a" OR abs:"a") OR (ti:"b" OR abs:"b") OR ...`), and assign the answer the same way.
+`matches()` follows arXiv's rules: a phrase is the same words in the same order, any case,
+each word Porter-stemmed as arXiv's search stems it (`bot.keywords.tokens`); a category
+names itself or, for an archive, any of its categories; an author phrase lies within one
+author's name.
 """
 
 from __future__ import annotations

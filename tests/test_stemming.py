@@ -10,9 +10,11 @@ import pytest
 from nltk.stem.porter import PorterStemmer
 
 from bot.keywords import normalize, tokens
+from bot.listing import parse as parse_listing
 from bot.matching import assign, matches
 from tests.conftest import CORPUS
 from tests.factories import paper
+from tests.fakes.arxiv_server import listing_from_rss, parse_query
 from tests.seed import seed_sections
 
 ONLY_MODELING = {"2504.14439", "2504.13630", "2504.13941"}
@@ -82,3 +84,49 @@ def test_phrase_matching_stems_both_sides(text: str, keyword: str, expected: boo
 def test_spellings_that_arxiv_searches_alike_are_one_subscription() -> None:
     assert normalize("Reward Modeling") == normalize("reward models")
     assert normalize("reward model") != normalize("reward")
+
+
+PHRASES = [
+    "reward model",
+    "language models",
+    "large language model",
+    "reinforcement learning",
+    "diffusion models",
+    "graph neural network",
+    "neural networks",
+    "transformer",
+    "image segmentation",
+    "federated learning",
+    "black hole",
+    "dark matter",
+    "quantum computing",
+    "superconductivity",
+    "generalization",
+    "attention mechanism",
+    "optimization",
+    "chain-of-thought",
+    "fine-tuning",
+    "benchmarking",
+    "retrieval augmented generation",
+    "computational complexity",
+    "machine learning",
+    "simulations",
+    "robotic manipulation",
+]
+
+
+def test_assignment_agrees_with_the_fake_arxivs_porter_on_a_real_day() -> None:
+    """1,504 real papers of one day, matched by the bot (PyStemmer) and by the fake arXiv's
+    query evaluation (NLTK's Porter, its own tokenizer): the same papers per keyword."""
+    path = CORPUS / "arxiv_rss_2024-11-28_all_archives_1504_items_LARGE.xml"
+    if not path.is_file():
+        pytest.skip(f"the shared corpus is absent: {path}")
+    listed = listing_from_rss(path.read_bytes())
+    fakes = {p.id: p for p, _ in listed.items}
+    papers = [item.paper for item in parse_listing(path.read_bytes()).items]
+    found = assign(papers, PHRASES)
+    for phrase in PHRASES:
+        query = parse_query(f'ti:"{phrase}" OR abs:"{phrase}"')
+        expected = {pid for pid, p in fakes.items() if query.matches(p)}
+        assert {p.id for p in found[phrase]} == expected, phrase
+    assert sum(len(v) for v in found.values()) > 1000

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -110,6 +110,18 @@ async def test_fetch_times_and_baselines(store: Store, clock: Clock) -> None:
     assert await store.baselined(CH, ["reward model", "other"]) == {"reward model"}
 
 
+async def test_a_channel_run_ends_with_seen_baseline_and_listing_day(store: Store) -> None:
+    other = Channel("discord", "9")
+    assert await store.listing_days([CH, other]) == {CH: None, other: None}
+    await store.finish(CH, ["2611.00001", "2611.00002v2"], ["Reward Model"], date(2026, 11, 24))
+    await store.finish(other, [], [], None)
+    assert await store.listing_days([CH, other]) == {CH: date(2026, 11, 24), other: None}
+    assert await store.unseen(CH, ["2611.00001", "2611.00002v2", "x"]) == {"x"}
+    assert await store.baselined(CH, ["reward models"]) == {"reward models"}
+    await store.set_listing_day(other, date(2026, 11, 25))
+    assert (await store.listing_days([other]))[other] == date(2026, 11, 25)
+
+
 async def test_redis_keys_carry_hash_tags_and_expire(
     redis_client: aioredis.Redis, clock: Clock
 ) -> None:
@@ -124,6 +136,8 @@ async def test_redis_keys_carry_hash_tags_and_expire(
     assert len(recent) == 2
     for key in recent:
         assert 29 * 86400 < await redis_client.ttl(key) <= 30 * 86400
+    await store.set_listing_day(CH, date(2026, 11, 24))
+    assert 0 < await redis_client.ttl("t:day:{slack:C1}") <= 30 * 86400
 
 
 async def test_a_lock_has_one_holder_until_released_or_expired(store: Store, clock: Clock) -> None:
