@@ -1,59 +1,15 @@
-"""Readable terminal output, for ad-hoc runs and `--dry-run`."""
+"""The console platform: prints each digest, for ad-hoc runs and `--dry-run`."""
 
 from __future__ import annotations
 
 import sys
-import textwrap
-import unicodedata
-from collections.abc import Sequence
 from typing import TextIO
 
-from bot.models import Digest, Paper
+from bot.models import Digest
 from bot.publishing import Delivered
+from bot.terminal import authors, format_digest, format_paper, safe
 
-ABSTRACT_CHARS = 300
-
-
-def safe(text: str) -> str:
-    """One line, with control characters (terminal escape sequences) removed."""
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch in "\t\n")
-    return " ".join(text.split())
-
-
-def authors(names: Sequence[str]) -> str:
-    shown = ", ".join(safe(n) for n in names[:3])
-    return shown + (" et al." if len(names) > 3 else "")
-
-
-def format_paper(paper: Paper, *, width: int = 88) -> str:
-    abstract = safe(paper.summary)
-    if len(abstract) > ABSTRACT_CHARS:
-        abstract = abstract[: ABSTRACT_CHARS - 1].rstrip() + "…"
-    meta = f"{authors(paper.authors)} · {safe(paper.primary_category)} · {paper.published.date()}"
-    lines = [f"• {safe(paper.title)}", f"  {meta}", f"  {paper.abs_url}"]
-    if paper.comment:
-        lines.append(f"  Comment: {safe(paper.comment)}")
-    lines += textwrap.wrap(abstract, width=width, initial_indent="  ", subsequent_indent="  ")
-    return "\n".join(lines)
-
-
-def format_digest(digest: Digest) -> str:
-    header = f"{digest.channel} · {digest.day} · {len(digest.items)} new paper(s)"
-    parts = [header, "=" * min(len(header), 88)]
-    for keyword, items in digest.by_keyword():
-        parts.append(f"\n## {safe(keyword)} ({len(items)})")
-        for item in items:
-            text = format_paper(item.paper)
-            if item.revised:
-                text = text.replace("• ", f"• New version v{item.paper.version}: ", 1)
-            if len(item.keywords) > 1:
-                text += "\n  Also matches: " + ", ".join(safe(k) for k in item.keywords[1:])
-            parts.append(text)
-    if digest.more:
-        parts.append(f"\n…and {digest.more} more new papers.")
-    if not digest.items:
-        parts.append("No new papers.")
-    return "\n".join(parts) + "\n"
+__all__ = ["ConsolePublisher", "authors", "format_digest", "format_paper", "safe"]
 
 
 class ConsolePublisher:

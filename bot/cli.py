@@ -1,7 +1,7 @@
-"""`papers-bot`: the composition root, the one place that knows the core and the adapters.
+"""`papers-bot`: parses the command line, loads the settings, hands over to `bot.jobs`.
 
-Platform adapters are imported only by the commands that post to them, so `--help`
-and the Markdown job never load slack-bolt or discord.py.
+Nothing heavy is imported before the arguments are parsed, so `--help` answers at once;
+platforms are plugins that `bot.jobs` loads only for the commands that use them.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot import __version__
-
-
-class CliError(Exception):
-    """A one-line reason to exit non-zero."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported once the arguments are parsed: `--help` answers without pydantic or asyncio.
     import asyncio
 
+    from bot.jobs import CliError, dispatch
     from bot.logs import configure as configure_logging
     from bot.settings import SettingsError, load_settings, secret_values
 
@@ -67,9 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(
             settings.log_level, settings.service.log_format, secrets=secret_values(settings)
         )
-        from bot import jobs
-
-        return asyncio.run(jobs.dispatch(args, settings))
+        return asyncio.run(dispatch(args, settings))
     except (SettingsError, CliError) as err:
         print(f"papers-bot: {err}", file=sys.stderr)
         return 2

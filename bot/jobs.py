@@ -1,6 +1,7 @@
-"""What each `papers-bot` command does, once settings are loaded.
+"""What each `papers-bot` command does, once settings are loaded: the composition root.
 
-With cli.py, the composition root: the only core module that imports adapters.
+It imports no adapter: platforms are plugins (`bot.platforms`), looked up by the names the
+subscriptions and settings use, and loaded only for the commands that need them.
 """
 
 from __future__ import annotations
@@ -15,22 +16,26 @@ from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from adapters.console import ConsolePublisher, format_paper
-from adapters.markdown import MarkdownPublisher
+from bot import platforms as plugins
 from bot.arxiv_source import ArxivError, ArxivSource
-from bot.cli import CliError
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, RunReport, all_subscriptions
 from bot.keywords import KeywordError, clean
-from bot.models import Channel
-from bot.publishing import Publisher
+from bot.models import Channel, Digest
+from bot.platforms import Platform
+from bot.publishing import Delivered, Publisher
 from bot.service import Server, Service
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.store import MemoryStore, Store, StoreUnavailable, open_store
+from bot.terminal import format_paper
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 TERMINAL = Channel("console", "terminal")
+
+
+class CliError(Exception):
+    """A one-line reason to exit non-zero."""
 
 
 def redacted(url: str) -> str:
@@ -64,18 +69,33 @@ async def connect_store(settings: Settings) -> Store:
     return store
 
 
-CHAT_PLATFORMS = frozenset({"slack", "discord"})
-
-
-def _refuse_memory_for_chat(settings: Settings, platforms: Collection[str]) -> None:
-    """Chat channels need a store that outlives the process: with `memory://` every run
-    would post the same papers again."""
-    chat = sorted(CHAT_PLATFORMS.intersection(platforms))
-    if settings.redis_url.startswith("memory://") and chat:
+def _refuse_memory_for_stateful(settings: Settings, loaded: Mapping[str, Platform]) -> None:
+    """Channels that keep state need a store that outlives the process: with `memory://`
+    every run would post the same papers again."""
+    stateful = sorted(name for name, platform in loaded.items() if platform.keeps_state)
+    if settings.redis_url.startswith("memory://") and stateful:
         raise CliError(
             f'redis_url = "memory://" remembers nothing, so every run would post the same '
-            f"papers to {' and '.join(chat)} again: set redis_url to a Redis server"
+            f"papers to {' and '.join(stateful)} again: set redis_url to a Redis server"
         )
+
+
+def load_platforms(names: Collection[str]) -> dict[str, Platform]:
+    """The named platforms; a name no installed plugin has is a CliError."""
+    try:
+        return plugins.load(names)
+    except SettingsError as err:
+        raise CliError(str(err)) from None
+
+
+def installed_platforms(names: Collection[str]) -> dict[str, Platform]:
+    """The named platforms that are installed; the others are logged (their channels, from
+    chat, fail with "no … output is configured" until the plugin is back)."""
+    available = plugins.installed()
+    missing = sorted(set(names) - set(available))
+    if missing:
+        log.warning("platforms_missing names=%s: no installed plugin has them", missing)
+    return load_platforms([n for n in names if n in available])
 
 
 async def store_or_memory(settings: Settings) -> Store:
@@ -86,22 +106,32 @@ async def store_or_memory(settings: Settings) -> Store:
         return _memory_store(settings)
 
 
-def publishers(settings: Settings, platforms: set[str], *, dry_run: bool) -> dict[str, Publisher]:
+class _Preview:
+    """The console's output standing in for another platform (`--dry-run`)."""
+
+    needs_recent = False
+
+    def __init__(self, platform: str, console: Publisher) -> None:
+        self.platform = platform
+        self._console = console
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        await self._console.publish(digest, delivered)
+
+
+def publishers(
+    settings: Settings, loaded: Mapping[str, Platform], *, dry_run: bool
+) -> dict[str, Publisher]:
+    """An output for every loaded platform that its settings enable (a channel of one that
+    isn't gets "no … output is configured"); with `dry_run`, the console for all of them."""
     if dry_run:
-        return {p: ConsolePublisher(platform=p) for p in platforms}
-    made: dict[str, Publisher] = {
-        "console": ConsolePublisher(),
-        "markdown": MarkdownPublisher(kept=settings.arxiv.max_results),
+        console = load_platforms(["console"])["console"].publisher(settings)
+        return {name: _Preview(name, console) for name in loaded}
+    return {
+        name: platform.publisher(settings)
+        for name, platform in loaded.items()
+        if platform.configured(settings)
     }
-    if "slack" in platforms and settings.slack.bot_token is not None:
-        from adapters.slack_app import publisher_from_settings as slack_publisher
-
-        made["slack"] = slack_publisher(settings)
-    if "discord" in platforms and settings.discord.token is not None:
-        from adapters.discord_app import publisher_from_settings as discord_publisher
-
-        made["discord"] = discord_publisher(settings)
-    return made
 
 
 def _progress(done: int, total: int) -> None:
@@ -149,10 +179,11 @@ async def digest(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(str(err)) from None
         store: Store = _memory_store(settings)
         channels: Mapping[Channel, list[str]] = {TERMINAL: keywords}
-        outputs: dict[str, Publisher] = {"console": ConsolePublisher()}
+        outputs = publishers(settings, load_platforms(["console"]), dry_run=False)
     else:
+        from_file = load_platforms({sub.platform for sub in settings.subscriptions})
         if not args.dry_run:
-            _refuse_memory_for_chat(settings, {sub.platform for sub in settings.subscriptions})
+            _refuse_memory_for_stateful(settings, from_file)
         store = await (store_or_memory(settings) if args.dry_run else connect_store(settings))
         channels = await all_subscriptions(settings, store)
         if not channels:
@@ -163,7 +194,8 @@ async def digest(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 0
-        outputs = publishers(settings, {c.platform for c in channels}, dry_run=args.dry_run)
+        loaded = installed_platforms({c.platform for c in channels})
+        outputs = publishers(settings, loaded, dry_run=args.dry_run)
     source = ArxivSource(settings.arxiv, shared=store)  # with `run`'s replicas, if any
     runner = DigestRunner(settings, store, source, outputs, progress=progress)
     try:
@@ -190,12 +222,14 @@ async def recent(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def markdown(args: argparse.Namespace, settings: Settings) -> int:
+    """The file keeps its own state (each keyword's latest papers), so without a Redis this
+    works from memory, as the seed project's daily job does."""
     try:
         keywords = [clean(k) for k in args.keyword]
     except KeywordError as err:
         raise CliError(str(err)) from None
-    store = await connect_store(settings)
-    outputs: dict[str, Publisher] = {"markdown": MarkdownPublisher(kept=settings.arxiv.max_results)}
+    store = await store_or_memory(settings)
+    outputs = publishers(settings, load_platforms(["markdown"]), dry_run=False)
     progress = _progress if sys.stdout.isatty() else None
     runner = DigestRunner(settings, store, ArxivSource(settings.arxiv), outputs, progress=progress)
     channel = Channel("markdown", str(args.output))
@@ -208,6 +242,12 @@ async def markdown(args: argparse.Namespace, settings: Settings) -> int:
 async def check(args: argparse.Namespace, settings: Settings) -> int:
     problems = 0
     print(f"settings: ok ({len(settings.subscriptions)} subscription(s) in the file)")
+    found = plugins.installed()
+    print("platforms: " + ", ".join(f"{n} ({i.source})" for n, i in found.items()))
+    missing = {sub.platform for sub in settings.subscriptions} - set(found)
+    if missing:
+        print(f"platforms: FAILED: subscriptions name {', '.join(sorted(missing))}, not installed")
+        problems += 1
     try:
         store = await connect_store(settings)
     except CliError as err:
@@ -229,93 +269,50 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     except ArxivError as err:
         print(f"arxiv listing: FAILED: {err}")
         problems += 1
-    problems += await _check_slack(settings)
-    problems += await _check_discord(settings)
+    for name, platform in load_platforms(found).items():
+        if platform.check is None:
+            continue
+        try:
+            for line in await platform.check(settings):
+                print(f"{name}: {line}")
+        except Exception as err:
+            print(f"{name}: FAILED: {err}")
+            problems += 1
     return 1 if problems else 0
 
 
-async def _check_slack(settings: Settings) -> int:
-    if settings.slack.bot_token is None:
-        print("slack: not configured")
-        return 0
-    from adapters.slack_app import verify
-
-    try:
-        print(f"slack: ok ({settings.slack.mode} mode, {await verify(settings)})")
-    except Exception as err:
-        print(f"slack: FAILED: {err}")
-        return 1
-    return 0
-
-
-async def _check_discord(settings: Settings) -> int:
-    if settings.discord.token is None:
-        if settings.discord.application_id is not None:
-            from adapters.discord_app import invite_url
-
-            print(f"discord invite: {invite_url(settings.discord.application_id)}")
-        print("discord: not configured")
-        return 0
-    from adapters.discord_app import identify
-
-    try:
-        bot = await identify(settings)
-    except Exception as err:
-        print(f"discord: FAILED: {err}")
-        return 1
-    print(f"discord: ok (logged in as {bot.name})")
-    print(f"discord invite: {bot.invite_url}")
-    return 0
-
-
 def chat_servers(settings: Settings, store: Store, commands: Commands) -> dict[str, Server]:
-    """The chat adapters whose settings are present; a half-configured one is an error."""
-    slack, discord = settings.slack, settings.discord
+    """The command servers of the installed platforms that the settings enable; a
+    half-configured one is an error."""
     servers: dict[str, Server] = {}
-    if slack.bot_token is not None:
-        needed = "app_token" if slack.mode == "socket" else "signing_secret"
-        if getattr(slack, needed) is None:
-            raise CliError(
-                f"slack.bot_token is set but slack.{needed} is missing "
-                f"(needed in {slack.mode} mode)"
-            )
-        from adapters.slack_app import serve as serve_slack
-        from adapters.slack_app import signature_claims
-
-        first_use = signature_claims(store)
-        servers["slack"] = lambda: serve_slack(settings, commands, first_use=first_use)
-    elif slack.app_token is not None or slack.signing_secret is not None:
-        raise CliError("slack.bot_token is missing (the other Slack settings are set)")
-    if discord.token is not None:
-        from adapters.discord_app import interaction_claims
-        from adapters.discord_app import serve as serve_discord
-
-        claim = interaction_claims(store)
-        servers["discord"] = lambda: serve_discord(settings, commands, claim=claim)
+    for name, platform in load_platforms(plugins.installed()).items():
+        if platform.serve is not None and platform.configured(settings):
+            try:
+                servers[name] = platform.serve(settings, store, commands)
+            except SettingsError as err:
+                raise CliError(str(err)) from None
     return servers
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    platforms: set[str] = {sub.platform for sub in settings.subscriptions}
-    if settings.slack.bot_token is not None:
-        platforms.add("slack")
-    if settings.discord.token is not None:
-        platforms.add("discord")
-    _refuse_memory_for_chat(settings, platforms)
+    every = load_platforms(plugins.installed())
+    enabled = {n: p for n, p in every.items() if p.serve is not None and p.configured(settings)}
+    from_file = load_platforms({sub.platform for sub in settings.subscriptions})
+    _refuse_memory_for_stateful(settings, {**from_file, **enabled})
     store = await connect_store(settings)
     source = ArxivSource(settings.arxiv, shared=store)  # replicas share arXiv's interval
     commands = Commands(settings, store, source)
     try:
         servers = chat_servers(settings, store, commands)
-    except CliError:
+        outputs = publishers(settings, {**every}, dry_run=False)
+    except (CliError, SettingsError):
         await store.close()
         raise
     if not servers:
         log.warning(
-            "no Slack or Discord settings: only the schedule runs "
-            "(Markdown and console subscriptions)"
+            "no chat platform is configured: only the schedule runs "
+            "(the settings file's subscriptions)"
         )
-    outputs = publishers(settings, {"slack", "discord"}, dry_run=False)
     runner = DigestRunner(settings, store, source, outputs)
     service = Service(settings, store, runner, servers)
     stop = asyncio.Event()

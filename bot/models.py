@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 _VERSION_SUFFIX = re.compile(r"v(\d+)$")
 
@@ -99,9 +101,21 @@ class Channel:
 
     @property
     def key(self) -> str:
+        """`platform:id`, what Redis keys name. An id that is a URL (an incoming webhook,
+        whose URL is its secret) is replaced by a digest of it."""
+        if self.is_secret:
+            return f"{self.platform}:{hashlib.sha256(self.id.encode()).hexdigest()[:20]}"
         return f"{self.platform}:{self.id}"
 
+    @property
+    def is_secret(self) -> bool:
+        return "://" in self.id
+
     def __str__(self) -> str:
+        """What logs and messages show: a URL's host and the end of its digest only."""
+        if self.is_secret:
+            host = urlsplit(self.id).hostname or "?"
+            return f"{self.platform}:{host}/…{self.key[-6:]}"
         return self.key
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -127,11 +127,20 @@ class ServiceSettings(_Section):
     shutdown_grace: float = Field(10.0, ge=0)
 
 
-Platform = Literal["markdown", "slack", "discord", "console"]
+class WebhookSettings(_Section):
+    """Incoming webhooks that take Slack-compatible JSON (Mattermost, Rocket.Chat, Zulip's
+    Slack-compatible integration, Discord's `/slack` endpoint)."""
+
+    max_chars: int = Field(2000, ge=500, le=40000)
+    interval: float = Field(1.0, ge=0)
+    timeout: float = Field(10.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
 
 
 class SubscriptionSettings(_Section):
-    platform: Platform
+    platform: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    """The name a platform plugin registered (`slack`, `discord`, `markdown`, `console`,
+    `webhook`, or a third-party one); checked against the installed platforms at start-up."""
     channel: str = Field(min_length=1)
     keywords: list[str] = Field(min_length=1)
     revisions: bool = False
@@ -165,6 +174,9 @@ class Settings(BaseSettings):
     commands: CommandSettings = CommandSettings()
     slack: SlackSettings = SlackSettings()
     discord: DiscordSettings = DiscordSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    plugins: dict[str, dict[str, Any]] = {}
+    """`[plugins.NAME]`: settings of a third-party platform, handed to it as they are."""
     schedule: ScheduleSettings = ScheduleSettings()
     service: ServiceSettings = ServiceSettings()
     subscriptions: list[SubscriptionSettings] = []
@@ -235,4 +247,6 @@ def secret_values(settings: Settings) -> list[str]:
     ]
     found = [s.get_secret_value() for s in secrets if s is not None]
     password = urlsplit(settings.redis_url).password
-    return [*found, *([password] if password else [])]
+    # A channel that is a URL (an incoming webhook) is a secret too.
+    hooks = [sub.channel for sub in settings.subscriptions if "://" in sub.channel]
+    return [*found, *([password] if password else []), *hooks]

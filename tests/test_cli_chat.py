@@ -92,7 +92,7 @@ async def test_check_verifies_both_tokens_without_printing_them(
     assert await run_cli("check") == 0
     out, err = capfd.readouterr()
     assert "slack: ok (socket mode" in out
-    assert "discord: ok (logged in as" in out and "discord invite: https://" in out
+    assert "discord: ok (logged in as" in out and "discord: invite https://" in out
     for secret in (slack.bot_token, slack.app_token, TOKEN):
         assert secret not in out + err
 

@@ -69,7 +69,7 @@ def test_secret_tokens_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
             '[[subscriptions]]\nplatform = "markdown"\nchannel = "R.md"\nkeywords = ["a OR b"]\n',
             "invalid setting subscriptions.0.keywords",
         ),
-        ('[[subscriptions]]\nplatform = "irc"\nchannel = "x"\nkeywords = ["a"]\n', "platform"),
+        ('[[subscriptions]]\nplatform = "IRC chat"\nchannel = "x"\nkeywords = ["a"]\n', "platform"),
         ("[arxiv\n", "not valid TOML"),
         (
             '[arxiv]\ncategories = ["cs.cl"]\n',

@@ -1,0 +1,173 @@
+"""The webhook platform: digests posted to an incoming webhook as Slack-compatible JSON.
+
+`platform = "webhook"`, `channel` = the webhook's URL. Each message is `{"text": ...}`
+with Markdown links (`[title](url)`), which Mattermost, Rocket.Chat, Zulip's
+Slack-compatible integration and Discord's `/slack` endpoint all accept; at most
+`[webhook] max_chars` characters a message (2000 by default, Discord's limit). A webhook
+can't receive commands: its channels follow the keywords of the settings file.
+
+Text from arXiv is escaped for Markdown, mentions are broken (`@\u200beveryone`) and bare
+URLs are not linked, so a paper can't ping anyone or forge a link. The URL is a secret: it
+is shown only as its host and a digest (`bot.models.Channel`). Posts to one URL are paced
+`[webhook] interval` apart; a 429 is waited out (Retry-After) up to `max_retries` times;
+any other refusal, a 5xx or no answer fails the channel for this run, and its papers come
+with the next one (nothing is marked seen before its message was accepted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+
+import aiohttp
+
+from bot.models import Channel, Digest, DigestItem
+from bot.publishing import Delivered, DeliveryError
+from bot.settings import WebhookSettings
+from bot.terminal import authors, safe
+
+log = logging.getLogger(__name__)
+
+_MARKDOWN = re.compile(r"([\\`*_~\[\]()<>|#!])")
+ZERO_WIDTH = "\u200b"
+
+
+def escape(text: str) -> str:
+    """One line of arXiv text that renders as itself: Markdown escaped, mentions and bare
+    links broken."""
+    text = _MARKDOWN.sub(r"\\\1", safe(text))
+    return text.replace("@", "@" + ZERO_WIDTH).replace("://", ":" + ZERO_WIDTH + "//")
+
+
+def render_item(item: DigestItem) -> str:
+    paper = item.paper
+    title = escape(paper.title)
+    if item.revised:
+        title = f"New version v{paper.version}: {title}"
+    meta = " · ".join(
+        [
+            escape(authors(paper.authors)),
+            escape(paper.primary_category),
+            paper.published.date().isoformat(),
+            f"[PDF]({paper.pdf_url})",
+        ]
+    )
+    lines = [f"• **[{title}]({paper.abs_url})**", f"  {meta}"]
+    if len(item.keywords) > 1:
+        lines.append("  Also matches: " + ", ".join(escape(k) for k in item.keywords[1:]))
+    return "\n".join(lines)
+
+
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def messages(digest: Digest, max_chars: int) -> list[tuple[str, list[str]]]:
+    """The digest as messages of at most `max_chars`, each with the ids of its papers."""
+    keywords = ", ".join(escape(k) for k in digest.keywords)
+    if not digest.items:
+        return [(_fit(f"No new papers today for {keywords}.", max_chars), [])]
+    header = f"**New on arXiv · {digest.day:%a %-d %b %Y}** · {len(digest.items)} paper(s)"
+    out: list[tuple[str, list[str]]] = []
+    text = header
+    ids: list[str] = []
+    for keyword, items in digest.by_keyword():
+        heading = f"\n\n__{escape(keyword)}__"
+        for n, item in enumerate(items):
+            block = (heading if n == 0 else "") + "\n" + render_item(item)
+            if ids and len(text) + len(block) > max_chars:
+                out.append((text, ids))
+                text, ids = f"__{escape(keyword)}__ (continued)", []
+                block = "\n" + render_item(item)
+            text = _fit(text + block, max_chars)
+            ids.append(item.paper.id)
+    if digest.more:
+        more = f"\n\n…and {digest.more} more new papers."
+        if len(text) + len(more) > max_chars:
+            out.append((text, ids))
+            text, ids = more.strip(), []
+        else:
+            text += more
+    out.append((text, ids))
+    return out
+
+
+class WebhookPublisher:
+    platform = "webhook"
+    needs_recent = False
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self._cfg = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._last_post: dict[str, float] = {}  # URL -> time.monotonic() of its last post
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        for text, ids in messages(digest, self._cfg.max_chars):
+            await self._post(digest.channel, text)
+            await delivered(ids)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _post(self, channel: Channel, text: str) -> None:
+        lock = self._locks.setdefault(channel.id, asyncio.Lock())
+        async with lock:
+            for attempt in range(self._cfg.max_retries + 1):
+                await self._pace(channel.id)
+                status, retry_after = await self._send(channel, text)
+                if 200 <= status < 300:
+                    return
+                if status == 429 and attempt < self._cfg.max_retries:
+                    log.warning("webhook_rate_limited channel=%s wait=%.1fs", channel, retry_after)
+                    await asyncio.sleep(retry_after)
+                    continue
+                raise DeliveryError(channel, _refusal(status))
+
+    async def _pace(self, url: str) -> None:
+        wait = self._last_post.get(url, float("-inf")) + self._cfg.interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_post[url] = time.monotonic()
+
+    async def _send(self, channel: Channel, text: str) -> tuple[int, float]:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self._cfg.timeout)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        try:
+            async with self._session.post(channel.id, json={"text": text}) as response:
+                body = await response.read()
+                return response.status, _retry_after(response.headers, body)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            # The URL is the secret: only the kind of failure is said.
+            raise DeliveryError(
+                channel, f"cannot reach the webhook: {type(err).__name__}"
+            ) from None
+
+
+def _retry_after(headers: Mapping[str, str], body: bytes) -> float:
+    """Seconds to wait after a 429: Retry-After, or Discord's JSON `retry_after`; else 1."""
+    value = headers.get("Retry-After")
+    try:
+        if value is not None:
+            return max(0.0, float(value))
+        data = json.loads(body) if body else {}
+        return max(0.0, float(data.get("retry_after", 1.0)))
+    except (ValueError, TypeError, AttributeError):
+        return 1.0
+
+
+def _refusal(status: int) -> str:
+    if status == 429:
+        return "rate limited by the webhook (429), retries exhausted"
+    if status >= 500:
+        return f"the webhook's server failed (HTTP {status}); the papers come next run"
+    if status in (401, 403, 404, 410):
+        return f"the webhook refused the URL (HTTP {status}): check the subscription's channel"
+    return f"the webhook refused the message (HTTP {status})"

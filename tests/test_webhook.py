@@ -1,0 +1,189 @@
+"""The webhook platform end to end: the real `DigestRunner`, `WebhookPublisher` (aiohttp),
+Redis and the fake arXiv, posting to a fake incoming webhook on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.webhook import ZERO_WIDTH, WebhookPublisher, escape, messages
+from bot.arxiv_source import ArxivSource
+from bot.cli import main
+from bot.digest import DigestRunner, RunReport
+from bot.models import Channel, Digest, DigestItem
+from bot.settings import Settings
+from bot.store import RedisStore
+from tests.conftest import RedisServer
+from tests.factories import paper
+from tests.fakes.arxiv_server import FakeArxiv, make_paper
+from tests.fakes.webhook_server import FakeWebhook
+
+NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
+SECRET = "T0KEN-in-the-path-9f3a"
+
+
+@pytest.fixture
+def arxiv() -> Iterator[FakeArxiv]:
+    papers = [make_paper(n, title=f"A reward model study {n}") for n in range(1, 26)]
+    papers.append(make_paper(90, title="Unrelated optics"))
+    with FakeArxiv(papers) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[FakeWebhook]:
+    async with FakeWebhook() as fake:
+        yield fake
+
+
+def settings_for(arxiv: FakeArxiv, **webhook: float) -> Settings:
+    return Settings.model_validate(
+        {
+            "arxiv": {"api_url": arxiv.url, "rss_url": arxiv.rss_url, "request_interval": 0},
+            "digest": {"first_run_papers": 100},
+            "webhook": {"interval": 0.02, **webhook},
+        }
+    )
+
+
+async def digest(
+    settings: Settings, store: RedisStore, channels: dict[Channel, list[str]]
+) -> RunReport:
+    output = WebhookPublisher(settings.webhook)
+    runner = DigestRunner(
+        settings, store, ArxivSource(settings.arxiv), {"webhook": output}, clock=lambda: NOW
+    )
+    try:
+        return await runner.run(channels)
+    finally:
+        await output.aclose()
+
+
+def linked_ids(texts: list[str]) -> list[str]:
+    return re.findall(r"\]\(https://arxiv\.org/abs/([\d.]+)\)", "\n".join(texts))
+
+
+async def test_each_paper_once_and_a_second_digest_posts_nothing(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    settings = settings_for(arxiv, max_chars=1000, interval=0.05)
+    team = Channel("webhook", hook.url(SECRET))
+    report = await digest(settings, redis_store, {team: ["reward model"]})
+    assert report.ok and report.delivered == 25
+    texts = hook.texts(SECRET)
+    assert len(texts) > 1 and all(len(t) <= 1000 for t in texts)  # split within the limit
+    assert sorted(linked_ids(texts)) == sorted(f"2611.{n:05d}" for n in range(1, 26))
+    assert texts[0].startswith("**New on arXiv · Wed 4 Nov 2026** · 25 paper(s)")
+    # Paced per URL, start to start: the span of the arrivals holds every interval (an
+    # arrival can be late on a busy machine, which can only shorten the span by the first's).
+    span = hook.accepted[-1].at - hook.accepted[0].at
+    assert span >= (len(texts) - 1) * 0.05 - 0.03
+
+    again = await digest(settings, redis_store, {team: ["reward model"]})
+    assert again.ok and again.delivered == 0 and len(hook.texts(SECRET)) == len(texts)
+
+
+async def test_a_429_is_waited_out_and_loses_nothing(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    settings = settings_for(arxiv)
+    team = Channel("webhook", hook.url("team"))
+    hook.fail_next(429, headers={"Retry-After": "0.05"})
+    hook.fail_next(429, body={"retry_after": 0.05})  # Discord's way of saying it
+    report = await digest(settings, redis_store, {team: ["reward model"]})
+    assert report.ok and hook.requests == len(hook.texts("team")) + 2
+    assert sorted(linked_ids(hook.texts("team"))) == sorted(f"2611.{n:05d}" for n in range(1, 26))
+
+
+async def test_a_5xx_fails_the_channel_until_next_run_and_doubles_nothing(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(arxiv, max_chars=600)
+    team, other = Channel("webhook", hook.url(SECRET)), Channel("webhook", hook.url("other"))
+    hook.fail_next(503)
+    report = await digest(settings, redis_store, {team: ["reward model"], other: ["optics"]})
+    failed = [c for c in report.channels if c.error]
+    assert len(failed) == 1 and "HTTP 503" in (failed[0].error or "")
+    posted_first = linked_ids(hook.texts(SECRET)) + linked_ids(hook.texts("other"))
+    report = await digest(settings, redis_store, {team: ["reward model"], other: ["optics"]})
+    assert report.ok
+    everything = linked_ids(hook.texts(SECRET)) + linked_ids(hook.texts("other"))
+    assert len(everything) == len(set(everything)) == 26
+    assert len(posted_first) < 26
+    assert SECRET not in caplog.text  # the URL is never logged in full
+    assert "127.0.0.1/…" in caplog.text
+
+
+async def test_a_refused_url_is_said_without_the_url(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    team = Channel("webhook", hook.url(SECRET))
+    hook.fail_next(404)
+    report = await digest(settings_for(arxiv), redis_store, {team: ["reward model"]})
+    (outcome,) = report.channels
+    assert outcome.error is not None and "HTTP 404" in outcome.error and outcome.delivered == 0
+    assert SECRET not in caplog.text and SECRET not in outcome.error
+
+
+def test_titles_cannot_mention_anyone_or_forge_a_link() -> None:
+    hostile = paper(
+        1,
+        title="@everyone <!channel> [click](https://evil.example) **bold** `code` @here",
+        authors=("<@U123>", "Ada"),
+    )
+    item = DigestItem(hostile, ("reward model",))
+    digest_ = Digest(Channel("webhook", "https://x.example/h"), NOW.date(), ("@channel",), [item])
+    ((text, ids),) = messages(digest_, 2000)
+    assert ids == [hostile.id]
+    assert "@everyone" not in text and "@here" not in text and "@channel" not in text
+    assert f"@{ZERO_WIDTH}everyone" in text
+    assert "<!channel>" not in text and "<@U123>" not in text
+    assert "](https://evil" not in text and "https://evil" not in text
+    # the only links are the paper's own
+    assert re.findall(r"\]\((\S+?)\)", text) == [hostile.abs_url, hostile.pdf_url]
+    assert escape("a|b#c") == "a\\|b\\#c"
+
+
+def test_a_quiet_day_and_the_cap_are_said() -> None:
+    channel = Channel("webhook", "https://x.example/h")
+    ((quiet, none),) = messages(Digest(channel, NOW.date(), ("reward model",)), 2000)
+    assert quiet == "No new papers today for reward model." and none == []
+    items = [DigestItem(paper(n), ("reward model",)) for n in range(1, 4)]
+    texts = [t for t, _ in messages(Digest(channel, NOW.date(), ("x",), items, more=7), 2000)]
+    assert texts[-1].endswith("…and 7 more new papers.")
+
+
+async def test_papers_bot_digest_posts_to_a_webhook_from_the_settings_file(
+    arxiv: FakeArxiv,
+    hook: FakeWebhook,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        f'redis_url = "{redis_url}"\n'
+        f'[arxiv]\napi_url = "{arxiv.url}"\nrss_url = "{arxiv.rss_url}"\n'
+        "request_interval = 0\n[webhook]\ninterval = 0\n[digest]\nfirst_run_papers = 100\n"
+        f'[[subscriptions]]\nplatform = "webhook"\nchannel = "{hook.url(SECRET)}"\n'
+        'keywords = ["reward model"]\n'
+    )
+    # main() runs its own event loop: run it in a thread so this test's loop serves the hook.
+    code = await asyncio.to_thread(main, ["--config", str(config), "digest"])
+    assert code == 0
+    assert len(linked_ids(hook.texts(SECRET))) == 25
+    assert await asyncio.to_thread(main, ["--config", str(config), "digest"]) == 0
+    assert len(linked_ids(hook.texts(SECRET))) == 25  # nothing twice
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer, redis_store: RedisStore) -> str:
+    return redis_server.url  # emptied by redis_store
