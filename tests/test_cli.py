@@ -112,6 +112,16 @@ def test_markdown_command_writes_the_seed_format(
     assert text.startswith("# Daily Papers\n") and "## reward model\n" in text
 
 
+def test_markdown_needs_no_redis_the_file_keeps_its_own_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # PAPERS_BOT_REDIS_URL names a port nothing listens on (see `env`).
+    assert main(["markdown", "-k", "reward model", "-o", "papers.md"]) == 0
+    text = (tmp_path / "papers.md").read_text()
+    assert "Reward model number 3" in text and "Reward model number 1" in text
+    assert "using an in-memory store" in capsys.readouterr().err
+
+
 def test_recent_prints_the_latest(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
