@@ -3,6 +3,11 @@
 A thin layer over the core: the command handler turns a slash command into a
 `CommandContext` and renders the core's `Reply`; `SlackPublisher` posts a rendered digest.
 Tokens are `SecretStr` and are unwrapped only where they are handed to the library.
+
+Slack has no idempotency key, so every digest message carries its own in its `metadata`
+(derived from the channel and the day, or from the papers it carries). When the answer to a
+post is lost, the publisher looks the key up in the channel before sending again, and a run
+that finds the day's top message already posted continues its thread.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 import aiohttp
@@ -30,14 +37,23 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from adapters.slack_render import SlackMessage, render_digest, render_reply, unescape
+from adapters.slack_render import (
+    SlackMessage,
+    render_reply,
+    thread_messages,
+    top_message,
+    unescape,
+)
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
-from bot.publishing import Delivered, DeliveryError
+from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import Settings, SettingsError, SlackSettings
 from bot.store import Store
 
@@ -55,6 +71,15 @@ HTTP_TIMEOUT = 30
 """Seconds a Web API call may take (slack_sdk's default, made explicit)."""
 REPLAY_WINDOW = 6 * 60.0
 """Seconds a request signature is remembered: Slack's 5-minute timestamp window plus skew."""
+EVENT_TYPE = "papers_bot_message"
+"""The `metadata.event_type` of every digest message; its `event_payload` holds the key."""
+LOOKBACK = 24 * 3600.0
+"""Seconds of a channel's history searched for the day's top message."""
+LOOKUP_PAGE = 100
+LOOKUP_PAGES = 3
+"""At most this many pages of history (or of a thread) are read for one lookup."""
+SENDS = 2
+"""Tries of one message whose connection dropped and which Slack does not show."""
 
 DENIED = "only the people listed in the bot's settings may. Ask whoever runs the bot."
 WORKING = "Searching arXiv…"
@@ -77,8 +102,31 @@ def _secret(value: SecretStr | None, name: str) -> str:
     return value.get_secret_value()
 
 
+class ConnectionRetry(AsyncConnectionErrorRetryHandler):
+    """Calls again once when the connection failed, like slack_sdk's handler, except a
+    `chat.postMessage` that may have reached Slack: sent again blindly, it could post the
+    message twice (`SlackPublisher` looks it up first). One that could not even connect is
+    sent again."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        posting = request.url.endswith("/chat.postMessage")
+        if posting and not isinstance(error, aiohttp.ClientConnectorError):
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
 def web_client(cfg: SlackSettings, *, timeout: int | None = None) -> AsyncWebClient:
-    """A Web API client with the bot token that waits out 429s (honouring Retry-After)."""
+    """A Web API client with the bot token that waits out 429s (honouring Retry-After), a 429
+    being a call Slack did not take."""
     options: dict[str, Any] = {}
     if cfg.api_url:
         options["base_url"] = cfg.api_url.rstrip("/") + "/"
@@ -86,7 +134,7 @@ def web_client(cfg: SlackSettings, *, timeout: int | None = None) -> AsyncWebCli
         token=_secret(cfg.bot_token, "bot_token"),
         timeout=HTTP_TIMEOUT if timeout is None else timeout,
         retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
+            ConnectionRetry(),
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
         ],
         **options,
@@ -118,8 +166,53 @@ class ChannelPacer:
                 self._next[channel] = self._clock() + self._interval
 
 
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """A digest message with its key and the papers (`2611.00001v1`) it carries."""
+
+    message: SlackMessage
+    key: str
+    papers: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, Any]:
+        payload = {"key": self.key}
+        if self.papers:
+            payload["papers"] = " ".join(self.papers)
+        return {"event_type": EVENT_TYPE, "event_payload": payload}
+
+
+def top_key(digest: Digest) -> str:
+    """The key of a digest's top message: one per channel and day, so that a run repeated on
+    the same day finds the day's top message and continues its thread."""
+    kind = "top" if digest.items else "quiet"
+    return message_key(digest.channel, (), f"{kind} {digest.day.isoformat()}")
+
+
+def keyed_thread(digest: Digest) -> list[Keyed]:
+    """The thread messages, each keyed by its papers (as Discord's nonce)."""
+    versions = {item.paper.id: item.paper.version_key for item in digest.items}
+    return [
+        Keyed(m, message_key(digest.channel, m.paper_ids), tuple(versions[i] for i in m.paper_ids))
+        for m in thread_messages(digest)
+    ]
+
+
+class AnswerLost(Exception):
+    """Slack may have created the message but its answer never came: the connection dropped,
+    the call timed out, or Slack failed (5xx) after taking it."""
+
+    def __init__(self, reason: str, *, resend: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.resend = resend
+        """A dropped connection may never have carried the post: send it again if Slack
+        does not show it. A timeout or a 5xx may still be creating it: do not."""
+
+
 class SlackPublisher:
-    """Posts a digest as a top message and its papers in the thread below it."""
+    """Posts a digest as a top message and its papers in the thread below it, each message
+    once: a message whose answer was lost is looked up by its key before it is sent again,
+    and a run that finds the day's top message posts the papers not yet in its thread."""
 
     platform = PLATFORM
     needs_recent = False
@@ -130,6 +223,8 @@ class SlackPublisher:
         self._session: aiohttp.ClientSession | None = None
         """The session this publisher opened (and so closes)."""
         self._publishing = 0
+        self._unreadable: tuple[date, set[str]] = (date.min, set())
+        """The digest day, and why Slack refused lookups that day (warned once each)."""
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -142,18 +237,40 @@ class SlackPublisher:
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
         """An empty digest (the runner sends one only to a channel that asked for quiet
         days) is its top message alone: "No new papers today for …"."""
-        top, *thread = render_digest(digest)
+        top = Keyed(top_message(digest), top_key(digest))
         async with self._sharing_session():
-            thread_ts = await self._post(digest.channel, top)
+            thread_ts = await self._find(digest, top.key)
+            posted_top = thread_ts is None
+            if thread_ts is None:
+                thread_ts = await self._post(digest, top)
+            elif digest.items:
+                log.info("slack_thread_continued channel=%s ts=%s", digest.channel, thread_ts)
+                digest = await self._without_posted(digest, thread_ts, delivered)
+            thread = keyed_thread(digest)
             for message in thread:
-                await self._post(digest.channel, message, thread_ts=thread_ts)
-                await delivered(message.paper_ids)
+                await self._post(digest, message, thread_ts)
+                await delivered(message.message.paper_ids)
         log.info(
             "slack_digest_posted channel=%s papers=%d messages=%d",
             digest.channel,
             len(digest.items),
-            1 + len(thread),
+            posted_top + len(thread),
         )
+
+    async def _without_posted(self, digest: Digest, thread_ts: str, delivered: Delivered) -> Digest:
+        """The digest without the papers its thread holds already (an earlier run posted
+        them but did not learn it, or was stopped before recording them): those count as
+        delivered."""
+        there = {
+            version
+            for message in await self._ours(digest, thread_ts)
+            for version in str(_payload(message).get("papers") or "").split()
+        }
+        posted = [item.paper.id for item in digest.items if item.paper.version_key in there]
+        if posted:
+            log.info("slack_papers_found channel=%s papers=%d", digest.channel, len(posted))
+            await delivered(posted)
+        return replace(digest, items=[i for i in digest.items if i.paper.version_key not in there])
 
     @contextlib.asynccontextmanager
     async def _sharing_session(self) -> AsyncIterator[None]:
@@ -173,42 +290,177 @@ class SlackPublisher:
             if not self._publishing:
                 await self.aclose()
 
-    async def _post(
-        self, channel: Channel, message: SlackMessage, *, thread_ts: str | None = None
-    ) -> str:
+    # posting -----------------------------------------------------------------------------
+
+    async def _post(self, digest: Digest, out: Keyed, thread_ts: str | None = None) -> str:
+        """The ts of `out`, posted once. When the answer is lost, Slack is asked whether the
+        message is there; if not, a dropped connection is tried again (up to SENDS tries),
+        a timeout or a 5xx fails the channel for this run (the next run looks again)."""
+        reason = ""
+        for attempt in range(1, SENDS + 1):
+            try:
+                return await self._post_or_text(digest.channel, out, thread_ts)
+            except AnswerLost as lost:
+                reason = lost.reason
+                found = await self._find(digest, out.key, thread_ts)
+                if found is not None:
+                    log.warning(
+                        "slack_answer_lost channel=%s error=%r: the message is there (ts=%s)",
+                        digest.channel,
+                        reason,
+                        found,
+                    )
+                    return found
+                if not lost.resend or attempt == SENDS:
+                    break
+                log.warning(
+                    "slack_answer_lost channel=%s error=%r: not found, sending it again",
+                    digest.channel,
+                    reason,
+                )
+        raise DeliveryError(digest.channel, reason)
+
+    async def _post_or_text(self, channel: Channel, out: Keyed, thread_ts: str | None) -> str:
         try:
-            return await self._send(channel, message, thread_ts, with_blocks=True)
+            return await self._send(channel, out, thread_ts, with_blocks=True)
         except SlackApiError as err:
             error = _error_code(err)
-            if error in _TOKEN_REFUSED:
-                reason = f"Slack refused the bot token ({error}): set a valid [slack] bot_token"
-                raise DeliveryError(channel, reason, everywhere=True) from None
             if error not in _BLOCKS_REFUSED:
-                raise DeliveryError(channel, error) from None
+                raise _refusal(channel, err) from None
         # Slack refused the layout: the plain text still names and links every paper.
         log.warning("slack_blocks_refused channel=%s error=%s: posting text only", channel, error)
         try:
-            return await self._send(channel, message, thread_ts, with_blocks=False)
+            return await self._send(channel, out, thread_ts, with_blocks=False)
         except SlackApiError as err:
-            raise DeliveryError(channel, _error_code(err)) from None
+            raise _refusal(channel, err) from None
 
     async def _send(
-        self, channel: Channel, message: SlackMessage, thread_ts: str | None, *, with_blocks: bool
+        self, channel: Channel, out: Keyed, thread_ts: str | None, *, with_blocks: bool
     ) -> str:
         async with self._pacer.slot(channel.id):
             try:
                 response = await self._client.chat_postMessage(
                     channel=channel.id,
-                    text=message.text,
-                    blocks=list(message.blocks) if with_blocks else None,
+                    text=out.message.text,
+                    blocks=list(out.message.blocks) if with_blocks else None,
                     thread_ts=thread_ts,
+                    metadata=out.metadata(),
                     unfurl_links=False,
                     unfurl_media=False,
                     link_names=False,
                 )
-            except (aiohttp.ClientError, TimeoutError) as err:
-                raise DeliveryError(channel, f"cannot reach Slack: {type(err).__name__}") from None
+            except aiohttp.ClientConnectorError as err:  # never reached Slack
+                raise DeliveryError(channel, _unreachable(err)) from None
+            except TimeoutError as err:
+                raise AnswerLost(_unreachable(err), resend=False) from None
+            except aiohttp.ClientError as err:
+                raise AnswerLost(_unreachable(err), resend=True) from None
         return str(response["ts"])
+
+    # looking up ----------------------------------------------------------------------------
+
+    async def _find(self, digest: Digest, key: str, thread_ts: str | None = None) -> str | None:
+        """The ts of the message with this key: a top message of the last LOOKBACK seconds,
+        or a message of the thread `thread_ts`. None if Slack does not show it."""
+        for message in await self._ours(digest, thread_ts):
+            if _payload(message).get("key") == key:
+                return str(message["ts"])
+        return None
+
+    async def _ours(self, digest: Digest, thread_ts: str | None) -> list[dict[str, Any]]:
+        """This bot's digest messages in the channel's recent history, or in a thread; none
+        when Slack refuses to show them (a missing scope: warned once a day)."""
+        channel = digest.channel
+        try:
+            messages = await self._read(channel.id, thread_ts)
+        except SlackApiError as err:
+            error = _error_code(err)
+            if error in _TOKEN_REFUSED:
+                raise _bad_token(channel, error) from None
+            if _status(err) >= 500:
+                raise DeliveryError(channel, error) from None
+            self._cannot_read(digest, err)
+            return []
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise DeliveryError(channel, _unreachable(err)) from None
+        return [m for m in messages if (m.get("metadata") or {}).get("event_type") == EVENT_TYPE]
+
+    async def _read(self, channel_id: str, thread_ts: str | None) -> list[dict[str, Any]]:
+        """Up to LOOKUP_PAGES pages of the thread, or of the channel's last LOOKBACK seconds."""
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            options: dict[str, Any] = {
+                "channel": channel_id,
+                "limit": LOOKUP_PAGE,
+                "include_all_metadata": True,
+                "cursor": cursor,
+            }
+            if thread_ts is None:
+                oldest = f"{time.time() - LOOKBACK:.6f}"
+                response = await self._client.conversations_history(oldest=oldest, **options)
+            else:
+                response = await self._client.conversations_replies(ts=thread_ts, **options)
+            messages += response.get("messages") or []
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return messages
+
+    def _cannot_read(self, digest: Digest, err: SlackApiError) -> None:
+        """Warn once a day (a digest run) for each reason Slack gives."""
+        error = _error_code(err)
+        day, warned = self._unreadable
+        if day != digest.day:
+            day, warned = self._unreadable = (digest.day, set())
+        if error in warned:
+            return
+        warned.add(error)
+        needed = err.response.get("needed") if err.response is not None else None
+        log.warning(
+            "slack_lookup_refused channel=%s error=%s%s: papers-bot cannot look for its own "
+            "messages there, so a message whose answer is lost may be posted twice: %s",
+            digest.channel,
+            error,
+            f" needed={needed}" if needed else "",
+            _LOOKUP_FIXES.get(error, "see docs/slack.md"),
+        )
+
+
+_LOOKUP_FIXES = {
+    "missing_scope": "add the channels:history and groups:history scopes and reinstall the "
+    "app (docs/slack.md)",
+    "not_in_channel": "invite the bot to the channel (/invite @papers-bot)",
+}
+
+
+def _payload(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    payload = (message.get("metadata") or {}).get("event_payload")
+    return payload if isinstance(payload, Mapping) else {}
+
+
+def _refusal(channel: Channel, err: SlackApiError) -> Exception:
+    """What a Slack error means for the channel: the bot token refused (every channel), an
+    answer lost (5xx: Slack may have taken the call), or this channel refused."""
+    error = _error_code(err)
+    if error in _TOKEN_REFUSED:
+        return _bad_token(channel, error)
+    if _status(err) >= 500:
+        return AnswerLost(error, resend=False)
+    return DeliveryError(channel, error)
+
+
+def _bad_token(channel: Channel, error: str) -> DeliveryError:
+    reason = f"Slack refused the bot token ({error}): set a valid [slack] bot_token"
+    return DeliveryError(channel, reason, everywhere=True)
+
+
+def _unreachable(err: Exception) -> str:
+    return f"cannot reach Slack: {type(err).__name__}"
+
+
+def _status(err: SlackApiError) -> int:
+    return int(getattr(err.response, "status_code", 0) or 0)
 
 
 def _error_code(err: SlackApiError) -> str:

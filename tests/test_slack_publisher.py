@@ -16,12 +16,19 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from adapters.slack_app import SlackPublisher, publisher_from_settings, web_client
+from adapters.slack_app import (
+    EVENT_TYPE,
+    SlackPublisher,
+    keyed_thread,
+    publisher_from_settings,
+    top_key,
+    web_client,
+)
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel, Digest, DigestItem, Paper
-from bot.publishing import DeliveryError
+from bot.publishing import DeliveryError, message_key
 from bot.settings import (
     ArxivSettings,
     DigestSettings,
@@ -243,8 +250,84 @@ async def test_a_crash_mid_digest_loses_nothing_and_doubles_nothing(harness: Har
     assert report.ok and report.delivered == 60 - len(first)
     everything = harness.posted_ids("C1")
     assert sorted(everything) == sorted(ids(*range(1, 61)))  # each exactly once
-    tops = [p for p in harness.slack.posts("C1") if p.thread_ts is None]
-    assert len(tops) == 2
+    (top,) = [p for p in harness.slack.posts("C1") if p.thread_ts is None]
+    assert {p.thread_ts for p in harness.slack.posts("C1")} == {None, top.ts}  # one thread
+
+
+# keys ---------------------------------------------------------------------------------------
+
+
+def digest_of(channel: str, day: date, numbers: list[int]) -> Digest:
+    items = [DigestItem(paper(n), ("kw",)) for n in numbers]
+    return Digest(Channel("slack", channel), day, ("kw",), items)
+
+
+def test_keys_name_a_channel_and_day_or_a_message_s_papers() -> None:
+    day = NOW.date()
+    top = top_key(digest_of("C1", day, [1, 2]))
+    assert top == top_key(digest_of("C1", day, [3]))  # a re-run the same day: the same top
+    others = [
+        top_key(digest_of("C2", day, [1, 2])),
+        top_key(digest_of("C1", day + timedelta(days=1), [1, 2])),
+        top_key(digest_of("C1", day, [])),  # "No new papers today" is another message
+    ]
+    assert len({top, *others}) == 4
+    (message,) = keyed_thread(digest_of("C1", day, [1, 2]))
+    assert message.key == message_key(Channel("slack", "C1"), ids(1, 2))  # Discord's nonce
+    assert message.metadata() == {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"key": message.key, "papers": "2611.00001v1 2611.00002v1"},
+    }
+    (again,) = keyed_thread(digest_of("C1", day + timedelta(days=1), [2, 1]))
+    assert again.key == message.key
+
+
+async def test_every_message_carries_its_key_in_metadata(harness: Harness) -> None:
+    await harness.digest()
+    top, thread = harness.slack.posts("C1")
+    assert top.metadata == {"event_type": EVENT_TYPE, "event_payload": {"key": top.key}}
+    assert thread.metadata is not None and thread.metadata["event_type"] == EVENT_TYPE
+    assert thread.metadata["event_payload"]["papers"].split() == [
+        f"{i}v1" for i in ids(6, 5, 4, 3, 2, 1)
+    ]
+    history = harness.slack.messages("C1")
+    assert [m["metadata"] for m in history] == [top.metadata, thread.metadata]
+
+
+async def test_a_digest_published_twice_the_same_day_posts_each_paper_once(
+    harness: Harness,
+) -> None:
+    """The first publication was never recorded (a killed process, Redis away): the second
+    finds the day's top message and the papers in its thread, counts them as delivered, and
+    posts only the new ones, in that thread."""
+    publisher = harness.publisher()
+    delivered: list[str] = []
+
+    async def mark(paper_ids: Any) -> None:
+        delivered.extend(paper_ids)
+
+    await publisher.publish(digest_of("C1", NOW.date(), [1, 2, 3]), mark)
+    top, _ = harness.slack.posts("C1")
+    delivered.clear()
+    await publisher.publish(digest_of("C1", NOW.date(), [1, 2, 3]), mark)
+    assert sorted(delivered) == ids(1, 2, 3) and len(harness.slack.posts("C1")) == 2
+    delivered.clear()
+    await publisher.publish(digest_of("C1", NOW.date(), [4, 3, 2]), mark)
+    assert sorted(delivered) == ids(2, 3, 4)
+    *_, new = harness.slack.posts("C1")
+    assert new.thread_ts == top.ts and harness.posted_ids("C1", [new]) == ids(4)
+    assert harness.slack.doubled_keys() == {}
+
+
+async def test_the_client_never_sends_a_post_again_on_its_own(harness: Harness) -> None:
+    """slack_sdk's connection-error handler would send a post again when the connection
+    dropped after Slack created the message; ours leaves that to the publisher's lookup."""
+    harness.slack.lose_answers("C1", 1)
+    client = web_client(harness.settings().slack)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_postMessage(channel="C1", text="hello")
+    assert len(harness.slack.messages("C1")) == 1
+    assert harness.slack.methods() == ["chat.postMessage"]
 
 
 async def test_refused_blocks_fall_back_to_text_with_every_link(harness: Harness) -> None:

@@ -8,18 +8,21 @@ unchanged::
         await client.chat_postMessage(channel="C1", text="hi")
         assert slack.posts("C1")[0].text == "hi"
 
-It checks what real Slack checks (tokens, Block Kit limits), records every call, and can be
-told to fail: 429 with Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`,
-`invalid_auth` and the like per channel, and ~1 message a second per channel.
+It checks what real Slack checks (tokens, scopes, Block Kit limits, the shape of message
+`metadata`), records every call, keeps the messages it created (with their metadata) and
+lists them as `conversations.history` and `conversations.replies` do, and can be told to
+fail: 429 with Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`,
+`invalid_auth` and the like per channel, ~1 message a second per channel, a missing scope,
+and a message created whose answer is lost (the connection dropped, or answered too late).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -35,6 +38,12 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_MESSAGE_TEXT = 40_000
 WAIT = 5.0
 """Seconds the waiting helpers give the app before failing the test."""
+SCOPES = frozenset(
+    {"commands", "chat:write", "chat:write.public", "channels:history", "groups:history"}
+)
+"""What slack-manifest.yml asks for: the default grant of the fake's bot token."""
+HISTORY_LIMIT = 1000
+"""The most messages `conversations.history` or `.replies` returns a page (Slack's maximum)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,17 @@ class SlackCall:
     def blocks(self) -> list[dict[str, Any]]:
         blocks = self.args.get("blocks") or []
         return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        return _metadata(self.args.get("metadata"))
+
+    @property
+    def key(self) -> str | None:
+        """The `key` of the message's metadata payload (papers-bot's message key)."""
+        payload = (self.metadata or {}).get("event_payload") or {}
+        key = payload.get("key")
+        return str(key) if key is not None else None
 
 
 @dataclass(frozen=True)
@@ -148,11 +168,17 @@ class FakeSlack:
         bot_token: str = "xoxb-fake-bot-token",
         app_token: str = "xapp-fake-app-token",
         min_interval: float = 0.0,
+        scopes: Iterable[str] = SCOPES,
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
         self.min_interval = min_interval
         """Posts to one channel closer together than this get 429 (as Slack's ~1/s)."""
+        self.scopes = set(scopes)
+        """The bot token's scopes; a call that needs another gets `missing_scope`."""
+        self.not_member: set[str] = set()
+        """Public channels the bot posts to (chat:write.public) without having been invited:
+        reading their history gets `not_in_channel`, as a bot token does there."""
         self.calls: list[SlackCall] = []
         self.responses: list[Response] = []
         self.spacing_violations = 0
@@ -166,7 +192,11 @@ class FakeSlack:
         self._rate_limits: dict[str, _RateLimit] = {}
         self._auth_error: str | None = None
         self._last_post: dict[str, float] = {}
-        self._ts = itertools.count(1)
+        self._last_ts = 0.0
+        self._messages: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._created: Counter[str] = Counter()
+        self._answers_lost: dict[str, set[int]] = {}
+        self._drops: Counter[str] = Counter()
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -178,6 +208,7 @@ class FakeSlack:
     async def start(self) -> Self:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_get("/link", self._websocket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -244,6 +275,17 @@ class FakeSlack:
         once `skip` posts went through at normal speed."""
         self._slow[channel] = _Slow(before, after, skip)
 
+    def lose_answers(self, channel: str, *at: int) -> None:
+        """The `at`-th messages created in `channel` (1 for the first since the fake started,
+        counting across digests) are created, then the connection is dropped before Slack
+        answers: a network blip, or a proxy that gave up waiting."""
+        self._answers_lost.setdefault(channel, set()).update(at)
+
+    def drop_connections(self, channel: str, *, times: int = 1) -> None:
+        """The next `times` posts to `channel` lose their connection before Slack reads them
+        (a stale kept-alive connection): no message, no answer."""
+        self._drops[channel] += times
+
     def server_error(self, channel: str, *, status: int = 500, times: int = 1) -> None:
         """The next `times` posts to `channel` get this HTTP status with an HTML body, as
         Slack's edge answers when it is down."""
@@ -269,6 +311,20 @@ class FakeSlack:
 
     def methods(self) -> list[str]:
         return [c.method for c in self.calls]
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """Every message the fake created in `channel`, oldest first, as Slack stores it."""
+        return list(self._messages[channel])
+
+    def doubled_keys(self) -> dict[str, int]:
+        """Message keys (metadata `key`) found on more than one message of a channel."""
+        counts = Counter(
+            (channel, key)
+            for channel, messages in self._messages.items()
+            for m in messages
+            if (key := _payload(m).get("key")) is not None
+        )
+        return {f"{channel}:{key}": n for (channel, key), n in counts.items() if n > 1}
 
     def responses_to(self, key: str) -> list[Response]:
         return [r for r in self.responses if r.key == key]
@@ -343,6 +399,10 @@ class FakeSlack:
             slow = None
         if slow is not None and slow.before:
             await asyncio.sleep(slow.before)
+        if posting and self._drops[channel] > 0:
+            self._drops[channel] -= 1
+            self.calls.append(SlackCall(method, args, token, 0, "dropped", time.monotonic()))
+            return _drop(request)
         failing = self._server_errors.get(channel)
         if posting and failing is not None and failing.times > 0:
             failing.times -= 1
@@ -354,11 +414,13 @@ class FakeSlack:
             return web.Response(status=failing.status, text=html, content_type="text/html")
         status, body, headers = self._answer(method, args, token)
         error = None if body.get("ok") else str(body.get("error"))
-        ts = body.get("ts")
+        ts = body.get("ts") if posting else None
         self.calls.append(SlackCall(method, args, token, status, error, time.monotonic(), ts))
         await self._notify()
+        if ts is not None and self._created[channel] in self._answers_lost.get(channel, ()):
+            return _drop(request)  # created, and the client never hears of it
         delay = slow.after if slow is not None else self.post_delay
-        if posting and ts is not None and delay:
+        if ts is not None and delay:
             await asyncio.sleep(delay)
         return web.json_response(body, status=status, headers=headers)
 
@@ -374,9 +436,48 @@ class FakeSlack:
             return 200, _AUTH_TEST, {}
         if method == "apps.connections.open":
             return 200, {"ok": True, "url": f"ws://127.0.0.1:{self._port}/link"}, {}
+        needed = _scope_needed(method, str(args.get("channel") or ""))
+        if needed is not None and needed not in self.scopes:
+            return 200, self._missing_scope(needed), {}
         if method == "chat.postMessage":
             return self._post_message(args)
+        reading = method in ("conversations.history", "conversations.replies")
+        if reading and args.get("channel") in self.not_member:
+            return 200, {"ok": False, "error": "not_in_channel"}, {}
+        if method == "conversations.history":
+            return self._history(args)
+        if method == "conversations.replies":
+            return self._replies(args)
         return 200, {"ok": False, "error": "unknown_method"}, {}
+
+    def _missing_scope(self, needed: str) -> dict[str, Any]:
+        provided = ",".join(sorted(self.scopes))
+        return {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided}
+
+    def _history(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Top-level messages, newest first, after `oldest` (exclusive), a page at a time."""
+        channel = str(args.get("channel") or "")
+        oldest = float(args.get("oldest") or 0)
+        found = [
+            m
+            for m in reversed(self._messages[channel])
+            if m.get("thread_ts", m["ts"]) == m["ts"] and float(m["ts"]) > oldest
+        ]
+        return 200, _page(found, args), {}
+
+    def _replies(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A thread: its parent first, then the replies, oldest first."""
+        channel = str(args.get("channel") or "")
+        ts = str(args.get("ts") or "")
+        thread = [m for m in self._messages[channel] if m.get("thread_ts", m["ts"]) == ts]
+        if not any(m["ts"] == ts for m in thread):
+            return 200, {"ok": False, "error": "thread_not_found"}, {}
+        return 200, _page(thread, args), {}
+
+    def _next_ts(self) -> str:
+        """Unique, increasing, and close to the wall clock (clients look back in time)."""
+        self._last_ts = max(time.time(), self._last_ts + 0.000001)
+        return f"{self._last_ts:.6f}"
 
     def _post_message(self, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         channel = str(args.get("channel") or "")
@@ -402,9 +503,25 @@ class FakeSlack:
         if error is not None:
             return 200, {"ok": False, "error": error}, {}
         self._last_post[channel] = now
-        ts = f"1700000000.{next(self._ts):06d}"
-        message = {"type": "message", "text": args.get("text"), "ts": ts}
-        return 200, {"ok": True, "channel": channel, "ts": ts, "message": message}, {}
+        message = self._create(channel, args)
+        return 200, {"ok": True, "channel": channel, "ts": message["ts"], "message": message}, {}
+
+    def _create(self, channel: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": _AUTH_TEST["user_id"],
+            "bot_id": _AUTH_TEST["bot_id"],
+            "app_id": "A0PAPERS",
+            "text": args.get("text"),
+            "ts": self._next_ts(),
+        }
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        if (metadata := _metadata(args.get("metadata"))) is not None:
+            message["metadata"] = metadata
+        self._messages[channel].append(message)
+        self._created[channel] += 1
+        return message
 
 
 _AUTH_TEST = {
@@ -416,6 +533,13 @@ _AUTH_TEST = {
     "user_id": "U0BOT",
     "bot_id": "B0BOT",
 }
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection without an answer (the response returned is never sent)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500, text="never sent")
 
 
 def _too_many(retry_after: int) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -432,7 +556,58 @@ def _message_error(args: Mapping[str, Any]) -> str | None:
         return "msg_too_long"
     if block_problems(blocks):
         return "invalid_blocks"
+    if args.get("metadata") is not None and _metadata(args["metadata"]) is None:
+        return "invalid_metadata_format"
     return None
+
+
+def _metadata(raw: Any) -> dict[str, Any] | None:
+    """Message metadata as Slack takes it (an object, or its JSON in a form field): an
+    `event_type` string and an `event_payload` object; None if absent or not that shape."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return None
+    if not isinstance(raw, dict):
+        return None
+    if not isinstance(raw.get("event_type"), str) or not isinstance(raw.get("event_payload"), dict):
+        return None
+    return {"event_type": raw["event_type"], "event_payload": dict(raw["event_payload"])}
+
+
+def _payload(message: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = message.get("metadata") or {}
+    return dict(metadata.get("event_payload") or {})
+
+
+def _scope_needed(method: str, channel: str) -> str | None:
+    if method == "chat.postMessage":
+        return "chat:write"
+    if method in ("conversations.history", "conversations.replies"):
+        return "groups:history" if channel.startswith("G") else "channels:history"
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("1", "true")
+
+
+def _page(messages: list[dict[str, Any]], args: Mapping[str, Any]) -> dict[str, Any]:
+    """One page of `messages` from `cursor` on, `limit` long; metadata only when asked for
+    with `include_all_metadata` (as Slack does)."""
+    start = int(args.get("cursor") or 0)
+    limit = min(int(args.get("limit") or 100), HISTORY_LIMIT)
+    page = messages[start : start + limit]
+    if not _truthy(args.get("include_all_metadata")):
+        page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+    more = start + limit < len(messages)
+    return {
+        "ok": True,
+        "messages": page,
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
 
 
 def _bearer(request: web.Request) -> str | None:
