@@ -2,10 +2,16 @@
 
 Two twins with one contract: `RedisStore` for real runs and `MemoryStore` for
 `--dry-run` and `memory://`. Every Redis key and its retention is listed in README.md.
+
+`RedisStore` works on a single Redis server and on a Redis Cluster alike: what one command,
+transaction or script touches shares a hash tag (`{platform:channel}`, `{kwhash}`) or is a
+single key, so it stays within one hash slot; only `listing_days` and `save_recent` span
+slots, in non-transactional pipelines that the cluster client splits per node.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -13,11 +19,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.driver_info import DriverInfo
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from bot import __version__
 from bot.keywords import normalize
@@ -31,12 +38,16 @@ class StoreUnavailable(Exception):
 
 
 MAX_CONNECTIONS = 1024
-"""The Redis pool's size. redis-py refuses the command after the last connection at once
-("Too many connections"), so this is above what a digest (`CHANNEL_CONCURRENCY` channels)
-and a burst of slash commands use together."""
+"""The Redis pool's size (per node on a cluster). redis-py refuses the command after the last
+connection at once ("Too many connections"), so this is above what a digest
+(`CHANNEL_CONCURRENCY` channels) and a burst of slash commands use together."""
 
-STORE_ERRORS: tuple[type[Exception], ...] = (RedisError, StoreUnavailable)
-"""What a store call raises while Redis is away (redis-py wraps socket errors in these)."""
+STORE_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, StoreUnavailable)
+"""What a store call raises while Redis is away (redis-py wraps socket errors in these; its
+cluster client raises `RedisClusterException`s, e.g. while a slot has no master)."""
+
+Client = aioredis.Redis | RedisCluster
+"""A plain client for one Redis server, or the cluster client for a Redis Cluster."""
 
 
 class AddResult(Enum):
@@ -178,35 +189,65 @@ return 0
 class RedisStore:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         prefix: str = "papers-bot",
         seen_retention: timedelta = timedelta(days=90),
         clock: Clock = utcnow,
     ) -> None:
-        self._r = client
         self._p = prefix
         self._retention = seen_retention
         self._clock = clock
+        self._use(client)
+        self._unchecked_url: str | None = None
+        """Set by `from_url` until the server said whether it is a cluster node."""
+        self._checking = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        """A store on the Redis at `url`: a single server, or any node of a Redis Cluster.
+
+        Which of the two is asked on first use (`INFO cluster`); a cluster node makes the
+        store switch to redis-py's cluster client, which finds the other nodes itself. Until
+        the question got an answer (Redis may be down at start-up) every call asks again."""
+        store = cls(aioredis.Redis.from_url(url, **_client_options()), **kwargs)
+        store._unchecked_url = url
+        return store
+
+    def _use(self, client: Client) -> None:
+        self._r: Client = client
         self._add_script = client.register_script(_ADD_SUBSCRIPTION)
-        self._save_recent_script = client.register_script(_SAVE_RECENT)
         self._next_start_script = client.register_script(_NEXT_START)
         self._renew_script = client.register_script(_RENEW_LOCK)
         self._release_script = client.register_script(_RELEASE_LOCK)
 
-    @classmethod
-    def from_url(cls, url: str, **kwargs: object) -> RedisStore:
-        client = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=5,
-            socket_timeout=10,
-            max_connections=MAX_CONNECTIONS,
-            # Made once: otherwise every new connection reads redis-py's version from the
-            # package metadata (6% of a 1000-channel digest's CPU, measured).
-            driver_info=DriverInfo().add_upstream_driver("papers-bot", __version__),
-        )
-        return cls(client, **kwargs)  # type: ignore[arg-type]
+    async def _client(self) -> Client:
+        """The client to send commands with, once `from_url`'s server said what it is."""
+        if self._unchecked_url is not None:
+            async with self._checking:
+                if self._unchecked_url is not None:
+                    await self._check_for_cluster(self._unchecked_url)
+                    self._unchecked_url = None
+        return self._r
+
+    async def _check_for_cluster(self, url: str) -> None:
+        try:
+            info = await self._r.info("cluster")
+        except ResponseError:  # a proxy or server that won't tell: a single server
+            return
+        if not info.get("cluster_enabled"):
+            return
+        try:
+            cluster = RedisCluster.from_url(url, **_client_options())
+        except RedisClusterException as err:  # e.g. a database other than 0 in the URL
+            raise StoreUnavailable(f"a Redis Cluster node: {err}") from None
+        # Nodes and slots are learnt here, before commands come in at once: redis-py 8.1's
+        # cluster client fails some of many concurrent first commands otherwise
+        # (`'NoneType' object has no attribute 'writelines'`; tests/test_cluster.py).
+        await cluster.initialize()
+        single = self._r
+        self._use(cluster)
+        await single.aclose()
 
     # keys -----------------------------------------------------------------
     def _seen(self, channel: Channel) -> str:
@@ -227,6 +268,15 @@ class RedisStore:
     def _recent_papers(self, keyword: str) -> str:
         return f"{self._p}:recent:{{{_keyword_tag(keyword)}}}:papers"
 
+    def _options(self, channel: Channel) -> str:
+        return f"{self._p}:options:{{{channel.key}}}"
+
+    def _lock(self, name: str) -> str:
+        return f"{self._p}:lock:{name}"
+
+    def _done(self, name: str) -> str:
+        return f"{self._p}:done:{name}"
+
     @property
     def _channels(self) -> str:
         return f"{self._p}:channels"
@@ -238,8 +288,9 @@ class RedisStore:
     # ---------------------------------------------------------------------
     async def ping(self) -> None:
         try:
-            await self._r.ping()
-        except (RedisError, OSError) as err:
+            r = await self._client()
+            await r.ping()
+        except (RedisError, RedisClusterException, OSError) as err:
             raise StoreUnavailable(f"cannot reach Redis: {err}") from None
 
     async def close(self) -> None:
@@ -248,7 +299,8 @@ class RedisStore:
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
-        scores = await self._r.zmscore(self._seen(channel), list(ids))
+        r = await self._client()
+        scores = await r.zmscore(self._seen(channel), list(ids))
         return {pid for pid, score in zip(ids, scores, strict=True) if score is None}
 
     async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None:
@@ -264,7 +316,8 @@ class RedisStore:
         names = [normalize(k) for k in baselined]
         if not (members or names or day):
             return
-        async with self._r.pipeline(transaction=True) as pipe:
+        r = await self._client()
+        async with r.pipeline(transaction=True) as pipe:
             if members:
                 key = self._seen(channel)
                 pipe.zadd(key, members)
@@ -282,34 +335,38 @@ class RedisStore:
         record = json.dumps(
             {"keyword": keyword, "added_by": added_by, "added_at": self._clock().isoformat()}
         )
+        r = await self._client()
         result = await self._add_script(
-            keys=[self._subs(channel)], args=[normalize(keyword), record, cap]
+            keys=[self._subs(channel)], args=[normalize(keyword), record, cap], client=r
         )
         if result == AddResult.ADDED.value:
-            await self._r.sadd(self._channels, channel.key)
+            await r.sadd(self._channels, channel.key)
         return AddResult(result)
 
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
         """Also forgets the keyword's first run in the channel, and the channel once it
         follows nothing from chat (unless an `add` came in between)."""
         subs = self._subs(channel)
-        async with self._r.pipeline(transaction=True) as pipe:
+        r = await self._client()
+        async with r.pipeline(transaction=True) as pipe:
             pipe.hdel(subs, normalize(keyword))
             pipe.srem(self._baseline(channel), normalize(keyword))
             pipe.hlen(subs)
             removed, _, left = await pipe.execute()
         if removed and not left:
-            await self._r.srem(self._channels, channel.key)
-            if await self._r.hlen(subs):
-                await self._r.sadd(self._channels, channel.key)
+            await r.srem(self._channels, channel.key)
+            if await r.hlen(subs):
+                await r.sadd(self._channels, channel.key)
         return bool(removed)
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
-        raw = await self._r.hgetall(self._subs(channel))
+        r = await self._client()
+        raw = await r.hgetall(self._subs(channel))
         return _sorted_subscriptions(_text(v) for v in raw.values())
 
     async def subscribed_channels(self) -> list[Channel]:
-        keys = await self._r.smembers(self._channels)
+        r = await self._client()
+        keys = await r.smembers(self._channels)
         channels = []
         for key in sorted(_text(k) for k in keys):
             platform, _, channel_id = key.partition(":")
@@ -319,31 +376,36 @@ class RedisStore:
     async def save_recent(self, papers: Mapping[str, Sequence[Paper]], cap: int) -> None:
         """Keep each keyword's latest `cap` papers, for `RECENT_KEPT` after this fetch (also
         when it found none): one script per keyword (its two keys share a hash tag),
-        `SAVE_RECENT_BATCH` keywords a round trip."""
+        `SAVE_RECENT_BATCH` keywords a round trip (one per node on a cluster). The script
+        goes whole with each call (EVAL): a cluster pipeline refuses EVALSHA, as a node may
+        lack the script."""
+        r = await self._client()
         pending = list(papers.items())
         kept = int(RECENT_KEPT.total_seconds())
         for start in range(0, len(pending), SAVE_RECENT_BATCH):
-            async with self._r.pipeline(transaction=False) as pipe:
+            async with r.pipeline(transaction=False) as pipe:
                 for keyword, found in pending[start : start + SAVE_RECENT_BATCH]:
                     args: list[str | int | float] = [cap, kept]
                     for p in newest_first(list(found))[:cap]:  # the rest would be dropped
                         args += [p.id, p.published.timestamp(), p.to_json()]
                     keys = [self._recent_ids(keyword), self._recent_papers(keyword)]
-                    await self._save_recent_script(keys=keys, args=args, client=pipe)
+                    pipe.eval(_SAVE_RECENT, len(keys), *keys, *args)
                 await pipe.execute()
 
     async def recent(self, keyword: str, n: int) -> list[Paper]:
-        found = await self._r.zrange(self._recent_ids(keyword), 0, n - 1, desc=True)
+        r = await self._client()
+        found = await r.zrange(self._recent_ids(keyword), 0, n - 1, desc=True)
         ids = [_text(i) for i in found if isinstance(i, str | bytes)]
         if not ids:
             return []
-        raw = await self._r.hmget(self._recent_papers(keyword), ids)
-        return newest_first([Paper.from_json(r) for r in raw if r is not None])
+        raw = await r.hmget(self._recent_papers(keyword), ids)
+        return newest_first([Paper.from_json(text) for text in raw if text is not None])
 
     async def last_fetched(self, keywords: Sequence[str]) -> dict[str, datetime | None]:
         if not keywords:
             return {}
-        scores = await self._r.zmscore(self._fetched, [normalize(k) for k in keywords])
+        r = await self._client()
+        scores = await r.zmscore(self._fetched, [normalize(k) for k in keywords])
         return {
             k: None if score is None else datetime.fromtimestamp(score, UTC)
             for k, score in zip(keywords, scores, strict=True)
@@ -353,7 +415,8 @@ class RedisStore:
         names = [normalize(k) for k in keywords]
         if not names:
             return
-        async with self._r.pipeline(transaction=True) as pipe:
+        r = await self._client()
+        async with r.pipeline(transaction=True) as pipe:
             pipe.zadd(self._fetched, dict.fromkeys(names, when.timestamp()))
             pipe.zremrangebyscore(self._fetched, "-inf", (when - FETCHED_KEPT).timestamp())
             await pipe.execute()
@@ -361,17 +424,20 @@ class RedisStore:
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]:
         if not keywords:
             return set()
-        flags = await self._r.smismember(self._baseline(channel), [normalize(k) for k in keywords])
+        r = await self._client()
+        flags = await r.smismember(self._baseline(channel), [normalize(k) for k in keywords])
         return {k for k, flag in zip(keywords, flags, strict=True) if flag}
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
         members = [normalize(k) for k in keywords]
         if members:
-            await self._r.sadd(self._baseline(channel), *members)
+            r = await self._client()
+            await r.sadd(self._baseline(channel), *members)
 
     async def listing_days(self, channels: Sequence[Channel]) -> dict[Channel, date | None]:
-        """The last listing day each channel received in full (one round trip)."""
-        async with self._r.pipeline(transaction=False) as pipe:
+        """The last listing day each channel received in full (one round trip per node)."""
+        r = await self._client()
+        async with r.pipeline(transaction=False) as pipe:
             for channel in channels:
                 pipe.get(self._day(channel))
             raw = await pipe.execute()
@@ -381,19 +447,23 @@ class RedisStore:
         }
 
     async def set_listing_day(self, channel: Channel, day: date) -> None:
-        await self._r.set(self._day(channel), day.isoformat(), ex=self._retention)
+        r = await self._client()
+        await r.set(self._day(channel), day.isoformat(), ex=self._retention)
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]:
-        raw = await self._r.hgetall(f"{self._p}:options:{{{channel.key}}}")
+        r = await self._client()
+        raw = await r.hgetall(self._options(channel))
         return {_text(k): _text(v) == "1" for k, v in raw.items()}
 
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None:
-        await self._r.hset(f"{self._p}:options:{{{channel.key}}}", name, "1" if value else "0")
+        r = await self._client()
+        await r.hset(self._options(channel), name, "1" if value else "0")
 
     async def hit(self, name: str, window: float) -> int:
         """Counts one event in a fixed window; the count so far in this window."""
         key = f"{self._p}:rate:{name}:{int(self._clock().timestamp() // window)}"
-        async with self._r.pipeline(transaction=True) as pipe:
+        r = await self._client()
+        async with r.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, int(window) + 1)
             count, _ = await pipe.execute()
@@ -403,24 +473,45 @@ class RedisStore:
         """Seconds to wait before a request paced `interval` apart across every replica may
         start; 0 means it starts now (the slot is booked)."""
         key = f"{self._p}:pace:{name}"
-        wait = await self._next_start_script(keys=[key], args=[_ms(interval)])
+        r = await self._client()
+        wait = await self._next_start_script(keys=[key], args=[_ms(interval)], client=r)
         return int(wait) / 1000
 
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
-        return bool(await self._r.set(f"{self._p}:lock:{name}", owner, nx=True, px=_ms(ttl)))
+        r = await self._client()
+        return bool(await r.set(self._lock(name), owner, nx=True, px=_ms(ttl)))
 
     async def renew(self, name: str, owner: str, ttl: float) -> bool:
-        renewed = await self._renew_script(keys=[f"{self._p}:lock:{name}"], args=[owner, _ms(ttl)])
+        r = await self._client()
+        renewed = await self._renew_script(
+            keys=[self._lock(name)], args=[owner, _ms(ttl)], client=r
+        )
         return bool(renewed)
 
     async def release(self, name: str, owner: str) -> None:
-        await self._release_script(keys=[f"{self._p}:lock:{name}"], args=[owner])
+        r = await self._client()
+        await self._release_script(keys=[self._lock(name)], args=[owner], client=r)
 
     async def is_done(self, name: str) -> bool:
-        return bool(await self._r.exists(f"{self._p}:done:{name}"))
+        r = await self._client()
+        return bool(await r.exists(self._done(name)))
 
     async def mark_done(self, name: str, ttl: float) -> None:
-        await self._r.set(f"{self._p}:done:{name}", "1", px=_ms(ttl))
+        r = await self._client()
+        await r.set(self._done(name), "1", px=_ms(ttl))
+
+
+def _client_options() -> dict[str, Any]:
+    """What the plain and the cluster client share (pool size is per node on a cluster)."""
+    return {
+        "decode_responses": True,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 10,
+        "max_connections": MAX_CONNECTIONS,
+        # Made once per client: otherwise every new connection reads redis-py's version from
+        # the package metadata (6% of a 1000-channel digest's CPU, measured).
+        "driver_info": DriverInfo().add_upstream_driver("papers-bot", __version__),
+    }
 
 
 def _ms(seconds: float) -> int:
