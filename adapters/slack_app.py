@@ -239,7 +239,8 @@ class SlackPublisher:
         days) is its top message alone: "No new papers today for …"."""
         top = Keyed(top_message(digest), top_key(digest))
         async with self._sharing_session():
-            thread_ts = await self._find(digest, top.key)
+            # Only a channel an earlier run reached today can hold the day's top message.
+            thread_ts = await self._find(digest, top.key) if digest.resumed else None
             posted_top = thread_ts is None
             if thread_ts is None:
                 thread_ts = await self._post(digest, top)

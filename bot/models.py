@@ -140,6 +140,10 @@ class Digest:
     """Latest papers per keyword (used by outputs that show a full list, like Markdown)."""
     more: int = 0
     """New papers left out by the per-channel cap; outputs say "and N more"."""
+    resumed: bool = True
+    """An earlier run may have posted part of this day's digest to the channel (it was
+    stopped, killed, or lost an answer): outputs that can look for their own messages
+    (Slack) do; False when the runner knows this is the day's first delivery there."""
 
     def by_keyword(self) -> list[tuple[str, list[DigestItem]]]:
         """Each item once, under the first of its keywords, in the channel's keyword order."""

@@ -90,6 +90,7 @@ class Store(Protocol):
     async def finish(
         self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None
     ) -> None: ...
+    async def begin_delivery(self, channel: Channel, day: date) -> bool: ...
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]: ...
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None: ...
@@ -151,6 +152,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return #dropped
 """
+ATTEMPT_KEPT = timedelta(days=2)
+"""A channel's last delivery attempt matters on its day only."""
 RECENT_KEPT = timedelta(days=30)
 """A keyword's recent list outlives its last fetch by this long (then nobody follows it)."""
 FETCHED_KEPT = timedelta(days=60)
@@ -258,6 +261,9 @@ class RedisStore:
 
     def _baseline(self, channel: Channel) -> str:
         return f"{self._p}:baseline:{{{channel.key}}}"
+
+    def _attempt(self, channel: Channel) -> str:
+        return f"{self._p}:attempt:{{{channel.key}}}"
 
     def _day(self, channel: Channel) -> str:
         return f"{self._p}:day:{{{channel.key}}}"
@@ -450,6 +456,13 @@ class RedisStore:
         r = await self._client()
         await r.set(self._day(channel), day.isoformat(), ex=self._retention)
 
+    async def begin_delivery(self, channel: Channel, day: date) -> bool:
+        """Notes that a run starts posting the channel's digest of `day`; True when one
+        did before (it may have posted part of it). One round trip (SET … GET)."""
+        r = await self._client()
+        before = await r.set(self._attempt(channel), day.isoformat(), ex=ATTEMPT_KEPT, get=True)
+        return isinstance(before, str | bytes) and _text(before) == day.isoformat()
+
     async def channel_options(self, channel: Channel) -> dict[str, bool]:
         r = await self._client()
         raw = await r.hgetall(self._options(channel))
@@ -549,6 +562,7 @@ class MemoryStore:
     _baseline: dict[str, set[str]] = field(default_factory=dict)
     _options: dict[str, dict[str, bool]] = field(default_factory=dict)
     _days: dict[str, date] = field(default_factory=dict)
+    _attempts: dict[str, date] = field(default_factory=dict)
     _locks: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     _hits: dict[str, int] = field(default_factory=dict)
     _done: dict[str, datetime] = field(default_factory=dict)
@@ -628,6 +642,10 @@ class MemoryStore:
 
     async def set_listing_day(self, channel: Channel, day: date) -> None:
         self._days[channel.key] = day
+
+    async def begin_delivery(self, channel: Channel, day: date) -> bool:
+        before, self._attempts[channel.key] = self._attempts.get(channel.key), day
+        return before == day
 
     async def finish(
         self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None

@@ -165,6 +165,20 @@ async def test_no_double_post_across_two_digests(harness: Harness) -> None:
     assert harness.posted_ids("C1", harness.slack.posts("C1")[first:]) == ids(7)
 
 
+async def test_only_a_channel_reached_earlier_that_day_has_its_history_read(
+    harness: Harness,
+) -> None:
+    """conversations.history is rate-limited per workspace: the day's first delivery to a
+    channel has no earlier top message to look for."""
+    harness.channels = {"C1": ["reward model"], "C2": ["reward model"]}
+    await harness.digest()
+    assert "conversations.history" not in harness.slack.methods()
+    harness.arxiv.papers.append(reward(7))
+    await harness.digest()  # the same day again: each channel looks for its top message
+    assert harness.slack.methods().count("conversations.history") == 2
+    assert harness.posted_ids("C1").count("2611.00007") == 1
+
+
 async def test_add_from_chat_never_floods_the_next_digest(harness: Harness) -> None:
     harness.channels = {}
     settings = harness.settings()

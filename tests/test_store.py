@@ -122,6 +122,14 @@ async def test_a_channel_run_ends_with_seen_baseline_and_listing_day(store: Stor
     assert (await store.listing_days([other]))[other] == date(2026, 11, 25)
 
 
+async def test_a_delivery_knows_whether_one_began_that_day(store: Store) -> None:
+    day = date(2026, 11, 24)
+    assert not await store.begin_delivery(CH, day)
+    assert await store.begin_delivery(CH, day)  # a second run the same day: resumed
+    assert not await store.begin_delivery(Channel("discord", "9"), day)
+    assert not await store.begin_delivery(CH, date(2026, 11, 25))
+
+
 async def test_redis_keys_carry_hash_tags_and_expire(
     redis_client: aioredis.Redis, clock: Clock
 ) -> None:
