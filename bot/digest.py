@@ -27,7 +27,7 @@ from bot.listing import (
     previous_listing_day,
     with_details,
 )
-from bot.locks import held
+from bot.locks import expiry_wait, held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import DeliveryError, Publisher
@@ -176,6 +176,8 @@ class DigestRunner:
         self._concurrency = concurrency
         self._progress = progress
         self._stopping = False
+        self._stop_asked = asyncio.Event()
+        """Set with `_stopping`: ends a wait for a channel's lock at once."""
         self._mark_retry = mark_retry
         self._options: dict[Channel, ChannelOptions] = {}
         self.lock_ttl = settings.service.lock_ttl
@@ -183,6 +185,7 @@ class DigestRunner:
     def stop(self) -> None:
         """Finish the messages in flight, then deliver nothing more in this run."""
         self._stopping = True
+        self._stop_asked.set()
 
     @property
     def stopping(self) -> bool:
@@ -457,12 +460,47 @@ class DigestRunner:
     ) -> ChannelOutcome:
         if dry_run:
             return await self._deliver_unlocked(channel, keywords, fetched, refused, dry_run=True)
-        # Two replicas never post to one channel at once, even when a run lock was lost.
-        async with held(self._store, f"channel:{{{channel.key}}}", self.lock_ttl) as mine:
+        # Two processes never post to one channel at once, even when a run lock was lost.
+        name = f"channel:{{{channel.key}}}"
+        async with held(self._store, name, self.lock_ttl) as mine:
+            if mine:
+                return await self._deliver_unlocked(
+                    channel, keywords, fetched, refused, dry_run=False
+                )
+        # Held by a live process finishing this channel, or by one that died, whose lock
+        # expires within lock_ttl: wait for either, rather than leave the channel till next run.
+        patience = expiry_wait(self.lock_ttl)
+        log.info(
+            "channel_busy channel=%s: another process holds its lock; waiting up to %gs",
+            channel,
+            patience,
+        )
+        async with held(
+            self._store, name, self.lock_ttl, wait=patience, stop=self._stop_asked
+        ) as mine:
+            if not mine and self._stopping:
+                return ChannelOutcome(channel, error="stopped before delivery")
             if not mine:
-                log.warning("channel_busy channel=%s: another replica is posting", channel)
+                log.warning(
+                    "channel_failed channel=%s: another replica kept posting here for %gs "
+                    "(its lock is being renewed); the channel's papers come next run",
+                    channel,
+                    patience,
+                )
                 return ChannelOutcome(channel, error="another replica is posting here")
+            log.info("channel_free channel=%s: its lock was let go or expired", channel)
+            await self._reread_listing_day(channel, fetched)
             return await self._deliver_unlocked(channel, keywords, fetched, refused, dry_run=False)
+
+    async def _reread_listing_day(self, channel: Channel, fetched: Fetched) -> None:
+        """After waiting for the channel's lock: the holder may have delivered this listing in
+        full meanwhile. `build` re-reads which papers the channel has; this re-reads whether it
+        has the day, so a quiet-days channel gets no "no new papers" line after its papers."""
+        if fetched.day is None or channel in fetched.received:
+            return
+        day = (await self._store.listing_days([channel])).get(channel)
+        if day is not None and day >= fetched.day:
+            fetched.received.add(channel)
 
     async def _deliver_unlocked(
         self,
@@ -517,6 +555,7 @@ class DigestRunner:
                 if self._stopping:
                     raise DigestStopped
 
+            digest.resumed = not dry_run and await self._store.begin_delivery(channel, digest.day)
             await publisher.publish(digest, delivered)
             if not dry_run:
                 await self._finish(channel, skipped, first_run, day)

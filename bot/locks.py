@@ -14,12 +14,58 @@ log = logging.getLogger(__name__)
 
 REPLICA_ID = uuid.uuid4().hex[:12]
 
+LOCK_POLL = 0.5
+"""Seconds between two tries at a lock that another process holds (at most a quarter of the
+lock's ttl, so a short ttl is noticed soon after it ends)."""
+
+
+def poll_interval(ttl: float) -> float:
+    return min(LOCK_POLL, ttl / 4)
+
+
+def expiry_wait(ttl: float) -> float:
+    """How long to wait for a lock of `ttl` seconds held by another process. The lock of a
+    process that died expires within `ttl` of its last renewal, so it is free by then (plus a
+    poll or two to notice); one still held after that is renewed by a live process."""
+    return ttl + 2 * poll_interval(ttl)
+
+
+async def _take(
+    store: Store,
+    name: str,
+    owner: str,
+    ttl: float,
+    *,
+    wait: float = 0.0,
+    stop: asyncio.Event | None = None,
+) -> bool:
+    """Take `name` for `owner`; while another owner holds it, try again every poll interval
+    for up to `wait` seconds. A set `stop` ends the wait at once (False)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    stop = stop or asyncio.Event()
+    while not await store.acquire(name, owner, ttl):
+        left = deadline - loop.time()
+        if left <= 0 or stop.is_set():
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(poll_interval(ttl), left))
+    return True
+
 
 @contextlib.asynccontextmanager
-async def held(store: Store, name: str, ttl: float) -> AsyncIterator[bool]:
-    """Yields True while this replica holds `name`, False when another one does."""
+async def held(
+    store: Store,
+    name: str,
+    ttl: float,
+    *,
+    wait: float = 0.0,
+    stop: asyncio.Event | None = None,
+) -> AsyncIterator[bool]:
+    """Yields True while this replica holds `name`, False when another one does (still, after
+    up to `wait` seconds of trying again; a set `stop` ends that wait early)."""
     owner = f"{REPLICA_ID}:{uuid.uuid4().hex[:8]}"
-    if not await store.acquire(name, owner, ttl):
+    if not await _take(store, name, owner, ttl, wait=wait, stop=stop):
         yield False
         return
 

@@ -8,6 +8,12 @@ from zoneinfo import ZoneInfo
 
 from bot.settings import WEEKDAYS, ScheduleSettings
 
+CATCH_UP_MARGIN = timedelta(hours=1)
+"""A slot missed while no replica ran is made up at start-up only if the next slot is at
+least this far away. The next run reads the day's listing and catches up, with window
+queries, whatever the channels missed, so a catch-up just before it would only split the
+same papers into two posts minutes apart; an hour is the most a paper waits for that."""
+
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
@@ -40,6 +46,14 @@ class Schedule:
             if slot is not None and slot <= now:
                 return slot
         return None
+
+    def missed(self, now: datetime, margin: timedelta = CATCH_UP_MARGIN) -> datetime | None:
+        """The slot to make up when a replica starts at `now`: the latest one, unless the
+        next slot is less than `margin` away (that run delivers what the latest one would)."""
+        latest = self.latest(now)
+        if latest is None or self.next(now) - now < margin:
+            return None
+        return latest
 
     def next(self, after: datetime) -> datetime:
         """The first scheduled moment strictly after `after`."""

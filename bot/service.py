@@ -13,7 +13,7 @@ from aiohttp import web
 from bot.digest import DigestRunner, RunReport
 from bot.locks import REPLICA_ID, held
 from bot.models import utcnow
-from bot.schedule import Schedule, slot_id
+from bot.schedule import CATCH_UP_MARGIN, Schedule, slot_id
 from bot.settings import Settings, SettingsError
 from bot.store import STORE_ERRORS, Store
 
@@ -103,6 +103,10 @@ class Service:
                 )
             except Exception:
                 log.exception("digest_failed slot=%s", slot_id(slot))
+            # Stopping: no pause. The scheduler's cancellation is not enough on its own, as
+            # redis-py can lose one that lands while it opens a connection.
+            if self._runner.stopping:
+                return
             if self._schedule.next(slot) <= self._clock() + timedelta(seconds=wait):
                 return
             await self._sleep(wait)
@@ -112,10 +116,20 @@ class Service:
             await self._sleep(min(left, 60.0))
 
     async def run_startup(self) -> None:
-        """The most recent scheduled run, if no replica made it (the process was down)."""
-        missed = self._schedule.latest(self._clock())
+        """The most recent scheduled run, if no replica made it (the process was down) and
+        the next one is not due within `CATCH_UP_MARGIN` (it delivers the same papers)."""
+        now = self._clock()
+        missed = self._schedule.missed(now)
         if missed is not None:
             await self._run_until_done(missed)
+        elif (latest := self._schedule.latest(now)) is not None:
+            log.info(
+                "digest_catch_up_skipped slot=%s next=%s: the next run is less than %gh away; "
+                "it delivers whatever this slot missed, if no replica made it",
+                slot_id(latest),
+                slot_id(self._schedule.next(now)),
+                CATCH_UP_MARGIN.total_seconds() / 3600,
+            )
 
     async def scheduler(self) -> None:
         await self.run_startup()

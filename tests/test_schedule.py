@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -40,6 +40,29 @@ def test_next_run_on_weekdays(now: str, expected: str) -> None:
 )
 def test_latest_run_for_catching_up(now: str, expected: str) -> None:
     assert schedule().latest(utc(now)) == utc(expected)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2026-11-23 07:00", "2026-11-20 08:00"),  # Monday, an hour before: Friday's is made up
+        ("2026-11-23 07:01", None),  # 59 minutes before Monday's, which delivers the same
+        ("2026-11-23 07:59", None),
+        ("2026-11-23 08:00", "2026-11-23 08:00"),  # the slot itself is due
+        ("2026-11-23 08:30", "2026-11-23 08:00"),
+        ("2026-11-24 07:30", None),  # Tuesday: Monday's would come half an hour early
+        ("2026-11-29 23:00", "2026-11-27 08:00"),  # Sunday night: Monday is 9 hours away
+    ],
+)
+def test_a_missed_slot_is_made_up_only_when_the_next_is_an_hour_away(
+    now: str, expected: str | None
+) -> None:
+    assert schedule().missed(utc(now)) == (utc(expected) if expected else None)
+
+
+def test_the_catch_up_margin_is_a_parameter() -> None:
+    assert schedule().missed(utc("2026-11-23 05:00"), timedelta(hours=4)) is None
+    assert schedule().missed(utc("2026-11-23 05:00"), timedelta(0)) == utc("2026-11-20 08:00")
 
 
 def test_time_zone_and_daylight_saving() -> None:
