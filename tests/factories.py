@@ -1,10 +1,13 @@
-"""Papers for tests that don't go through the fake arXiv."""
+"""Papers for tests that don't go through the fake arXiv, and a store that notes refusals."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.models import Paper
+from bot.store import RedisStore
 
 BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -33,3 +36,17 @@ def paper(
         published=when,
         updated=when + timedelta(days=version - 1),
     )
+
+
+class RefusedLocks(RedisStore):
+    """A RedisStore that tells when an attempt at a lock found it taken (`refused`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused = asyncio.Event()
+
+    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+        taken = await super().acquire(name, owner, ttl)
+        if not taken:
+            self.refused.set()
+        return taken

@@ -16,6 +16,7 @@ from bot.models import Digest
 from bot.publishing import Delivered
 from bot.settings import Settings
 from bot.store import RedisStore
+from tests.factories import RefusedLocks
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, make_paper
 from tests.test_digest import OTHER, SLACK, Recorder
 
@@ -34,18 +35,9 @@ def fake() -> Iterator[FakeArxiv]:
         yield server
 
 
-class WatchedStore(RedisStore):
-    """Tells when an attempt at a lock found it taken."""
-
+class WatchedStore(RefusedLocks):
     def __init__(self, client: aioredis.Redis) -> None:
         super().__init__(client, prefix="test")
-        self.refused = asyncio.Event()
-
-    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
-        taken = await super().acquire(name, owner, ttl)
-        if not taken:
-            self.refused.set()
-        return taken
 
 
 @pytest.fixture
@@ -69,13 +61,7 @@ class LockNoting(Recorder):
 def runner(fake: FakeArxiv, store: RedisStore, out: Recorder, lock_ttl: float) -> DigestRunner:
     settings = Settings.model_validate(
         {
-            "arxiv": {
-                "api_url": fake.url,
-                "rss_url": fake.rss_url,
-                "request_interval": 0,
-                "retry_backoff": 0,
-                "max_retries": 1,
-            },
+            "arxiv": fake.settings(),
             "digest": {"first_run_papers": 100},
             "service": {"lock_ttl": max(lock_ttl, 1)},
         }

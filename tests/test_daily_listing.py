@@ -107,13 +107,7 @@ def _settings(fake: FakeArxiv) -> Settings:
         subscriptions.append({"platform": "slack", "channel": f"C{n}", "keywords": keywords})
     return Settings.model_validate(
         {
-            "arxiv": {
-                "api_url": fake.url,
-                "rss_url": fake.rss_url,
-                "request_interval": 0,
-                "retry_backoff": 0,
-                "max_retries": 1,
-            },
+            "arxiv": fake.settings(),
             "digest": {"first_run_papers": 100},
             "subscriptions": subscriptions,
         }

@@ -67,15 +67,7 @@ def fake() -> Iterator[FakeArxiv]:
 def settings_for(fake: FakeArxiv, **digest: int) -> Settings:
     return Settings.model_validate(
         {
-            "arxiv": {
-                "api_url": fake.url,
-                "rss_url": fake.rss_url,
-                "request_interval": 0,
-                "retry_backoff": 0,
-                "max_retries": 1,
-                "page_size": 50,
-                "batch_size": 2,
-            },
+            "arxiv": fake.settings(page_size=50, batch_size=2),
             "digest": {"first_run_papers": 100, **digest},
         }
     )

@@ -24,6 +24,7 @@ from bot.service import Service
 from bot.settings import ServiceSettings, Settings, SettingsError
 from bot.store import MemoryStore, RedisStore
 from tests.conftest import RedisServer, free_port
+from tests.factories import RefusedLocks
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.test_digest import SLACK, Recorder
 
@@ -55,12 +56,7 @@ def fake() -> Iterator[FakeArxiv]:
 def settings_for(fake: FakeArxiv) -> Settings:
     return Settings.model_validate(
         {
-            "arxiv": {
-                "api_url": fake.url,
-                "rss_url": fake.rss_url,
-                "request_interval": 0,
-                "retry_backoff": 0,
-            },
+            "arxiv": fake.settings(max_retries=3),
             "digest": {"first_run_papers": 100},
             "schedule": {"time": "08:00", "timezone": "UTC"},
             "subscriptions": [{"platform": "slack", "channel": "C1", "keywords": ["reward model"]}],
@@ -176,18 +172,9 @@ async def test_a_channel_lock_left_by_a_replica_that_died_is_waited_for_in_the_r
     assert await stores[0].is_done("digest:2026-11-23T08:00Z")
 
 
-class RefusalNoting(RedisStore):
-    """Tells when an attempt at a lock found it taken."""
-
+class RefusalNoting(RefusedLocks):
     def __init__(self, client: aioredis.Redis) -> None:
         super().__init__(client, prefix="svc")
-        self.refused = asyncio.Event()
-
-    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
-        taken = await super().acquire(name, owner, ttl)
-        if not taken:
-            self.refused.set()
-        return taken
 
 
 async def test_a_stop_ends_the_wait_for_a_channel_lock_and_leaves_the_slot_to_the_restart(

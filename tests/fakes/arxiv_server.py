@@ -1393,6 +1393,17 @@ class FakeArxiv:
         """``http://127.0.0.1:PORT/rss/``: request ``rss_url + spec`` (``cs``, ``cs.CL+math``)."""
         return f"http://127.0.0.1:{self.port}{_RSS_PATH}"
 
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        """The bot's `[arxiv]` table for this fake: no pacing, one quick retry."""
+        return {
+            "api_url": self.url,
+            "rss_url": self.rss_url,
+            "request_interval": 0,
+            "retry_backoff": 0,
+            "max_retries": 1,
+            **overrides,
+        }
+
     # -- recording ---------------------------------------------------------------------------
 
     @property
