@@ -15,9 +15,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.conftest import free_port
@@ -253,3 +255,15 @@ def _topology(nodes: str) -> dict[str, tuple[str, str]] | None:
             return None
         topology[node_id] = ("master" if "master" in flag_set else "replica", master)
     return topology
+
+
+def running_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A module's fixture: `yield from running_cluster(tmp_path_factory)` (skips with the
+    reason when this machine can't run a cluster)."""
+    try:
+        running = RedisCluster(tmp_path_factory.mktemp("cluster"))
+        running.start()
+    except ClusterUnsupported as err:
+        pytest.skip(f"no Redis Cluster on this machine: {err}")
+    yield running
+    running.stop()

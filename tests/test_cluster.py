@@ -22,7 +22,7 @@ from bot.models import Channel, Digest
 from bot.publishing import Delivered
 from bot.store import RedisStore, StoreUnavailable
 from tests import test_store
-from tests.cluster import MASTERS, NODES, ClusterUnsupported, RedisCluster
+from tests.cluster import MASTERS, NODES, RedisCluster, running_cluster
 from tests.conftest import RedisServer
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.test_digest import Recorder, settings_for
@@ -34,13 +34,7 @@ DIFFUSION = {f"2611.{n:05d}" for n in [*range(20, 24), 30]}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    try:
-        running = RedisCluster(tmp_path_factory.mktemp("cluster"))
-        running.start()
-    except ClusterUnsupported as err:
-        pytest.skip(f"no Redis Cluster on this machine: {err}")
-    yield running
-    running.stop()
+    yield from running_cluster(tmp_path_factory)
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""Two `papers-bot run` processes on one Redis: the scheduled digest is posted once."""
+"""Two `papers-bot run` processes on one Redis, or on a Redis Cluster: the scheduled digest is
+posted once."""
 
 import asyncio
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.cluster import RedisCluster, running_cluster
 from tests.conftest import RedisServer, free_port
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.fakes.discord_api import CHANNEL_ID, TOKEN, FakeDiscord
@@ -38,20 +41,36 @@ async def healthy(port: int) -> dict[str, object] | None:
         return None
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    yield from running_cluster(tmp_path_factory)
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """One Redis server, or any node of a Redis Cluster (3 masters, 3 replicas)."""
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster").url(0))
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
 async def test_two_replicas_started_together_post_the_digest_once(
-    tmp_path: Path, redis_server: RedisServer, arxiv: FakeArxiv, discord_fake: FakeDiscord
+    tmp_path: Path, redis_url: str, arxiv: FakeArxiv, discord_fake: FakeDiscord
 ) -> None:
+    # every day, two hours ago: the latest slot is in the past and the next one far enough
+    # away, so each replica tries the catch-up run as it starts
+    slot = (datetime.now(UTC) - timedelta(hours=2)).strftime("%H:%M")
     (tmp_path / "settings.toml").write_text(
         f'[[subscriptions]]\nplatform = "discord"\nchannel = "{CHANNEL_ID}"\n'
         'keywords = ["reward model"]\n'
-        # every day at 00:00 UTC: the latest slot is always in the past, so each replica
-        # tries the catch-up run as it starts
-        '[schedule]\ntime = "00:00"\nweekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
+        f'[schedule]\ntime = "{slot}"\n'
+        'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
     )
     base = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PAPERS_BOT_")},
-        "PAPERS_BOT_REDIS_URL": redis_server.url,
-        "PAPERS_BOT_KEY_PREFIX": "replicas",
+        "PAPERS_BOT_REDIS_URL": redis_url,
+        "PAPERS_BOT_KEY_PREFIX": f"replicas-{uuid.uuid4().hex[:8]}",
         "PAPERS_BOT_ARXIV__API_URL": arxiv.url,
         "PAPERS_BOT_ARXIV__RSS_URL": arxiv.rss_url,
         "PAPERS_BOT_ARXIV__REQUEST_INTERVAL": "0",
