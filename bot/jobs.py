@@ -304,7 +304,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     commands = Commands(settings, store, source)
     try:
         servers = chat_servers(settings, store, commands)
-        outputs = publishers(settings, {**every}, dry_run=False)
+        outputs = publishers(settings, every, dry_run=False)
     except (CliError, SettingsError):
         await store.close()
         raise
