@@ -64,7 +64,7 @@ class TimedRunner(DigestRunner):
             self.fetch_seconds += time.perf_counter() - started
 
     async def fetch(
-        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]] | None = None
+        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]]
     ) -> Fetched:
         started = time.perf_counter()
         try:

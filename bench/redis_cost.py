@@ -128,7 +128,7 @@ class PhasedRunner(DigestRunner):
     marks: list[Counts]
 
     async def fetch(
-        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]] | None = None
+        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]]
     ) -> Fetched:
         self.marks.append(await self.meter.read())
         fetched = await super().fetch(keywords, channels=channels)

@@ -85,7 +85,7 @@ class CannedRunner(DigestRunner):
     cpu_started: float = 0.0
 
     async def fetch(
-        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]] | None = None
+        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]]
     ) -> Fetched:
         self.delivery_started = time.perf_counter()
         self.cpu_started = time.process_time()

@@ -51,10 +51,6 @@ MARK_RETRY = 30.0
 blip must not make the next run post the message again."""
 
 
-_EVERY_KEYWORD = Channel("run", "every keyword")
-"""Stands for the channels when `fetch` is given keywords alone."""
-
-
 class DigestStopped(Exception):
     """Raised after a delivered message once a stop was asked for: the rest waits."""
 
@@ -236,16 +232,13 @@ class DigestRunner:
         )
         return report
 
-    async def fetch(
-        self, keywords: Sequence[str], *, channels: Subscriptions | None = None
-    ) -> Fetched:
+    async def fetch(self, keywords: Sequence[str], *, channels: Subscriptions) -> Fetched:
         """The day's listing, matched locally against every keyword: one request however
         many keywords there are. Channels that missed a listing (the bot was down, or a
         failure kept a channel from receiving a day in full), and every channel when the
         listing can't be read, also get batched window queries over the days they missed."""
         cfg = self._settings.arxiv
         now = self._clock()
-        channels = channels if channels is not None else {_EVERY_KEYWORD: keywords}
         result = Fetched(papers={}, failed={})
         try:
             listing = await self._source.listing()
