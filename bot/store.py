@@ -29,6 +29,7 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from bot import __version__
 from bot.keywords import normalize
 from bot.models import Channel, Paper, newest_first, utcnow
+from bot.signals import MemorySignals, RedisSignals, Signals
 
 Clock = Callable[[], datetime]
 
@@ -64,6 +65,11 @@ class ChatSubscription:
 
 
 class Store(Protocol):
+    @property
+    def signals(self) -> Signals:
+        """Votes, saved papers and each channel's taste (bot/signals.py)."""
+        ...
+
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -205,6 +211,7 @@ class RedisStore:
         self._unchecked_url: str | None = None
         """Set by `from_url` until the server said whether it is a cluster node."""
         self._checking = asyncio.Lock()
+        self.signals = RedisSignals(self._client, prefix, clock=clock)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -567,6 +574,10 @@ class MemoryStore:
     _hits: dict[str, int] = field(default_factory=dict)
     _done: dict[str, datetime] = field(default_factory=dict)
     _next: dict[str, float] = field(default_factory=dict)
+    signals: MemorySignals = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signals = MemorySignals(clock=lambda: self.clock())
 
     async def ping(self) -> None:
         return None
