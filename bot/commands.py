@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import keywords as kw
@@ -13,8 +12,12 @@ from bot.arxiv_source import ArxivError, ArxivSource
 from bot.digest import OPTION_NAMES, channel_options, seen_keys
 from bot.matching import batches, distinct
 from bot.models import Channel, Paper, newest_first, utcnow
+from bot.replies import CommandContext as CommandContext
+from bot.replies import Reply as Reply
+from bot.replies import UserError as UserError
 from bot.settings import Settings
 from bot.store import AddResult, Store
+from bot.votes import Pressed, Votes
 
 log = logging.getLogger(__name__)
 
@@ -25,33 +28,13 @@ USAGE = (
     "/papers recent [keyword] [n]: the latest papers, for one keyword or all of this channel's\n"
     "/papers set revisions on|off: also post new versions of papers already posted\n"
     "/papers set quiet on|off: say so when a digest finds nothing\n"
+    "/papers top [days]: the papers this channel voted for most (7 days unless told)\n"
+    "/papers saved: the papers you saved (🔖), only for you\n"
+    "/papers unsave <arXiv id>: take a paper out of your saved ones\n"
     "/papers help: this text\n"
     "Keywords: RLHF | reward model (either), diffusion -medical (exclude), "
     'cat:cs.CL (category), au:"Yoshua Bengio" (author)'
 )
-
-
-@dataclass(frozen=True, slots=True)
-class CommandContext:
-    channel: Channel
-    user: str
-    denied: str | None = None
-    """Why this user may not add or remove keywords here; None when they may."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A platform-neutral answer. `text` is plain text: adapters escape it for their markup."""
-
-    text: str
-    papers: tuple[Paper, ...] = ()
-    ephemeral: bool = True
-    ok: bool = True
-
-
-class UserError(Exception):
-    """Raised by the command methods with a message for the user; `handle` turns it into a
-    Reply. Adapters calling `add`/`remove`/`list`/`recent` directly catch it the same way."""
 
 
 def quoted(keyword: str) -> str:
@@ -71,6 +54,7 @@ class Commands:
         self._store = store
         self._source = source
         self._clock = clock
+        self.votes = Votes(settings, store, source, clock)
 
     async def handle(self, ctx: CommandContext, text: str) -> Reply:
         """Answer the text after `/papers`. Never raises: every failure is a Reply."""
@@ -104,9 +88,27 @@ class Commands:
         if verb == "set":
             name, _, value = rest.strip().partition(" ")
             return await self.set_option(ctx, name, value)
+        if verb == "top":
+            return await self.votes.top(ctx, rest)
+        if verb == "saved":
+            return await self.votes.saved(ctx)
+        if verb == "unsave":
+            return await self.votes.unsave(ctx, rest)
         if verb in ("", "help"):
             return self.help()
         return Reply(f"Unknown command.\n{USAGE}", ok=False)
+
+    async def press(self, ctx: CommandContext, action: str, value: str) -> Pressed:
+        """A button under a paper (`bot.votes.ACTIONS`); never raises, like `handle`."""
+        pressed: Pressed | None = None
+
+        async def call() -> Reply:
+            nonlocal pressed
+            pressed = await self.votes.press(ctx, action, value)
+            return pressed.reply or Reply("")
+
+        reply = await self.guarded(ctx, call)
+        return pressed if pressed is not None else Pressed("", reply)
 
     def help(self) -> Reply:
         return Reply(USAGE)

@@ -31,6 +31,7 @@ from bot.locks import expiry_wait, held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import DeliveryError, Publisher
+from bot.ranking import rank
 from bot.settings import Settings
 from bot.store import STORE_ERRORS, Store
 
@@ -199,6 +200,7 @@ class DigestRunner:
         await self._fill_details(channels, fetched)
         if not dry_run:
             await self._save_recent(channels, fetched)
+            await self._remember(channels, fetched)
             if fetched.day is not None:  # a first listing that fails is a missed one
                 for channel in fetched.first:
                     await self._store.set_listing_day(channel, previous_listing_day(fetched.day))
@@ -334,6 +336,20 @@ class DigestRunner:
             await self._store.save_recent({keyword: latest}, cfg.max_results)
             await self._store.set_fetched([keyword], self._clock())
 
+    async def _remember(self, channels: Subscriptions, fetched: Fetched) -> None:
+        """The run's papers, for the buttons under them: a vote or a save finds its paper's
+        title and abstract without asking arXiv. Best effort: a press can ask arXiv instead."""
+        if not self._settings.signals.buttons or all(map(shows_everything, channels)):
+            return
+        papers = {p.id: p for found in fetched.papers.values() for p in found}
+        papers.update((p.id, p) for found in fetched.catch_up.values() for p in found)
+        try:
+            await self._store.signals.remember(
+                with_details(p, fetched.details.get(p.id)) for p in papers.values()
+            )
+        except STORE_ERRORS as err:
+            log.warning("papers_not_remembered error=%r", _store_error(err))
+
     async def _channel_options(self, channel: Channel) -> ChannelOptions:
         """The channel's options, read once a run (planning and delivery share them)."""
         if channel not in self._options:
@@ -413,10 +429,14 @@ class DigestRunner:
         }
         baselined = await self._store.baselined(channel, ok)
         first_run = [k for k in ok if k not in baselined]
-        if channel.platform in FULL_LIST_PLATFORMS:
+        if shows_everything(channel):
             first_run = []
 
         new = newest_first([p for p in candidates if p.id in unseen or p.id in revised])
+        if len(new) > 1 and self._settings.signals.rank and not shows_everything(channel):
+            taste = await self._store.signals.taste(channel)
+            if not taste.empty:  # what the channel voted for first; the cap keeps the best
+                new = await asyncio.to_thread(rank, new, taste)
         posted: list[Paper] = []
         skipped: list[Paper] = []
         first_run_quota = {normalize(k): cfg.first_run_papers for k in first_run}
@@ -616,6 +636,11 @@ class DigestRunner:
         self, channel: Channel, skipped: list[Paper], first_run: list[str], day: date | None
     ) -> None:
         await self._store.finish(channel, seen_keys(skipped), first_run, day)
+
+
+def shows_everything(channel: Channel) -> bool:
+    """Outputs that show everything new at once (no first-run limit, no votes)."""
+    return channel.platform in FULL_LIST_PLATFORMS
 
 
 def _store_error(err: Exception) -> str:

@@ -73,6 +73,13 @@ class CommandSettings(_Section):
     max_channels: int = Field(500, ge=1)
 
 
+class SignalsSettings(_Section):
+    buttons: bool = True
+    """👍 Relevant, 🔖 Save and 👎 Less like this under each paper posted to Slack and Discord."""
+    rank: bool = True
+    """Order a channel's digest, and choose what its cap keeps, by the papers it voted for."""
+
+
 class SlackSettings(_Section):
     bot_token: SecretStr | None = None
     app_token: SecretStr | None = None
@@ -172,6 +179,7 @@ class Settings(BaseSettings):
     arxiv: ArxivSettings = ArxivSettings()
     digest: DigestSettings = DigestSettings()
     commands: CommandSettings = CommandSettings()
+    signals: SignalsSettings = SignalsSettings()
     slack: SlackSettings = SlackSettings()
     discord: DiscordSettings = DiscordSettings()
     webhook: WebhookSettings = WebhookSettings()

@@ -1,0 +1,34 @@
+"""What a command is asked in (`CommandContext`) and answers (`Reply`), for every platform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.models import Channel, Paper
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    channel: Channel
+    user: str
+    denied: str | None = None
+    """Why this user may not add or remove keywords here; None when they may."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A platform-neutral answer. `text` is plain text: adapters escape it for their markup."""
+
+    text: str
+    papers: tuple[Paper, ...] = ()
+    ephemeral: bool = True
+    ok: bool = True
+    labels: tuple[str, ...] = ()
+    """A short note per paper, in order (`/papers top`: its votes)."""
+    removable: bool = False
+    """Each paper gets a Remove button (`/papers saved`)."""
+
+
+class UserError(Exception):
+    """Raised by the command methods with a message for the user; `handle` turns it into a
+    Reply. Adapters calling `add`/`remove`/`list`/`recent` directly catch it the same way."""
