@@ -77,6 +77,7 @@ class _TimeoutSession(requests.Session):
 def to_paper(result: arxiv.Result) -> Paper:
     paper_id, version = split_version(result.get_short_id())
     comment = " ".join(result.comment.split()) if result.comment else None
+    journal_ref = " ".join(result.journal_ref.split()) if result.journal_ref else None
     return Paper(
         id=paper_id,
         version=version,
@@ -88,6 +89,7 @@ def to_paper(result: arxiv.Result) -> Paper:
         categories=tuple(result.categories),
         published=result.published,
         updated=result.updated,
+        journal_ref=journal_ref or None,
     )
 
 

@@ -60,8 +60,8 @@ class Listing:
 
 
 def with_details(listed: Paper, found: Paper | None) -> Paper:
-    """A listed paper with the submission date, comment and primary category the API
-    gave (`found`, its current version), keeping the listed version."""
+    """A listed paper with the submission date, comment, primary category and journal
+    reference the API gave (`found`, its current version), keeping the listed version."""
     if found is None:
         return listed
     return replace(
@@ -70,6 +70,7 @@ def with_details(listed: Paper, found: Paper | None) -> Paper:
         updated=found.updated if found.version == listed.version else listed.updated,
         comment=found.comment,
         primary_category=found.primary_category or listed.primary_category,
+        journal_ref=found.journal_ref or listed.journal_ref,
     )
 
 
@@ -119,6 +120,7 @@ def _item(item: etree._Element, announced: datetime) -> Announcement:
             categories=categories,
             published=announced.astimezone(UTC),
             updated=announced.astimezone(UTC),
+            journal_ref=_text(item, f"{_ARXIV}journal_reference") or None,
         ),
         kind,
     )

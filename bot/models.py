@@ -36,6 +36,8 @@ class Paper:
     """Submission date of v1."""
     updated: datetime
     """Date of the current version."""
+    journal_ref: str | None = None
+    """Where the paper was published, as the authors gave it (`Phys. Rev. B 85, 115117`)."""
 
     @property
     def abs_url(self) -> str:
@@ -54,6 +56,11 @@ class Paper:
     def pdf_url(self) -> str:
         return f"https://arxiv.org/pdf/{self.id}"
 
+    @property
+    def html_url(self) -> str:
+        """arXiv's HTML rendering of this version (papers without LaTeX source have none)."""
+        return f"https://arxiv.org/html/{self.id}v{self.version}"
+
     def to_json(self) -> str:
         return json.dumps(
             {
@@ -67,6 +74,7 @@ class Paper:
                 "categories": list(self.categories),
                 "published": self.published.isoformat(),
                 "updated": self.updated.isoformat(),
+                "journal_ref": self.journal_ref,
             },
             ensure_ascii=False,
         )
@@ -85,6 +93,7 @@ class Paper:
             categories=tuple(data["categories"]),
             published=datetime.fromisoformat(data["published"]),
             updated=datetime.fromisoformat(data["updated"]),
+            journal_ref=data.get("journal_ref"),
         )
 
 

@@ -22,6 +22,7 @@ def paper(
     authors: tuple[str, ...] = ("Ada Lovelace", "Alan Turing"),
     categories: tuple[str, ...] = ("cs.LG",),
     published: datetime | None = None,
+    journal_ref: str | None = None,
 ) -> Paper:
     when = published or BASE - timedelta(hours=n)
     return Paper(
@@ -35,6 +36,7 @@ def paper(
         categories=categories,
         published=when,
         updated=when + timedelta(days=version - 1),
+        journal_ref=journal_ref,
     )
 
 

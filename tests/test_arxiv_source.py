@@ -186,12 +186,23 @@ async def test_corpus_details_survive(fake: FakeArxiv, corpus: Path) -> None:
     assert zero.title == "0" and zero.comment is None
     (old,) = await serve("arxiv_api_2026_old_style_id_astro-ph_0601001_affiliations_journalref.xml")
     assert old.id == "astro-ph/0601001" and old.version == 1
+    assert old.journal_ref == "ActaAstron.56:1-50,2006"
+    assert many.journal_ref is None and zero.journal_ref is None
     (v2,) = await serve(
         "arxiv_api_2016_legacy_idlist_1111.2011v2_doi_journalref_multiline_title.xml"
     )
     assert (v2.id, v2.version) == ("1111.2011", 2)
+    assert v2.journal_ref == "Phys. Rev. B 85, 115117 (2012)"
     (bare,) = await serve("arxiv_api_docs_user_manual_typical_response_all_electron_legacy2007.xml")
     assert (bare.id, bare.version) == ("hep-ex/0307015", 1)
+
+
+async def test_the_journal_reference_comes_through_the_real_client() -> None:
+    papers = [make_paper(1, journal_ref="Phys. Rev.\n  Lett. 133, 226001 (2024)"), make_paper(2)]
+    with FakeArxiv(papers) as server:
+        found = await source_for(server.url).details(["2611.00001", "2611.00002"])
+    assert found["2611.00001"].journal_ref == "Phys. Rev. Lett. 133, 226001 (2024)"
+    assert found["2611.00002"].journal_ref is None
 
 
 async def test_sources_sharing_a_store_keep_the_interval_together(

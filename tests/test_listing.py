@@ -79,6 +79,23 @@ def test_the_large_multi_archive_day() -> None:
     assert all(i.paper.title and i.paper.summary and i.paper.authors for i in listing.items)
 
 
+@pytest.mark.parametrize(
+    ("name", "count", "paper_id", "journal_ref"),
+    [
+        (LARGE, 97, "2411.18371", "Physical Review B 110 195151 (2024)"),
+        (QUANT_PH, 9, "2504.18166", "Phys. Rev. A 111, 042427 (2025)"),
+    ],
+)
+def test_journal_references_are_read_from_the_listing(
+    name: str, count: int, paper_id: str, journal_ref: str
+) -> None:
+    body = _capture(name)
+    papers = {i.paper.id: i.paper for i in parse(body).items}
+    assert sum(p.journal_ref is not None for p in papers.values()) == count
+    assert body.count(b"<arxiv:journal_reference>") == count
+    assert papers[paper_id].journal_ref == journal_ref
+
+
 def test_an_empty_day_names_its_day() -> None:
     listing = parse(_capture(EMPTY))
     assert (listing.day, listing.items) == (date(2024, 11, 28), ())
@@ -158,6 +175,14 @@ def test_details_fill_dates_and_comment_but_keep_the_listed_version() -> None:
     assert (merged.version, merged.comment, merged.published) == (2, "ICML", found.published)
     assert merged.updated == listed.updated  # arXiv has a newer version than the listed one
     assert with_details(listed, None) is listed
+
+
+def test_details_bring_the_journal_reference_unless_only_the_listing_has_one() -> None:
+    listed = paper(1, journal_ref="Phys. Rev. B 1 (2024)")
+    assert with_details(listed, paper(1, journal_ref="Phys. Rev. B 2 (2025)")).journal_ref == (
+        "Phys. Rev. B 2 (2025)"
+    )
+    assert with_details(listed, paper(1)).journal_ref == "Phys. Rev. B 1 (2024)"
 
 
 def test_captures_stay_outside_the_repository() -> None:
