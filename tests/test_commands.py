@@ -1,6 +1,6 @@
 """The platform-neutral /papers commands: real Redis, the fake arXiv."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, channel_options
-from bot.models import Channel, Digest
+from bot.models import Channel, Digest, utcnow
 from bot.publishing import Delivered
 from bot.settings import Settings
 from bot.store import RedisStore
@@ -25,7 +25,9 @@ def arxiv() -> Iterator[FakeArxiv]:
         yield fake
 
 
-def commands_for(arxiv: FakeArxiv, store: RedisStore, **limits: int) -> Commands:
+def commands_for(
+    arxiv: FakeArxiv, store: RedisStore, *, clock: Callable[[], datetime] = utcnow, **limits: int
+) -> Commands:
     settings = Settings.model_validate(
         {
             "arxiv": {
@@ -37,7 +39,7 @@ def commands_for(arxiv: FakeArxiv, store: RedisStore, **limits: int) -> Commands
             "commands": limits,
         }
     )
-    return Commands(settings, store, ArxivSource(settings.arxiv))
+    return Commands(settings, store, ArxivSource(settings.arxiv), clock=clock)
 
 
 def ctx(user: str = "U1", channel: Channel = HERE) -> CommandContext:

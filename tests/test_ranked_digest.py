@@ -17,6 +17,7 @@ from tests.test_digest import Clock, Recorder
 SLACK = Channel("slack", "C1")
 OTHER = Channel("slack", "C2")
 AGENTS = "reward model for language agents trained with preference optimization on web tasks"
+NEWEST = ["Grasping 6", "Grasping 5", "Grasping 4"]
 ROBOTS = "reward model for robot grasping learned from tactile sensing in cluttered bins"
 
 
@@ -60,7 +61,7 @@ async def test_the_cap_keeps_what_the_channel_voted_for(
     voted, unvoted = out.digests if out.digests[0].channel == SLACK else out.digests[::-1]
     assert [i.paper.title for i in voted.items] == ["Agents 3", "Agents 2", "Agents 1"]
     assert voted.more == 3
-    assert [i.paper.title for i in unvoted.items] == ["Grasping 6", "Grasping 5", "Grasping 4"]
+    assert [i.paper.title for i in unvoted.items] == NEWEST
 
 
 async def test_less_like_this_pushes_a_topic_down(fake: FakeArxiv, redis_store: RedisStore) -> None:
