@@ -43,6 +43,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters import slack_buttons
 from adapters.slack_render import (
     SlackMessage,
     render_reply,
@@ -83,7 +84,7 @@ SENDS = 2
 
 DENIED = "only the people listed in the bot's settings may. Ask whoever runs the bot."
 WORKING = "Searching arXiv…"
-_VERBS = frozenset({"add", "remove", "list", "recent", "set", "help"})
+_VERBS = frozenset({"add", "remove", "list", "recent", "set", "top", "saved", "unsave", "help"})
 _SLOW_VERBS = frozenset({"add", "recent"})
 _BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
 _TOKEN_REFUSED = frozenset(
@@ -188,12 +189,12 @@ def top_key(digest: Digest) -> str:
     return message_key(digest.channel, (), f"{kind} {digest.day.isoformat()}")
 
 
-def keyed_thread(digest: Digest) -> list[Keyed]:
+def keyed_thread(digest: Digest, *, buttons: bool = False) -> list[Keyed]:
     """The thread messages, each keyed by its papers (as Discord's nonce)."""
     versions = {item.paper.id: item.paper.version_key for item in digest.items}
     return [
         Keyed(m, message_key(digest.channel, m.paper_ids), tuple(versions[i] for i in m.paper_ids))
-        for m in thread_messages(digest)
+        for m in thread_messages(digest, buttons=buttons)
     ]
 
 
@@ -217,8 +218,11 @@ class SlackPublisher:
     platform = PLATFORM
     needs_recent = False
 
-    def __init__(self, client: AsyncWebClient, *, interval: float = MESSAGE_INTERVAL) -> None:
+    def __init__(
+        self, client: AsyncWebClient, *, interval: float = MESSAGE_INTERVAL, buttons: bool = True
+    ) -> None:
         self._client = client
+        self._buttons = buttons
         self._pacer = ChannelPacer(interval)
         self._session: aiohttp.ClientSession | None = None
         """The session this publisher opened (and so closes)."""
@@ -247,7 +251,7 @@ class SlackPublisher:
             elif digest.items:
                 log.info("slack_thread_continued channel=%s ts=%s", digest.channel, thread_ts)
                 digest = await self._without_posted(digest, thread_ts, delivered)
-            thread = keyed_thread(digest)
+            thread = keyed_thread(digest, buttons=self._buttons)
             for message in thread:
                 await self._post(digest, message, thread_ts)
                 await delivered(message.message.paper_ids)
@@ -475,7 +479,11 @@ def publisher_from_settings(
 ) -> SlackPublisher:
     """The digest's Slack output: Web API only, no socket needed (works from cron)."""
     client = web_client(settings.slack, timeout=timeout)
-    return SlackPublisher(client, interval=MESSAGE_INTERVAL if interval is None else interval)
+    return SlackPublisher(
+        client,
+        interval=MESSAGE_INTERVAL if interval is None else interval,
+        buttons=settings.signals.buttons,
+    )
 
 
 # commands ------------------------------------------------------------------------------
@@ -571,6 +579,7 @@ def create_app(
         await _answer(respond, reply)
 
     app.command(re.compile(r"^/"))(on_command)
+    slack_buttons.register(app, commands, _answer)
     return app
 
 
@@ -584,14 +593,17 @@ def _is_slow(text: str) -> bool:
     return _verb(text) in _SLOW_VERBS
 
 
-async def _answer(respond: AsyncRespond, reply: Reply) -> None:
+async def _answer(respond: AsyncRespond, reply: Reply, replace: bool | None = None) -> None:
+    """The reply at the response URL; `replace` (buttons only) says whether it takes the
+    place of the message whose button was pressed."""
     response_type = "ephemeral" if reply.ephemeral else "in_channel"
-    for message in render_reply(reply):
+    for n, message in enumerate(render_reply(reply)):
         try:
             result = await respond(
                 text=message.text,
                 blocks=list(message.blocks),
                 response_type=response_type,
+                replace_original=replace if n == 0 or replace is None else False,
                 unfurl_links=False,
                 unfurl_media=False,
             )

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from adapters.slack_buttons import paper_actions, remove_action
 from bot.commands import Reply
+from bot.links import code_links, venue
 from bot.models import Digest, DigestItem, Paper
 
 Block = dict[str, Any]
@@ -32,6 +34,7 @@ TITLE_CHARS = 300
 AUTHORS_CHARS = 300
 ABSTRACT_CHARS = 500
 COMMENT_CHARS = 300
+VENUE_CHARS = 80
 KEYWORD_CHARS = 110
 AUTHORS_SHOWN = 3
 
@@ -168,7 +171,11 @@ def block_chars(blocks: Iterable[Block]) -> int:
     total = 0
     for block in blocks:
         texts = [block.get("text"), *block.get("elements", [])]
-        total += sum(slack_len(t["text"]) for t in texts if isinstance(t, dict) and "text" in t)
+        total += sum(
+            slack_len(t["text"])
+            for t in texts
+            if isinstance(t, dict) and isinstance(t.get("text"), str)
+        )
     return total
 
 
@@ -180,16 +187,23 @@ def paper_title(paper: Paper) -> str:
 
 
 def paper_meta(paper: Paper) -> str:
-    """Category, date and PDF link: `cs.LG · 2026-05-01 · PDF`."""
+    """Category, date, links and venue: `cs.LG · 2026-05-01 · PDF · HTML · Code · ICLR 2025`
+    (the code link and the venue when the paper names them)."""
     parts = [fit(paper.primary_category, 40), paper.published.date().isoformat()]
     if paper.version > 1:
         parts.append(f"v{paper.version} {paper.updated.date().isoformat()}")
-    parts.append(link(paper.pdf_url, "PDF"))
+    parts += [link(paper.pdf_url, "PDF"), link(paper.html_url, "HTML")]
+    code = code_links(paper)
+    if code:
+        parts.append(link(code[0], "Code"))
+    where = venue(paper)
+    if where:
+        parts.append(fit(where, VENUE_CHARS))
     return " · ".join(parts)
 
 
-def paper_blocks(item: DigestItem) -> tuple[Block, ...]:
-    """A digest entry: title, authors and abstract, then a context line."""
+def paper_blocks(item: DigestItem, *, buttons: bool = False) -> tuple[Block, ...]:
+    """A digest entry: title, authors and abstract, a context line, then its buttons."""
     paper = item.paper
     title = paper_title(paper)
     if item.revised:
@@ -202,13 +216,16 @@ def paper_blocks(item: DigestItem) -> tuple[Block, ...]:
         notes.append(f"_{fit(paper.comment, COMMENT_CHARS)}_")
     if len(item.keywords) > 1:
         notes.append("Also matches: " + fit(", ".join(item.keywords[1:]), 2 * KEYWORD_CHARS))
-    return section("\n".join(body)), context(notes)
+    blocks = (section("\n".join(body)), context(notes))
+    return (*blocks, paper_actions(paper)) if buttons else blocks
 
 
-def compact_paper_block(paper: Paper) -> Block:
-    """A command reply's entry: title, then authors, category, date and PDF on one line."""
+def compact_paper_block(paper: Paper, label: str = "") -> Block:
+    """A command reply's entry: title (after its label, like a vote count), then authors,
+    category, date and PDF on one line."""
     meta = fit(authors(paper.authors), AUTHORS_CHARS) + " · " + paper_meta(paper)
-    return section(f"{paper_title(paper)}\n{meta}")
+    title = f"{fit(label, 20)} {paper_title(paper)}" if label else paper_title(paper)
+    return section(f"{title}\n{meta}")
 
 
 def fallback_line(paper: Paper) -> str:
@@ -305,7 +322,7 @@ def fit_lines(lines: Sequence[str], limit: int = MAX_SECTION_CHARS) -> str:
     return "\n".join(kept)
 
 
-def thread_messages(digest: Digest) -> list[SlackMessage]:
+def thread_messages(digest: Digest, *, buttons: bool = False) -> list[SlackMessage]:
     """The papers grouped by keyword. A group that goes on in a new message gets its
     header again, so no message starts with a paper nobody can place."""
     units: list[_Unit] = []
@@ -313,7 +330,8 @@ def thread_messages(digest: Digest) -> list[SlackMessage]:
         label = f"{keyword} · {len(items)} new"
         continued = header(f"{keyword} (continued)")
         for i, item in enumerate(items):
-            unit = _Unit(paper_blocks(item), fallback_line(item.paper), (item.paper.id,))
+            blocks = paper_blocks(item, buttons=buttons)
+            unit = _Unit(blocks, fallback_line(item.paper), (item.paper.id,))
             if i == 0:
                 unit = _Unit((header(label), *unit.blocks), unit.text, unit.paper_ids)
             else:
@@ -331,5 +349,10 @@ def render_reply(reply: Reply) -> list[SlackMessage]:
     if not reply.ok:
         text = f":warning: {text}"
     units = [_Unit((section(text),), text)]
-    units += [_Unit((compact_paper_block(p),), fallback_line(p), (p.id,)) for p in reply.papers]
+    labels = reply.labels or ("",) * len(reply.papers)
+    for paper, label in zip(reply.papers, labels, strict=True):
+        blocks: tuple[Block, ...] = (compact_paper_block(paper, label),)
+        if reply.removable:
+            blocks = (*blocks, remove_action(paper))
+        units.append(_Unit(blocks, fallback_line(paper), (paper.id,)))
     return pack(units)

@@ -63,7 +63,7 @@ class Votes:
         self, settings: Settings, store: Store, source: ArxivSource, clock: Callable[[], datetime]
     ) -> None:
         self._settings = settings
-        self._signals = store.signals
+        self._store = store
         self._source = source
         self._clock = clock
 
@@ -76,21 +76,21 @@ class Votes:
             return Pressed(pid, await self.unsave(ctx, pid))
         paper = await self._paper(pid)
         if action == SAVE:
-            saved = await self._signals.toggle_saved(who, paper)
+            saved = await self._store.signals.toggle_saved(who, paper)
             log.info("paper_saved channel=%s user=%s saved=%s", ctx.channel, ctx.user, saved)
             if saved:
                 text = f"Saved “{paper.title}”. /papers saved lists your saved papers."
             else:
                 text = f"Removed “{paper.title}” from your saved papers."
             return Pressed(pid, Reply(text))
-        tally = await self._signals.vote(ctx.channel, paper, ctx.user, up=action == VOTE)
+        tally = await self._store.signals.vote(ctx.channel, paper, ctx.user, up=action == VOTE)
         log.info("paper_voted channel=%s user=%s vote=%d", ctx.channel, ctx.user, tally.mine)
         return Pressed(pid, None, tally)
 
     async def _paper(self, pid: str) -> Paper:
         """A posted paper from the store; arXiv is asked only for one the store has
         forgotten (a button on a message older than `PAPER_KEPT`)."""
-        paper = await self._signals.paper(pid)
+        paper = await self._store.signals.paper(pid)
         if paper is not None:
             return paper
         try:
@@ -100,7 +100,7 @@ class Votes:
             raise UserError("arXiv didn't answer. Please press again in a few minutes.") from None
         if found is None:
             raise UserError(f"arXiv doesn't know the paper {pid}.")
-        await self._signals.remember([found])
+        await self._store.signals.remember([found])
         return found
 
     async def top(self, ctx: CommandContext, raw: str) -> Reply:
@@ -112,7 +112,7 @@ class Votes:
             days = int(text)
         period = "day" if days == 1 else f"{days} days"
         since = self._clock() - timedelta(days=days)
-        best = top(await self._signals.voted(ctx.channel, since), TOP_PAPERS)
+        best = top(await self._store.signals.voted(ctx.channel, since), TOP_PAPERS)
         if not best:
             return Reply(
                 f"No votes in this channel in the last {period}. "
@@ -126,7 +126,7 @@ class Votes:
 
     async def saved(self, ctx: CommandContext) -> Reply:
         n = self._settings.commands.recent_max
-        papers = await self._signals.saved(_user_key(ctx), n)
+        papers = await self._store.signals.saved(_user_key(ctx), n)
         if not papers:
             return Reply("You have no saved papers. Press 🔖 Save under a paper to keep it.")
         return Reply(
@@ -139,7 +139,7 @@ class Votes:
         pid = paper_id(raw) if raw.strip() else ""
         if not pid:
             raise UserError("Give the id of the paper to remove, like: unsave 2504.12345")
-        if not await self._signals.unsave(_user_key(ctx), pid):
+        if not await self._store.signals.unsave(_user_key(ctx), pid):
             raise UserError(f"{pid} is not among your saved papers.")
         log.info("paper_unsaved channel=%s user=%s", ctx.channel, ctx.user)
         return Reply(f"Removed {pid} from your saved papers.")

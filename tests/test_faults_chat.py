@@ -207,10 +207,11 @@ async def test_slack_answer_lost_after_accepting_is_found_and_not_posted_again(
 
 
 FIFTY = [make_paper(n, title=f"Reward model study {n}") for n in range(1, 51)]
-"""A full digest (max_papers_per_channel): a top message and three thread messages."""
+"""A full digest (max_papers_per_channel): a top message and four thread messages (16
+papers of three blocks each fit Slack's 50)."""
 
 
-@pytest.mark.parametrize("position", [1, 2, 4], ids=["top", "first-reply", "last-reply"])
+@pytest.mark.parametrize("position", [1, 2, 5], ids=["top", "first-reply", "last-reply"])
 async def test_slack_connection_dropped_after_posting_doubles_nothing(
     slack_bot: SlackBot, position: int
 ) -> None:
@@ -222,7 +223,7 @@ async def test_slack_connection_dropped_after_posting_doubles_nothing(
     slack_bot.slack.lose_answers("C1", position)
     report = await slack_bot.digest()
     assert report.ok and report.delivered == 50
-    assert len(slack_bot.slack.posts("C1", ok_only=False)) == 4  # each message sent once
+    assert len(slack_bot.slack.posts("C1", ok_only=False)) == 5  # each message sent once
     report = await slack_bot.digest()
     assert report.ok and report.delivered == 0
     assert sorted(slack_bot.ids("C1")) == sorted(p.id for p in FIFTY)
@@ -237,8 +238,8 @@ async def test_slack_answers_lost_across_channels_and_digests_double_nothing(
     posted twice. Now: every paper once per channel, no message twice."""
     slack_bot.arxiv.papers = list(FIFTY)
     slack_bot.channels = ["C1", "C2", "C3"]
-    # Messages 1-4: the first digest (top + 3); 5-6: the second one's thread (30 papers).
-    lost = {"C1": (1, 5), "C2": (2, 6), "C3": (3, 4, 5)}
+    # Messages 1-5: the first digest (top + 4); 6-7: the second one's thread (30 papers).
+    lost = {"C1": (1, 6), "C2": (2, 7), "C3": (3, 5, 6)}
     for channel, positions in lost.items():
         slack_bot.slack.lose_answers(channel, *positions)
     report = await slack_bot.digest()

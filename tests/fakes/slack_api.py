@@ -23,7 +23,7 @@ import json
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -36,6 +36,9 @@ MAX_TEXT_OBJECT = 3000
 MAX_HEADER = 150
 MAX_CONTEXT_ELEMENTS = 10
 MAX_MESSAGE_TEXT = 40_000
+MAX_ACTIONS_ELEMENTS = 25
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
 WAIT = 5.0
 """Seconds the waiting helpers give the app before failing the test."""
 SCOPES = frozenset(
@@ -150,12 +153,35 @@ def block_problems(blocks: Iterable[Mapping[str, Any]]) -> list[str]:
                 problems.append(f"block {i}: context with {len(texts)} elements")
         if kind == "section" and not texts and not block.get("fields"):
             problems.append(f"block {i}: section without text")
+        if kind == "actions":
+            problems += _actions_problems(i, block)
         for obj in texts:
             size = len(obj.get("text", "").encode("utf-16-le")) // 2
             if not 1 <= size <= MAX_TEXT_OBJECT:
                 problems.append(f"block {i} ({kind}): text object of {size} characters")
             if obj.get("type") not in ("mrkdwn", "plain_text"):
                 problems.append(f"block {i}: text object of type {obj.get('type')!r}")
+    ids = [b["block_id"] for b in blocks if "block_id" in b]
+    problems += [f"block_id {b!r} twice" for b, n in Counter(ids).items() if n > 1]
+    return problems
+
+
+def _actions_problems(i: int, block: Mapping[str, Any]) -> list[str]:
+    elements = list(block.get("elements", []))
+    problems = []
+    if not 1 <= len(elements) <= MAX_ACTIONS_ELEMENTS:
+        problems.append(f"block {i}: actions with {len(elements)} elements")
+    action_ids = [e.get("action_id") for e in elements]
+    if len(set(action_ids)) != len(action_ids):
+        problems.append(f"block {i}: an action_id twice in one block")
+    for e in elements:
+        label = e.get("text") or {}
+        if e.get("type") != "button" or label.get("type") != "plain_text":
+            problems.append(f"block {i}: element {e.get('type')!r} with a {label.get('type')!r}")
+        if not 1 <= len(str(label.get("text", ""))) <= MAX_BUTTON_TEXT:
+            problems.append(f"block {i}: button text of {len(str(label.get('text')))} characters")
+        if len(str(e.get("value", ""))) > MAX_BUTTON_VALUE:
+            problems.append(f"block {i}: button value too long")
     return problems
 
 
@@ -335,6 +361,11 @@ class FakeSlack:
             await self._changed.wait_for(lambda: bool(self.responses_to(key)))
         return self.responses_to(key)[0]
 
+    async def wait_until(self, probe: Callable[[], bool]) -> None:
+        """Until `probe()` holds, checked after each Web API call and response."""
+        async with asyncio.timeout(WAIT), self._changed:
+            await self._changed.wait_for(probe)
+
     # socket mode ---------------------------------------------------------------------
 
     async def wait_for_socket(self) -> None:
@@ -441,6 +472,8 @@ class FakeSlack:
             return 200, self._missing_scope(needed), {}
         if method == "chat.postMessage":
             return self._post_message(args)
+        if method == "chat.update":
+            return self._update(args)
         reading = method in ("conversations.history", "conversations.replies")
         if reading and args.get("channel") in self.not_member:
             return 200, {"ok": False, "error": "not_in_channel"}, {}
@@ -506,6 +539,68 @@ class FakeSlack:
         message = self._create(channel, args)
         return 200, {"ok": True, "channel": channel, "ts": message["ts"], "message": message}, {}
 
+    def _update(self, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A message's text and blocks replaced; its metadata kept unless given (as Slack)."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        found = [m for m in self._messages[channel] if m["ts"] == ts]
+        if not found:
+            return 200, {"ok": False, "error": "message_not_found"}, {}
+        error = _message_error(args)
+        if error is not None:
+            return 200, {"ok": False, "error": error}, {}
+        message = found[0]
+        message["text"] = args.get("text")
+        message["blocks"] = _blocks(args)
+        if (metadata := _metadata(args.get("metadata"))) is not None:
+            message["metadata"] = metadata
+        return 200, {"ok": True, "channel": channel, "ts": ts, "text": message["text"]}, {}
+
+    def block_actions(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        value: str,
+        *,
+        user: str = "U0ALICE",
+        response_key: str = "b",
+    ) -> dict[str, Any]:
+        """The `block_actions` payload Slack sends when `user` presses the button
+        (`action_id`, `value`) of the message `ts`, shaped like the real ones in the corpus."""
+        message = next(m for m in self._messages[channel] if m["ts"] == ts)
+        block = next(
+            b
+            for b in message.get("blocks") or []
+            for e in b.get("elements", [])
+            if e.get("action_id") == action_id and e.get("value") == value
+        )
+        element = next(e for e in block["elements"] if e.get("action_id") == action_id)
+        shown = {k: v for k, v in message.items() if k != "metadata"}
+        return {
+            "type": "block_actions",
+            "team": {"id": "T0FAKE", "domain": "fake"},
+            "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
+            "api_app_id": "A0PAPERS",
+            "token": "legacy-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": ts,
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"{uuid.uuid4().int % 10**12}.1.{uuid.uuid4().hex}",
+            "channel": {"id": channel, "name": "papers"},
+            "message": shown,
+            "response_url": self.response_url(response_key),
+            "actions": [
+                {
+                    **element,
+                    "block_id": block.get("block_id", ""),
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+
     def _create(self, channel: str, args: Mapping[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {
             "type": "message",
@@ -517,6 +612,8 @@ class FakeSlack:
         }
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
+        if blocks := _blocks(args):
+            message["blocks"] = blocks
         if (metadata := _metadata(args.get("metadata"))) is not None:
             message["metadata"] = metadata
         self._messages[channel].append(message)
@@ -546,9 +643,13 @@ def _too_many(retry_after: int) -> tuple[int, dict[str, Any], dict[str, str]]:
     return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
 
 
-def _message_error(args: Mapping[str, Any]) -> str | None:
+def _blocks(args: Mapping[str, Any]) -> list[dict[str, Any]]:
     raw = args.get("blocks")
-    blocks = json.loads(raw) if isinstance(raw, str) else list(raw or [])
+    return json.loads(raw) if isinstance(raw, str) else list(raw or [])
+
+
+def _message_error(args: Mapping[str, Any]) -> str | None:
+    blocks = _blocks(args)
     text = str(args.get("text") or "")
     if not blocks and not text:
         return "no_text"
@@ -582,7 +683,7 @@ def _payload(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _scope_needed(method: str, channel: str) -> str | None:
-    if method == "chat.postMessage":
+    if method in ("chat.postMessage", "chat.update"):
         return "chat:write"
     if method in ("conversations.history", "conversations.replies"):
         return "groups:history" if channel.startswith("G") else "channels:history"
