@@ -123,7 +123,7 @@ _NAMED = re.compile(
     r"^(?:(?i:in\s+)?(?i:(?:the\s+)?proceedings\s+of|proc\.\s+of)\s+)?(?i:the\s+)?"
     r"(?P<venue>.{0,40}?\b(?:Conference|Workshop|Symposium|Journal|Transactions)\b.*)"
 )
-_ACRONYM = r"[A-Z][\w@&/-]*?[A-Za-z](?:\s[A-Z][\w@&/-]*?[A-Za-z])?"
+_ACRONYM = r"[A-Z][\w@&/-]{0,24}?[A-Za-z](?:\s[A-Z][\w@&/-]{0,24}?[A-Za-z])?"
 _YEAR = r"(?:19|20)\d{2}"
 _SHORT_YEAR = rf"'\d{{2}}|{_YEAR}"
 # "ICLR 2025 (oral)", "NeurIPS 2025 Spotlight", "EMNLP 2025 main", "ACL 2025 Findings".
