@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.commands import Reply
+from bot.links import code_links, venue
 from bot.models import Digest, Paper
 
 CONTENT_LIMIT = 2000
@@ -26,12 +27,14 @@ FOOTER_LIMIT = 2048
 AUTHORS_SHOWN = 3
 AUTHORS_LIMIT = 256
 COMMENT_LIMIT = 512
+VENUE_LIMIT = 128
 DEFAULT_ABSTRACT_CHARS = 600
 ARXIV_RED = 0xB31B1B
 ELLIPSIS = "…"
 ZWSP = "\u200b"
 
 _URL = re.compile(r"https?://[^\s<>]+")
+_SAFE_URL = re.compile(r"^https://[\w.:/%~+-]+$")
 _INLINE_MARKUP = re.compile(r"[\\*_~`|\[\]]")
 _LINE_MARKUP = re.compile(r"^(\s*)([#>+-])", re.MULTILINE)
 _NUMBERED_LIST = re.compile(r"^(\s*\d+)\.(?=\s)", re.MULTILINE)
@@ -129,6 +132,14 @@ def _date_line(paper: Paper) -> str:
     return line
 
 
+def _links(paper: Paper) -> str:
+    """`[PDF](…) · [HTML](…) · [Code](…)`: arXiv's links, then the first repository the
+    paper names. A URL that could end the link early is left out."""
+    links = [("PDF", paper.pdf_url), ("HTML", paper.html_url)]
+    links += [("Code", url) for url in code_links(paper)[:1]]
+    return " · ".join(f"[{label}]({url})" for label, url in links if _SAFE_URL.match(url))
+
+
 def _footer(paper: Paper, keywords: Sequence[str]) -> str:
     footer = f"arXiv:{paper.id}v{paper.version}"
     if len(keywords) > 1:
@@ -143,8 +154,9 @@ def paper_embed(
     abstract_chars: int = DEFAULT_ABSTRACT_CHARS,
     revised: bool = False,
 ) -> discord.Embed:
-    """One paper: title linked to its abs page, authors, category, date, comment, abstract
-    shortened to `abstract_chars`, PDF link. Never more than 6000 units on its own."""
+    """One paper: title linked to its abs page, authors, category, date, links (PDF, HTML,
+    code), venue, comment, abstract shortened to `abstract_chars`. Never more than 6000
+    units on its own."""
     title = paper.title or paper.id
     if revised:
         title = f"New version v{paper.version}: {title}"
@@ -152,9 +164,10 @@ def paper_embed(
     embed.add_field(name="Authors", value=shorten(authors_line(paper.authors), AUTHORS_LIMIT))
     embed.add_field(name="Category", value=shorten(paper.primary_category, 64))
     embed.add_field(name="Submitted", value=_date_line(paper))
-    embed.add_field(
-        name="PDF", value=f"[{paper.pdf_url.removeprefix('https://')}]({paper.pdf_url})"
-    )
+    embed.add_field(name="Links", value=_links(paper))
+    where = venue(paper)
+    if where:
+        embed.add_field(name="Venue", value=shorten(where, VENUE_LIMIT))
     if paper.comment:
         embed.add_field(name="Comment", value=shorten(paper.comment, COMMENT_LIMIT), inline=False)
     embed.set_footer(text=_footer(paper, keywords))

@@ -25,7 +25,8 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from bot.models import Channel, Digest, DigestItem
+from bot.links import code_links, venue
+from bot.models import Channel, Digest, DigestItem, Paper
 from bot.publishing import Delivered, DeliveryError
 from bot.settings import WebhookSettings
 from bot.terminal import authors, safe
@@ -33,6 +34,7 @@ from bot.terminal import authors, safe
 log = logging.getLogger(__name__)
 
 _MARKDOWN = re.compile(r"([\\`*_~\[\]()<>|#!])")
+_SAFE_URL = re.compile(r"^https://[\w.:/%~+-]+$")
 ZERO_WIDTH = "\u200b"
 
 
@@ -43,19 +45,29 @@ def escape(text: str) -> str:
     return text.replace("@", "@" + ZERO_WIDTH).replace("://", ":" + ZERO_WIDTH + "//")
 
 
+def _links(paper: Paper) -> list[str]:
+    """PDF, HTML and the first repository the paper names, as Markdown links; a URL that
+    could end its link early is left out."""
+    links = [("PDF", paper.pdf_url), ("HTML", paper.html_url)]
+    links += [("Code", url) for url in code_links(paper)[:1]]
+    return [f"[{label}]({url})" for label, url in links if _SAFE_URL.match(url)]
+
+
 def render_item(item: DigestItem) -> str:
     paper = item.paper
     title = escape(paper.title)
     if item.revised:
         title = f"New version v{paper.version}: {title}"
-    meta = " · ".join(
-        [
-            escape(authors(paper.authors)),
-            escape(paper.primary_category),
-            paper.published.date().isoformat(),
-            f"[PDF]({paper.pdf_url})",
-        ]
-    )
+    parts = [
+        escape(authors(paper.authors)),
+        escape(paper.primary_category),
+        paper.published.date().isoformat(),
+        *_links(paper),
+    ]
+    where = venue(paper)
+    if where:
+        parts.append(escape(where))
+    meta = " · ".join(parts)
     lines = [f"• **[{title}]({paper.abs_url})**", f"  {meta}"]
     if len(item.keywords) > 1:
         lines.append("  Also matches: " + ", ".join(escape(k) for k in item.keywords[1:]))

@@ -10,6 +10,7 @@ import textwrap
 import unicodedata
 from collections.abc import Sequence
 
+from bot.links import code_links, venue
 from bot.models import Digest, Paper
 
 ABSTRACT_CHARS = 300
@@ -31,7 +32,13 @@ def format_paper(paper: Paper, *, width: int = 88) -> str:
     if len(abstract) > ABSTRACT_CHARS:
         abstract = abstract[: ABSTRACT_CHARS - 1].rstrip() + "…"
     meta = f"{authors(paper.authors)} · {safe(paper.primary_category)} · {paper.published.date()}"
+    where = venue(paper)
+    if where:
+        meta += f" · {safe(where)}"
     lines = [f"• {safe(paper.title)}", f"  {meta}", f"  {paper.abs_url}"]
+    code = code_links(paper)
+    if code:
+        lines.append(f"  Code: {code[0]}")
     if paper.comment:
         lines.append(f"  Comment: {safe(paper.comment)}")
     lines += textwrap.wrap(abstract, width=width, initial_indent="  ", subsequent_indent="  ")

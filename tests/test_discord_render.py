@@ -197,7 +197,11 @@ def test_paper_embed_fields() -> None:
     assert fields["Authors"] == "Ann, Bob, Cy et al."
     assert fields["Category"] == "cs.CL"
     assert fields["Submitted"] == "2026-11-02 (v3: 2026-11-04)"
-    assert fields["PDF"] == "[arxiv.org/pdf/2611.00007](https://arxiv.org/pdf/2611.00007)"
+    assert fields["Links"] == (
+        "[PDF](https://arxiv.org/pdf/2611.00007) · [HTML](https://arxiv.org/html/2611.00007v3)"
+        " · [Code](https://github.com/x/y_z)"
+    )
+    assert "Venue" not in fields  # pages and a link say nothing about where it appeared
     assert fields["Comment"] == "12 pages, code: https://github.com/x/y_z"
     assert embed.footer.text == "arXiv:2611.00007v3 · also matches “rlhf”"
     assert embed.description == "Abstract 7."
@@ -212,6 +216,37 @@ def test_paper_embed_with_34_authors_from_corpus(corpus: Path) -> None:
     authors = next(f.value for f in embed.fields if f.name == "Authors")
     assert authors == f"{', '.join(p.authors[:3])} et al."
     assert "Wübben" not in authors
+
+
+def test_venue_field_from_the_comment_or_the_journal_reference(corpus: Path) -> None:
+    feed = corpus / "arxiv_api_legacy2025_search_cat_cs.RO_2_entries_multiline_comment.xml"
+    rdd = next(from_fake(p) for p in papers_from_feed(feed.read_bytes()) if p.id == "2510.14968")
+    fields = {f.name: f.value for f in paper_embed(rdd).fields}
+    assert fields["Venue"] == "NeurIPS 2025"  # "39th Conference on ... (NeurIPS 2025); ..."
+    assert "[Code]" not in fields["Links"]  # its project page is on github.io, not a repository
+    journal = paper(1, journal_ref="Phys. Rev. B 110, L180202 (2024)")
+    assert {f.name: f.value for f in paper_embed(journal).fields}["Venue"] == (
+        "Phys. Rev. B 110, L180202 (2024)"
+    )
+
+
+def test_hostile_venues_and_code_urls_are_inert() -> None:
+    evil = paper(
+        1,
+        summary="Code: https://github.com/a/b)](http://evil) and github.com/c/d>x",
+        comment="Accepted at <!everyone> @here [x](http://evil) <@123> **b** " + "_" * 500,
+    )
+    embed = paper_embed(evil)
+    fields = {f.name: f.value for f in embed.fields}
+    assert not LIVE_MENTION.search(str(embed.to_dict()))
+    assert fields["Venue"].startswith(rf"<!everyone> @{ZWSP}here \[x\]")
+    assert "http://evil" not in fields["Venue"] and units(fields["Venue"]) <= 128
+    assert re.findall(r"\]\((\S+?)\)", fields["Links"]) == [
+        evil.pdf_url,
+        evil.html_url,
+        "https://github.com/a/b",
+    ]
+    assert_within_limits(render_digest(digest_of({"x": [evil] * 12})))
 
 
 def test_long_title_and_abstract_are_cut_to_discords_limits() -> None:

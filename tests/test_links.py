@@ -12,6 +12,7 @@ from lxml import etree
 from bot.links import MAX_CODE_LINKS, VENUE_CHARS, code_links, venue
 from bot.listing import parse
 from bot.models import Paper
+from bot.terminal import format_paper
 from tests.conftest import CORPUS
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakePaper, papers_from_feed
@@ -373,6 +374,15 @@ def test_a_paper_with_code_and_venue_from_the_corpus() -> None:
     assert (
         venue(p) == "IJCNN 2023"
     )  # "2023 International Joint Conference on Neural Networks (IJCNN)"
+
+
+def test_a_terminal_shows_the_venue_and_the_code_link() -> None:
+    shown = paper(1, summary="Code at \\url{https://github.com/a/b}.", comment="ICLR 2025 (Oral)")
+    lines = format_paper(shown).splitlines()
+    assert lines[1] == "  Ada Lovelace, Alan Turing · cs.LG · 2026-11-20 · ICLR 2025 (oral)"
+    assert lines[2:4] == ["  https://arxiv.org/abs/2611.00001", "  Code: https://github.com/a/b"]
+    hostile = paper(1, journal_ref="\x1b]8;;http://evil\x07Nature\x1b]8;;\x07 \x1b[2J")
+    assert "\x1b" not in format_paper(hostile) and "\x07" not in format_paper(hostile)
 
 
 # the paper's own facts --------------------------------------------------------------------

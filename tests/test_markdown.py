@@ -37,6 +37,21 @@ def test_comments_over_20_characters_collapse_behind_their_first_5(
     assert row(paper(1, comment=comment)).endswith(f"| {cell} |")
 
 
+def test_the_table_keeps_the_seeds_columns_for_code_links_and_venues() -> None:
+    """The seed shows a repository where the paper names it (the Abstract or Comment cell)
+    and has no venue column; a row stays what the seed would write."""
+    plain = paper(1, summary="Code: https://github.com/x/y.", comment="Accepted to ICLR 2025")
+    cited = paper(
+        1,
+        summary="Code: https://github.com/x/y.",
+        comment="Accepted to ICLR 2025",
+        journal_ref="Phys. Rev. B 85, 115117 (2012)",
+    )
+    assert row(cited) == row(plain)
+    assert row(plain).count("https://github.com/x/y") == 1
+    assert "https://arxiv.org/html/" not in row(plain)
+
+
 def test_pipes_and_newlines_never_break_a_row() -> None:
     nasty = paper(1, title="A | B\nC [x]", summary="line one\nline | two <b>", comment="a|b\n" * 10)
     line = row(nasty)

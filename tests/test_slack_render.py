@@ -78,9 +78,16 @@ def assert_within_limits(message: SlackMessage) -> None:
     assert 0 < slack_len(message.text) <= MAX_FALLBACK_CHARS
 
 
+OUR_CODE_LINK = re.compile(r"<https://(?:github\.com|gitlab\.com|huggingface\.co)/[\w./-]+\|Code>")
+
+
 def raw_angles(text: str) -> list[str]:
-    """Every `<…>` that is not one of our own links to arxiv.org."""
-    return [m for m in re.findall(r"<[^>]*>?", text) if not m.startswith("<https://arxiv.org/")]
+    """Every `<…>` that is not one of our own links: to arxiv.org, or a paper's code."""
+    return [
+        m
+        for m in re.findall(r"<[^>]*>?", text)
+        if not m.startswith("<https://arxiv.org/") and not OUR_CODE_LINK.fullmatch(m)
+    ]
 
 
 # text helpers ------------------------------------------------------------------------
@@ -264,7 +271,8 @@ def test_thread_groups_papers_by_keyword_with_every_detail() -> None:
     ]
     notes = [e["text"] for e in blocks[2]["elements"]]
     assert notes == [
-        "cs.LG · 2026-11-02 · v2 2026-11-03 · <https://arxiv.org/pdf/2611.00007|PDF>",
+        "cs.LG · 2026-11-02 · v2 2026-11-03 · <https://arxiv.org/pdf/2611.00007|PDF>"
+        " · <https://arxiv.org/html/2611.00007v2|HTML>",
         "_12 pages, 3 figures_",
         "Also matches: rlhf",
     ]
@@ -286,6 +294,45 @@ def test_hostile_text_cannot_ping_or_forge_links() -> None:
     for message in messages:
         assert raw_angles(all_text(message)) == []
     assert "&lt;!channel&gt; wake up &lt;@U012AB3CD&gt;" in all_text(messages[1])
+
+
+def test_code_link_and_venue_close_the_context_line() -> None:
+    shown = paper(
+        3,
+        summary="Code is available at github.com/sftekin/h3fusion.",  # 2411.17792's abstract
+        comment="Accepted at ICLR 2025 as an oral presentation & more",
+    )
+    meta = slack_render.paper_meta(shown)
+    assert meta == (
+        "cs.CL · 2026-11-02 · <https://arxiv.org/pdf/2611.00003|PDF>"
+        " · <https://arxiv.org/html/2611.00003v1|HTML>"
+        " · <https://github.com/sftekin/h3fusion|Code> · ICLR 2025 (oral)"
+    )
+    journal = paper(4, journal_ref="A&A 691, A35 (2024)")  # from the 2024-11-28 listing
+    assert slack_render.paper_meta(journal).endswith("|HTML> · A&amp;A 691, A35 (2024)")
+
+
+def test_hostile_venues_and_code_urls_cannot_ping_or_forge_links() -> None:
+    evil = paper(
+        1,
+        summary="Code: https://github.com/a/b>x|<!channel> and github.com/c/d|<http://evil|x>",
+        comment="Accepted at <!everyone> @here [x](http://evil) <@U1|y> &amp; " + "&<" * 200,
+    )
+    meta = slack_render.paper_meta(evil)
+    assert raw_angles(meta) == []
+    assert "<https://github.com/a/b|Code>" in meta
+    assert "&lt;!everyone&gt;" in meta and "http://evil" not in meta
+    assert re.findall(r"<([^|>]+)\|", meta) == [
+        evil.pdf_url,
+        evil.html_url,
+        "https://github.com/a/b",
+    ]
+    assert slack_len(meta.rsplit(" · ", 1)[1]) <= slack_render.VENUE_CHARS
+    for message in render_digest(digest_of({"x": [evil]})) + render_reply(
+        Reply("r", papers=(evil,))
+    ):
+        assert raw_angles(all_text(message)) == []
+        assert_within_limits(message)
 
 
 def test_corpus_34_authors_show_three_then_et_al(corpus: Path) -> None:
@@ -362,7 +409,8 @@ def test_reply_is_escaped_text_then_compact_papers() -> None:
     assert len(message.blocks) == 3
     assert message.blocks[2]["text"]["text"].splitlines() == [
         "*<https://arxiv.org/abs/2611.00002|Paper number 2>*",
-        "A, B, C et al. · cs.CL · 2026-11-02 · <https://arxiv.org/pdf/2611.00002|PDF>",
+        "A, B, C et al. · cs.CL · 2026-11-02 · <https://arxiv.org/pdf/2611.00002|PDF>"
+        " · <https://arxiv.org/html/2611.00002v1|HTML>",
     ]
     assert message.paper_ids == ("2611.00001", "2611.00002")
     assert message.text.startswith("Latest papers for “R&amp;D”:\n• <https://arxiv.org/abs/")

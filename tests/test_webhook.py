@@ -145,8 +145,41 @@ def test_titles_cannot_mention_anyone_or_forge_a_link() -> None:
     assert "<!channel>" not in text and "<@U123>" not in text
     assert "](https://evil" not in text and "https://evil" not in text
     # the only links are the paper's own
-    assert re.findall(r"\]\((\S+?)\)", text) == [hostile.abs_url, hostile.pdf_url]
+    assert re.findall(r"\]\((\S+?)\)", text) == [
+        hostile.abs_url,
+        hostile.pdf_url,
+        hostile.html_url,
+    ]
     assert escape("a|b#c") == "a\\|b\\#c"
+
+
+def test_code_link_and_venue_are_shown_and_cannot_be_turned_against_anyone() -> None:
+    shown = paper(
+        1,
+        summary="Code is available at https://github.com/aheldis/Toxicity-Classification.git.",
+        journal_ref="International Conference on Machine Learning (ICML) 2024",
+    )
+    evil = paper(
+        2,
+        summary="Code: https://github.com/a/b)](https://evil.example) github.com/c/d>x|y",
+        comment="Accepted at <!everyone> @here [x](http://evil.example) **now**",
+    )
+    items = [DigestItem(p, ("reward model",)) for p in (shown, evil)]
+    digest_ = Digest(Channel("webhook", "https://x.example/h"), NOW.date(), ("rm",), items)
+    ((text, _),) = messages(digest_, 4000)
+    first, second = text.split("\n• ")[1:]
+    assert first.splitlines()[1].endswith(
+        f"[HTML]({shown.html_url}) · [Code](https://github.com/aheldis/Toxicity-Classification)"
+        " · ICML 2024"
+    )
+    assert re.findall(r"\]\((\S+?)\)", second) == [
+        evil.abs_url,
+        evil.pdf_url,
+        evil.html_url,
+        "https://github.com/a/b",
+    ]
+    assert "@here" not in second and "<!everyone>" not in second and "evil" not in second
+    assert f"\\<\\!everyone\\> @{ZERO_WIDTH}here \\[x\\]" in second
 
 
 def test_a_quiet_day_and_the_cap_are_said() -> None:
