@@ -19,6 +19,7 @@ from bot.listing import (
 )
 from tests.conftest import CORPUS
 from tests.factories import paper
+from tests.fakes.arxiv_server import FakeListing, listing_to_rss, make_paper
 
 
 def _capture(name: str) -> bytes:
@@ -175,6 +176,16 @@ def test_details_fill_dates_and_comment_but_keep_the_listed_version() -> None:
     assert (merged.version, merged.comment, merged.published) == (2, "ICML", found.published)
     assert merged.updated == listed.updated  # arXiv has a newer version than the listed one
     assert with_details(listed, None) is listed
+
+
+def test_the_fake_listing_serves_journal_references_as_arxiv_does() -> None:
+    fake = FakeListing(
+        date(2026, 11, 23),
+        [(make_paper(1, categories=("cs.CL",), journal_ref="A&A 691, A35 (2024)"), "new")],
+    )
+    fake.items.append((make_paper(2, categories=("cs.CL",)), "new"))
+    listed = [i.paper for i in parse(listing_to_rss(fake, "cs")).items]
+    assert [p.journal_ref for p in listed] == ["A&A 691, A35 (2024)", None]
 
 
 def test_details_bring_the_journal_reference_unless_only_the_listing_has_one() -> None:
