@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import aiohttp
 import discord
@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord_buttons import button_class, paper_buttons, remove_buttons
 from adapters.discord_render import DEFAULT_ABSTRACT_CHARS, Outgoing, render_digest, render_reply
 from bot import keywords as kw
 from bot.commands import CommandContext, Commands, Reply
@@ -29,6 +30,7 @@ from bot.models import Channel, Digest
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError
 from bot.store import Store
+from bot.votes import MAX_TOP_DAYS
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +127,10 @@ class DiscordPublisher:
         client: discord.Client | None = None,
         abstract_chars: int = DEFAULT_ABSTRACT_CHARS,
         timeout: float = SEND_TIMEOUT,
+        buttons: bool = True,
     ) -> None:
         self._settings = settings
+        self._buttons = buttons
         self._token = token
         self._timeout = timeout
         self._shared = client is not None
@@ -183,7 +187,9 @@ class DiscordPublisher:
 
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
         target = await self._messageable(digest.channel)
-        for message in render_digest(digest, abstract_chars=self._abstract_chars):
+        messages = render_digest(digest, abstract_chars=self._abstract_chars, buttons=self._buttons)
+        for message in messages:
+            view = paper_buttons(message.paper_ids, message.numbers) if message.numbers else None
             try:
                 async with asyncio.timeout(self._timeout):
                     await target.send(
@@ -191,6 +197,7 @@ class DiscordPublisher:
                         embeds=list(message.embeds),
                         allowed_mentions=NO_MENTIONS,
                         nonce=message_key(digest.channel, message.paper_ids, message.content),
+                        view=view if view is not None else discord.utils.MISSING,
                     )
             except discord.HTTPException as err:
                 raise _delivery_error(digest.channel, err) from err
@@ -232,7 +239,9 @@ def _delivery_error(channel: Channel, err: discord.HTTPException) -> Exception:
 def publisher_from_settings(
     settings: Settings, *, client: discord.Client | None = None
 ) -> DiscordPublisher:
-    return DiscordPublisher(settings.discord, token_of(settings), client=client)
+    return DiscordPublisher(
+        settings.discord, token_of(settings), client=client, buttons=settings.signals.buttons
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,18 +314,28 @@ def posting_problem(interaction: discord.Interaction) -> str | None:
 
 
 async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
-    """Answer with the reply's messages: the deferred response first, then follow-ups."""
+    """Answer with the reply's messages: the deferred response first, then follow-ups.
+    `/papers saved` gets a Remove button per paper."""
     for message in render_reply(reply):
-        await _send(interaction, message, ephemeral=reply.ephemeral)
+        view = remove_buttons(message.paper_ids, message.numbers) if reply.removable else None
+        await _send(interaction, message, ephemeral=reply.ephemeral, view=view)
 
 
-async def _send(interaction: discord.Interaction, message: Outgoing, *, ephemeral: bool) -> None:
+async def _send(
+    interaction: discord.Interaction,
+    message: Outgoing,
+    *,
+    ephemeral: bool,
+    view: discord.ui.View | None = None,
+) -> None:
+    extra: dict[str, Any] = {"view": view} if view is not None else {}
     if interaction.response.is_done():
         await interaction.followup.send(
             content=message.content,
             embeds=list(message.embeds),
             ephemeral=ephemeral,
             allowed_mentions=NO_MENTIONS,
+            **extra,
         )
     else:
         await interaction.response.send_message(
@@ -324,6 +343,7 @@ async def _send(interaction: discord.Interaction, message: Outgoing, *, ephemera
             embeds=list(message.embeds),
             ephemeral=ephemeral,
             allowed_mentions=NO_MENTIONS,
+            **extra,
         )
 
 
@@ -436,6 +456,26 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
             interaction, lambda ctx: commands.set_option(ctx, option, state), changes=True
         )
 
+    @group.command(name="top", description="The papers this channel voted for most")
+    @app_commands.describe(days="The period, in days (default 7)")
+    async def top(
+        interaction: discord.Interaction,
+        days: app_commands.Range[int, 1, MAX_TOP_DAYS] | None = None,
+    ) -> None:
+        period = "" if days is None else str(days)
+        await papers.run(interaction, lambda ctx: commands.votes.top(ctx, period), changes=False)
+
+    @group.command(name="saved", description="The papers you saved (only you see them)")
+    async def saved(interaction: discord.Interaction) -> None:
+        await papers.run(interaction, commands.votes.saved, changes=False)
+
+    @group.command(name="unsave", description="Take a paper out of your saved papers")
+    @app_commands.describe(paper="Its arXiv id, like 2504.12345")
+    async def unsave(
+        interaction: discord.Interaction, paper: app_commands.Range[str, 1, 40]
+    ) -> None:
+        await papers.run(interaction, lambda ctx: commands.votes.unsave(ctx, paper), changes=False)
+
     @group.command(name="help", description="What /papers can do")
     async def help_(interaction: discord.Interaction) -> None:
         await send_reply(interaction, commands.help())
@@ -482,8 +522,10 @@ class PapersClient(discord.Client):
         self.tree = _PapersTree(self, claim)
         self.tree.add_command(papers_group(settings, commands))
         self.tree.error(_on_command_error)
+        self._buttons = button_class(commands, claim)
 
     async def setup_hook(self) -> None:
+        self.add_dynamic_items(self._buttons)
         await sync_commands(self.tree, self.guild_ids)
 
     async def on_ready(self) -> None:

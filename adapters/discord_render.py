@@ -6,6 +6,7 @@ is never less than what Discord counts, so a message that fits here fits there.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from bot.models import Digest, Paper
 
 CONTENT_LIMIT = 2000
 EMBEDS_PER_MESSAGE = 10
+PAPERS_WITH_BUTTONS = 8
+"""Papers a digest message carries when each has three buttons: Discord allows 25 a message."""
 EMBEDS_TOTAL_LIMIT = 6000
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -50,6 +53,8 @@ class Outgoing:
     content: str
     embeds: tuple[discord.Embed, ...] = ()
     paper_ids: tuple[str, ...] = ()
+    numbers: tuple[int, ...] = ()
+    """The number each paper's embed shows (`#3`), which its buttons repeat; none without."""
 
 
 def units(text: str) -> int:
@@ -140,8 +145,10 @@ def _links(paper: Paper) -> str:
     return " · ".join(f"[{label}]({url})" for label, url in links if _SAFE_URL.match(url))
 
 
-def _footer(paper: Paper, keywords: Sequence[str]) -> str:
+def _footer(paper: Paper, keywords: Sequence[str], number: int | None) -> str:
     footer = f"arXiv:{paper.id}v{paper.version}"
+    if number is not None:
+        footer = f"#{number} · {footer}"
     if len(keywords) > 1:
         footer += " · also matches " + ", ".join(f"“{k}”" for k in keywords[1:])
     return neutralize_mentions(footer)[:FOOTER_LIMIT]
@@ -153,6 +160,8 @@ def paper_embed(
     *,
     abstract_chars: int = DEFAULT_ABSTRACT_CHARS,
     revised: bool = False,
+    number: int | None = None,
+    label: str = "",
 ) -> discord.Embed:
     """One paper: title linked to its abs page, authors, category, date, links (PDF, HTML,
     code), venue, comment, abstract shortened to `abstract_chars`. Never more than 6000
@@ -160,6 +169,8 @@ def paper_embed(
     title = paper.title or paper.id
     if revised:
         title = f"New version v{paper.version}: {title}"
+    if label:
+        title = f"{label} · {title}"
     embed = discord.Embed(title=shorten(title, TITLE_LIMIT), url=paper.abs_url, color=ARXIV_RED)
     embed.add_field(name="Authors", value=shorten(authors_line(paper.authors), AUTHORS_LIMIT))
     embed.add_field(name="Category", value=shorten(paper.primary_category, 64))
@@ -170,7 +181,7 @@ def paper_embed(
         embed.add_field(name="Venue", value=shorten(where, VENUE_LIMIT))
     if paper.comment:
         embed.add_field(name="Comment", value=shorten(paper.comment, COMMENT_LIMIT), inline=False)
-    embed.set_footer(text=_footer(paper, keywords))
+    embed.set_footer(text=_footer(paper, keywords, number))
     room = EMBEDS_TOTAL_LIMIT - embed_size(embed)
     budget = min(abstract_chars, DESCRIPTION_LIMIT, room)
     if budget > 0 and paper.summary:
@@ -178,31 +189,41 @@ def paper_embed(
     return embed
 
 
+Numbered = tuple[str, discord.Embed, int | None]
+"""A paper's id, its embed, and the number the embed shows (None: not numbered)."""
+
+
 def pack(
-    content: str, embeds: Iterable[tuple[str, discord.Embed]], *, continued: str = ""
+    content: str,
+    embeds: Iterable[Numbered],
+    *,
+    continued: str = "",
+    per_message: int = EMBEDS_PER_MESSAGE,
 ) -> list[Outgoing]:
     """`content` with as many embeds as fit, then further messages (headed `continued`) for
-    the rest: at most 10 embeds and 6000 units of embeds a message, one paper never split."""
+    the rest: at most `per_message` embeds (10 at most) and 6000 units of embeds a message,
+    one paper never split."""
     messages: list[Outgoing] = []
-    batch: list[tuple[str, discord.Embed]] = []
+    batch: list[Numbered] = []
     size = 0
-    for paper_id, embed in embeds:
-        n = embed_size(embed)
-        if batch and (len(batch) == EMBEDS_PER_MESSAGE or size + n > EMBEDS_TOTAL_LIMIT):
+    for numbered in embeds:
+        n = embed_size(numbered[1])
+        if batch and (len(batch) == per_message or size + n > EMBEDS_TOTAL_LIMIT):
             messages.append(_message(content, batch))
             content, batch, size = continued, [], 0
-        batch.append((paper_id, embed))
+        batch.append(numbered)
         size += n
     if batch or content:
         messages.append(_message(content, batch))
     return messages
 
 
-def _message(content: str, batch: list[tuple[str, discord.Embed]]) -> Outgoing:
+def _message(content: str, batch: Sequence[Numbered]) -> Outgoing:
     return Outgoing(
         content=content,
-        embeds=tuple(embed for _, embed in batch),
-        paper_ids=tuple(paper_id for paper_id, _ in batch),
+        embeds=tuple(embed for _, embed, _ in batch),
+        paper_ids=tuple(paper_id for paper_id, _, _ in batch),
+        numbers=tuple(n for _, _, n in batch if n is not None),
     )
 
 
@@ -212,25 +233,31 @@ def keyword_header(keyword: str, count: int) -> str:
 
 
 def render_digest(
-    digest: Digest, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS
+    digest: Digest, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS, buttons: bool = False
 ) -> list[Outgoing]:
     """A header message per keyword, each followed by one embed per paper; papers in the
-    digest's order, each in exactly one message."""
+    digest's order, each in exactly one message. With `buttons`, each embed shows its number
+    in the digest (`#3`) for the buttons below the message to name, and a message carries
+    at most `PAPERS_WITH_BUTTONS` papers."""
     if not digest.items:
         followed = ", ".join(f"“{k}”" for k in digest.keywords)
         return [_message(shorten(f"No new papers today for {followed}.", CONTENT_LIMIT), [])]
     messages: list[Outgoing] = []
+    numbers = itertools.count(1)
+    per_message = PAPERS_WITH_BUTTONS if buttons else EMBEDS_PER_MESSAGE
     for keyword, items in digest.by_keyword():
-        embeds = (
-            (
-                item.paper.id,
-                paper_embed(
-                    item.paper, item.keywords, abstract_chars=abstract_chars, revised=item.revised
-                ),
+        embeds = []
+        for item in items:
+            number = next(numbers) if buttons else None
+            embed = paper_embed(
+                item.paper,
+                item.keywords,
+                abstract_chars=abstract_chars,
+                revised=item.revised,
+                number=number,
             )
-            for item in items
-        )
-        messages += pack(keyword_header(keyword, len(items)), embeds)
+            embeds.append((item.paper.id, embed, number))
+        messages += pack(keyword_header(keyword, len(items)), embeds, per_message=per_message)
     if digest.more:
         messages.append(_message(more_line(digest.more), []))
     return messages
@@ -241,6 +268,12 @@ def more_line(count: int) -> str:
 
 
 def render_reply(reply: Reply, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS) -> list[Outgoing]:
-    """The reply's text escaped (at most 2000 units), its papers as embeds."""
-    embeds = ((p.id, paper_embed(p, abstract_chars=abstract_chars)) for p in reply.papers)
+    """The reply's text escaped (at most 2000 units), its papers as embeds: after its label
+    (`/papers top`'s votes), and numbered for their Remove buttons (`/papers saved`)."""
+    labels = reply.labels or ("",) * len(reply.papers)
+    embeds = []
+    for n, (paper, label) in enumerate(zip(reply.papers, labels, strict=True), 1):
+        number = n if reply.removable else None
+        embed = paper_embed(paper, abstract_chars=abstract_chars, number=number, label=label)
+        embeds.append((paper.id, embed, number))
     return pack(shorten(reply.text, CONTENT_LIMIT), embeds)

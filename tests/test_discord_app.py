@@ -205,7 +205,7 @@ async def test_connects_and_syncs_papers_to_the_guild_only(bot: Bot) -> None:
     (papers,) = guild_sync
     assert papers["name"] == "papers"
     names = [o["name"] for o in papers["options"]]
-    assert names == ["add", "remove", "list", "recent", "set", "help"]
+    assert names == ["add", "remove", "list", "recent", "set", "top", "saved", "unsave", "help"]
     assert str(papers["default_member_permissions"]) == str(1 << 4)  # Manage Channels
     assert papers["dm_permission"] is False
     assert [cmds for guild, cmds in fake.command_syncs if guild is None] == [[]]

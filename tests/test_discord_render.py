@@ -292,7 +292,7 @@ def sized(n: int) -> discord.Embed:
     ],
 )
 def test_pack(sizes: list[int], per_message: list[int]) -> None:
-    messages = pack("header", [(str(i), sized(n)) for i, n in enumerate(sizes)], continued="")
+    messages = pack("header", [(str(i), sized(n), None) for i, n in enumerate(sizes)], continued="")
     assert [len(m.embeds) for m in messages] == per_message
     assert [m.content for m in messages] == ["header"] + [""] * (len(per_message) - 1)
     assert [pid for m in messages for pid in m.paper_ids] == [str(i) for i in range(len(sizes))]

@@ -119,6 +119,26 @@ def limit_violations(body: Mapping[str, Any]) -> list[str]:
         problems.append(f"embeds have {total} characters in all (limit 6000)")
     if not content and not embeds:
         problems.append("empty message")
+    return problems + component_violations(body.get("components") or [])
+
+
+def component_violations(rows: list[dict[str, Any]]) -> list[str]:
+    """What Discord refuses in a message's buttons: 5 action rows of 5 buttons, labels of 80
+    characters, custom ids of 100, each custom id once a message."""
+    problems: list[str] = []
+    if len(rows) > 5:
+        problems.append(f"{len(rows)} action rows (limit 5)")
+    ids: list[str] = []
+    for row in rows:
+        buttons = row.get("components") or []
+        if row.get("type") != 1 or not 1 <= len(buttons) <= 5:
+            problems.append(f"an action row of {len(buttons)} components")
+        for button in buttons:
+            ids.append(str(button.get("custom_id")))
+            if len(button.get("label") or "") > 80 or len(ids[-1]) > 100:
+                problems.append(f"button {ids[-1]!r} has a label or id too long")
+    if len(set(ids)) != len(ids):
+        problems.append("a custom_id twice in one message")
     return problems
 
 
@@ -132,6 +152,7 @@ class Posted:
     channel_id: int
     body: dict[str, Any]
     at: float
+    id: int = 0
 
     @property
     def content(self) -> str:
@@ -230,6 +251,8 @@ class FakeDiscord:
         self.commands: dict[tuple[int | None, str], int] = {}
         self.gateway = _Gateway()
         self._faults: dict[int, _Faults] = {}
+        self._pressed: dict[int, Posted] = {}
+        """Per component interaction id: the message whose button was pressed."""
         self._unavailable = 0
         self._ids = itertools.count(1200000000000000000)
         self._runner: web.AppRunner | None = None
@@ -470,9 +493,33 @@ class FakeDiscord:
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
 
-    def _message(self, channel_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    def press(self, message: Posted, custom_id: str, *, user_id: int = MEMBER_ID) -> dict[str, Any]:
+        """The INTERACTION_CREATE payload of `user_id` pressing the button `custom_id` of
+        `message`, as Discord sends it (`type` 3, the message with its components)."""
+        ids = [
+            b.get("custom_id")
+            for r in message.body.get("components") or []
+            for b in r["components"]
+        ]
+        if custom_id not in ids:
+            raise AssertionError(f"no button {custom_id!r} on that message: {ids}")
+        payload = self.interaction(
+            {"custom_id": custom_id, "component_type": 2},
+            type=3,
+            user_id=user_id,
+            channel_id=message.channel_id or CHANNEL_ID,
+        )
+        payload["message"] = self._message(
+            message.channel_id or CHANNEL_ID, message.body, message.id
+        )
+        self._pressed[int(payload["id"])] = message
+        return payload
+
+    def _message(
+        self, channel_id: int, body: Mapping[str, Any], message_id: int | None = None
+    ) -> dict[str, Any]:
         return {
-            "id": str(self.snowflake()),
+            "id": str(message_id or self.snowflake()),
             "channel_id": str(channel_id),
             "type": 0,
             "content": body.get("content") or "",
@@ -487,7 +534,7 @@ class FakeDiscord:
             "timestamp": _now(),
             "edited_timestamp": None,
             "flags": int(body.get("flags") or 0),
-            "components": [],
+            "components": _components(body.get("components") or []),
         }
 
     def _guild(self, guild_id: int) -> dict[str, Any]:
@@ -597,13 +644,14 @@ class FakeDiscord:
             earlier = [m for m in self.posted(channel_id) if m.body.get("nonce") == nonce]
             if earlier:
                 self.deduplicated += 1
-                return json_response(self._message(channel_id, earlier[0].body))
-        self.messages.append(Posted(channel_id, body, time.monotonic()))
+                return json_response(self._message(channel_id, earlier[0].body, earlier[0].id))
+        message = self._message(channel_id, body)
+        self.messages.append(Posted(channel_id, body, time.monotonic(), int(message["id"])))
         delay = self.channel_delays.get(channel_id, self.post_delay)
         if delay:
             # The message exists; the answer is late. A client killed now never sees it.
             await asyncio.sleep(delay)
-        return json_response(self._message(channel_id, body))
+        return json_response(message)
 
     async def _sync(self, request: web.Request) -> web.Response:
         guild = request.match_info.get("guild_id")
@@ -632,7 +680,10 @@ class FakeDiscord:
         if any(c.interaction_id == interaction_id for c in self.callbacks):
             refusal = {"code": 40060, "message": "Interaction has already been acknowledged."}
             return json_response(refusal, 400)
-        if body["type"] == 4 and (problems := limit_violations(data)):
+        shown = data
+        if body["type"] == 7:  # an update: what is given, over the pressed message
+            shown = {**self._pressed[interaction_id].body, **data}
+        if body["type"] in (4, 7) and (problems := limit_violations(shown)):
             self.refused.append((data, problems))
             return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
         self.callbacks.append(Callback(interaction_id, token, body["type"], data, time.monotonic()))
@@ -649,6 +700,12 @@ class FakeDiscord:
         }
         if body["type"] == 4:
             answer["resource"]["message"] = self._message(CHANNEL_ID, data)
+        if body["type"] == 7:  # UPDATE_MESSAGE: the pressed message takes what is given
+            pressed = self._pressed[interaction_id]
+            pressed.body.update({k: v for k, v in data.items() if k != "allowed_mentions"})
+            answer["resource"]["message"] = self._message(
+                pressed.channel_id or CHANNEL_ID, pressed.body, pressed.id
+            )
         return json_response(answer)
 
     async def _followup(self, request: web.Request) -> web.Response:
@@ -701,6 +758,17 @@ class FakeDiscord:
         for guild_id in self.guild_ids:
             await self._send_event(socket, "GUILD_CREATE", self._guild(guild_id))
         self.gateway.sockets.append(socket)
+
+
+def _components(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Action rows as Discord returns them: every button with its style and `disabled`."""
+    return [
+        {
+            "type": 1,
+            "components": [{"style": 2, "disabled": False, **b} for b in row.get("components", [])],
+        }
+        for row in rows
+    ]
 
 
 def _user(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
