@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -18,7 +19,9 @@ from adapters.slack_app import publisher_from_settings
 from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner
 from bot.models import Channel
+from bot.settings import DigestSettings, Settings
 from bot.votes import LESS, SAVE, UNSAVE, VOTE
+from tests.fakes.arxiv_server import FakeArxiv, FakeListing, make_paper
 from tests.fakes.slack_api import block_problems
 from tests.test_slack_app import (  # noqa: F401  (arxiv, bot, make_bot: its fixtures)
     CHANNEL,
@@ -32,18 +35,19 @@ from tests.test_slack_app import (  # noqa: F401  (arxiv, bot, make_bot: its fix
 PAPER = "2611.00006"
 
 
-async def post_digest(bot: Bot) -> list[dict[str, Any]]:
-    """The day's digest for `reward model` in CHANNEL (its first: the five newest papers);
-    the thread's messages."""
-    publisher = publisher_from_settings(bot.settings, interval=0)
-    runner = DigestRunner(
-        bot.settings, bot.store, ArxivSource(bot.settings.arxiv), {"slack": publisher}
-    )
+async def post_digest(
+    bot: Bot, *, delivered: int = 5, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """The day's digest for `reward model` in CHANNEL (by default its first: the five newest
+    papers); the thread messages of the channel."""
+    settings = settings or bot.settings
+    publisher = publisher_from_settings(settings, interval=0)
+    runner = DigestRunner(settings, bot.store, ArxivSource(settings.arxiv), {"slack": publisher})
     try:
         report = await runner.run({Channel("slack", CHANNEL): ["reward model"]})
     finally:
         await publisher.aclose()
-    assert report.ok and report.delivered == 5  # a new keyword's first run: five papers
+    assert report.ok and report.delivered == delivered
     return [m for m in bot.slack.messages(CHANNEL) if m.get("thread_ts", m["ts"]) != m["ts"]]
 
 
@@ -186,3 +190,41 @@ async def test_real_block_actions_payloads_with_our_button(
     payload["response_url"] = bot.slack.response_url("corpus")
     assert await press(bot, payload) == 200
     await bot.slack.wait_until(lambda: "· 1" in vote_button(message, PAPER)["text"]["text"])
+
+
+AGENTS = "reward model for language agents trained with preference optimization on web tasks"
+ROBOTS = "reward model for robot grasping learned from tactile sensing in cluttered bins"
+
+
+async def test_the_next_digest_is_ranked_by_a_vote_pressed_in_slack(
+    bot: Bot, arxiv: FakeArxiv
+) -> None:
+    """Day 1: one paper on web agents, one on grasping; the channel votes 👍 on the agents
+    paper through the bolt app. Day 2: three of each, the grasping ones newest; with a cap of
+    three the channel gets the agents papers, and is told of the other three."""
+    today = date.today()
+    day1 = [
+        make_paper(1, title="Web agents, day 1", summary=AGENTS),
+        make_paper(2, title="Grasping, day 1", summary=ROBOTS),
+    ]
+    arxiv.papers = list(day1)
+    arxiv.listing = FakeListing(day=today - timedelta(days=1), items=[(p, "new") for p in day1])
+    (message,) = await post_digest(bot, delivered=2)
+    await press(bot, bot.slack.block_actions(CHANNEL, message["ts"], VOTE, "2611.00001"))
+    await bot.slack.wait_until(lambda: "· 1" in vote_button(message, "2611.00001")["text"]["text"])
+
+    day2 = [make_paper(n, title=f"Web agents {n}", summary=AGENTS) for n in (10, 11, 12)]
+    day2 += [make_paper(n, title=f"Grasping {n}", summary=ROBOTS) for n in (13, 14, 15)]
+    arxiv.papers += day2
+    arxiv.listing = FakeListing(day=today, items=[(p, "new") for p in day2])
+    capped = bot.settings.model_copy(
+        update={"digest": DigestSettings(first_run_papers=5, max_papers_per_channel=3)}
+    )
+    thread = await post_digest(bot, delivered=3, settings=capped)
+    posted = [m for m in thread if m.get("thread_ts") and m not in (message,)][-1]
+    titles = [b["text"]["text"] for b in posted["blocks"] if b["type"] == "section"]
+    assert [t.split("|")[1].split(">")[0] for t in titles] == [
+        "Web agents 12",
+        "Web agents 11",
+        "Web agents 10",
+    ]
