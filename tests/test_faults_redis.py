@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.discord_app import DiscordPublisher
+from adapters.discord_render import PAPERS_WITH_BUTTONS
 from bot.arxiv_source import ArxivSource
 from bot.cli import main
 from bot.commands import CommandContext, Commands
@@ -151,12 +152,13 @@ async def test_a_long_outage_marks_nothing_unposted_and_the_next_run_recovers(
     (result,) = report.channels
     assert result.error is not None and result.error.startswith("Redis unreachable: ")
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert lines[0].startswith(f"seen_not_recorded channel={HERE} keys=10 error=")
+    first_message = PAPERS_WITH_BUTTONS  # papers in a Discord message that has buttons
+    assert lines[0].startswith(f"seen_not_recorded channel={HERE} keys={first_message} error=")
     assert lines[0].endswith("within 0.3s; the next run may post it again")
     assert lines[1].startswith(f'channel_failed channel={HERE} reason="Redis unreachable: ')
     assert len(lines) == 2
     first = set(posted_ids(discord_fake))
-    assert len(first) == 10  # the rest waited
+    assert len(first) == first_message  # the rest waited
 
     await asyncio.to_thread(redis.start)  # same store object: the bot is not restarted
     assert await seen_ids(redis) == set()  # nothing marked that wasn't recorded as posted
