@@ -52,3 +52,13 @@ class RefusedLocks(RedisStore):
         if not taken:
             self.refused.set()
         return taken
+
+
+class Clock:
+    """A clock that says `now` until a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now

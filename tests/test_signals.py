@@ -12,15 +12,7 @@ from bot.models import Channel
 from bot.ranking import paper_text
 from bot.signals import Signals, Tally, top
 from bot.store import MemoryStore, RedisStore
-from tests.factories import paper
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.factories import Clock, paper
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -10,15 +10,7 @@ import redis.asyncio as aioredis
 from bot.models import Channel
 from bot.store import AddResult, MemoryStore, RedisStore, Store
 from tests.conftest import RedisServer
-from tests.factories import paper
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.factories import Clock, paper
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ from bot.models import Channel
 from bot.signals import Tally
 from bot.store import RedisStore
 from bot.votes import LESS, SAVE, UNSAVE, VOTE
-from tests.factories import paper
+from tests.factories import Clock, paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.test_commands import commands_for, ctx
-from tests.test_signals import Clock
 
 OTHER = Channel("slack", "C2")
 
