@@ -3,8 +3,9 @@ named by the number its embed shows) and the Remove buttons of `/papers saved`.
 
 The buttons are persistent: their `custom_id` (`papers_vote:<arXiv id>`) is all a press needs,
 and one `DynamicItem` registered on the gateway client answers them, after any restart.
-A vote updates the message's buttons (its count); anything else is said privately. Each
-press is answered within Discord's 3 seconds and never pings anyone.
+A press is deferred at once (within Discord's 3 seconds, whatever the core then takes); a
+vote then updates the message's buttons (its count), anything else is said privately, and
+nothing pings anyone.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def button_class(
 async def press(
     commands: Commands, interaction: discord.Interaction, action: str, paper_id: str
 ) -> None:
+    """Deferred at once (Discord's 3 seconds: a paper the store forgot is asked of arXiv),
+    then the message edited (a vote's count, the saved list) or a private line sent."""
+    await interaction.response.defer()
     if interaction.channel_id is None:
         await _say(interaction, "Use the buttons in a server channel.")
         return
@@ -123,7 +127,7 @@ async def press(
     )
     if pressed.tally is not None and interaction.message is not None:
         view = with_vote_count(interaction.message, pressed.paper_id, pressed.tally.up)
-        await interaction.response.edit_message(view=view, allowed_mentions=NO_MENTIONS)
+        await interaction.edit_original_response(view=view)
     elif action == UNSAVE and pressed.reply is not None and pressed.reply.ok:
         await _show_saved(interaction, commands, ctx)
     elif pressed.reply is not None:
@@ -136,12 +140,12 @@ async def _show_saved(
     """The saved list again, in place of the one whose Remove was pressed."""
     (message, *_) = render_reply(await commands.handle(ctx, "saved"))
     view = remove_buttons(message.paper_ids, message.numbers) if message.numbers else None
-    await interaction.response.edit_message(
+    await interaction.edit_original_response(
         content=message.content, embeds=list(message.embeds), view=view
     )
 
 
 async def _say(interaction: discord.Interaction, text: str) -> None:
-    await interaction.response.send_message(
+    await interaction.followup.send(
         content=shorten(text, CONTENT_LIMIT), ephemeral=True, allowed_mentions=NO_MENTIONS
     )

@@ -13,7 +13,7 @@ from bot.settings import DigestSettings
 from bot.store import RedisStore
 from bot.votes import LESS, SAVE, UNSAVE, VOTE
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
-from tests.fakes.discord_api import CHANNEL_ID, MEMBER_ID, Callback, FakeDiscord, Posted
+from tests.fakes.discord_api import CHANNEL_ID, MEMBER_ID, FakeDiscord, Posted
 from tests.test_discord_app import (  # noqa: F401  (arxiv: its fixture)
     Bot,
     arxiv,
@@ -49,13 +49,20 @@ def labels(message: Posted) -> dict[str, str]:
     }
 
 
-async def pressed(bot: Bot, message: Posted, custom_id: str, user_id: int = MEMBER_ID) -> Callback:
-    payload = bot.fake.press(message, custom_id, user_id=user_id)
-    await bot.fake.send_interaction(payload)
-    interaction_id = int(payload["id"])
-    return await bot.fake.wait_until(
-        lambda: next((c for c in bot.fake.callbacks if c.interaction_id == interaction_id), None)
-    )
+async def pressed(bot: Bot, message: Posted, custom_id: str, user_id: int = MEMBER_ID) -> str:
+    """Press, wait for the answer (an edit of the message, or a private line); the token."""
+    fake = bot.fake
+    token = await fake.send_interaction(fake.press(message, custom_id, user_id=user_id))
+    await fake.wait_until(lambda: fake.edits.get(token) or fake.followups.get(token))
+    (deferred,) = fake.callbacks_for(token)
+    assert deferred.type == 6  # deferred at once: the 3 seconds never depend on the core
+    return token
+
+
+def private_line(fake: FakeDiscord, token: str) -> Posted:
+    (line,) = fake.followups[token]
+    assert line.ephemeral and line.allowed_mentions == {"parse": []}
+    return line
 
 
 async def test_each_posted_paper_has_numbered_buttons_within_discords_limits(
@@ -89,8 +96,9 @@ async def test_a_vote_shows_its_count_and_an_undo_takes_it_back(
 ) -> None:
     message = await posted_digest(discord_fake, arxiv, redis_store)
     async with running(discord_fake, settings_for(discord_fake, arxiv), redis_store) as bot:
-        answer = await pressed(bot, message, f"{VOTE}:{PAPER}")
-        assert answer.type == 7  # the message itself is updated
+        token = await pressed(bot, message, f"{VOTE}:{PAPER}")
+        (edit,) = bot.fake.edits[token]
+        assert "embeds" not in edit and "content" not in edit  # only the buttons change
         assert labels(message)[f"{VOTE}:{PAPER}"] == "#1 👍 Relevant · 1"
         assert message.embeds and message.body["embeds"][0]["footer"]["text"].startswith("#1")
         await pressed(bot, message, f"{VOTE}:{PAPER}", user_id=MEMBER_ID + 1)
@@ -114,9 +122,10 @@ async def test_buttons_work_after_a_restart_and_replicas_answer_once(
         running(discord_fake, settings, redis_store, claim),
     ):
         payload = discord_fake.press(message, f"{VOTE}:{PAPER}")
-        await discord_fake.send_interaction(payload)
-        await discord_fake.wait_until(lambda: int(payload["id"]) in discord_fake.callback_attempts)
+        token = await discord_fake.send_interaction(payload)
+        await discord_fake.wait_until(lambda: discord_fake.edits.get(token))
         assert discord_fake.callback_attempts.count(int(payload["id"])) == 1
+        assert len(discord_fake.edits[token]) == 1
         assert labels(message)[f"{VOTE}:{PAPER}"] == "#1 👍 Relevant · 1"
         assert (await bot.run("top"))[0].embeds[0]["title"].startswith("👍 1 · ")
 
@@ -126,18 +135,16 @@ async def test_save_saved_and_remove(
 ) -> None:
     message = await posted_digest(discord_fake, arxiv, redis_store)
     async with running(discord_fake, settings_for(discord_fake, arxiv), redis_store) as bot:
-        saved = await pressed(bot, message, f"{SAVE}:{PAPER}")
-        assert saved.type == 4 and saved.ephemeral
-        assert saved.data["content"].startswith("Saved “Reward model study 5”")
-        assert saved.data["allowed_mentions"] == {"parse": []}
+        saved = private_line(discord_fake, await pressed(bot, message, f"{SAVE}:{PAPER}"))
+        assert saved.content.startswith("Saved “Reward model study 5”")
         (listing,) = await bot.run("saved")
         assert listing.ephemeral
         assert [e["footer"]["text"].split(" · ")[0] for e in listing.embeds] == ["#1"]
         assert labels(listing) == {f"{UNSAVE}:{PAPER}": "Remove #1"}
-        removed = await pressed(bot, listing, f"{UNSAVE}:{PAPER}")
-        assert removed.type == 7
-        assert removed.data["content"].startswith("You have no saved papers.")
-        assert removed.data["embeds"] == [] and removed.data["components"] == []
+        token = await pressed(bot, listing, f"{UNSAVE}:{PAPER}")
+        (removed,) = discord_fake.edits[token]
+        assert removed["content"].startswith("You have no saved papers.")
+        assert removed["embeds"] == [] and removed["components"] == []
         (again,) = await bot.run("saved")
         assert again.content.startswith("You have no saved papers.")
 
@@ -149,8 +156,7 @@ async def test_a_forged_button_gets_one_private_line_and_changes_nothing(
     forged = f"{VOTE}:not-an-id"
     message.body["components"][0]["components"][0]["custom_id"] = forged
     async with running(discord_fake, settings_for(discord_fake, arxiv), redis_store) as bot:
-        answer = await pressed(bot, message, forged)
-        assert answer.type == 4 and answer.ephemeral
-        assert answer.data["content"] == "That is not an arXiv id (like 2504.12345)."
+        answer = private_line(discord_fake, await pressed(bot, message, forged))
+        assert answer.content == "That is not an arXiv id (like 2504.12345)."
         (top,) = await bot.run("top")
         assert top.content.startswith("No votes")

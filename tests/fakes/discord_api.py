@@ -253,6 +253,8 @@ class FakeDiscord:
         self._faults: dict[int, _Faults] = {}
         self._pressed: dict[int, Posted] = {}
         """Per component interaction id: the message whose button was pressed."""
+        self.edits: dict[str, list[dict[str, Any]]] = {}
+        """Per interaction token: the edits of the message whose button was pressed."""
         self._unavailable = 0
         self._ids = itertools.count(1200000000000000000)
         self._runner: web.AppRunner | None = None
@@ -274,6 +276,7 @@ class FakeDiscord:
             ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands", self._sync),
             ("POST", "/interactions/{interaction_id}/{token}/callback", self._callback),
             ("POST", "/webhooks/{app_id}/{token}", self._followup),
+            ("PATCH", "/webhooks/{app_id}/{token}/messages/@original", self._edit_original),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, api + path, self._authorized(handler))
@@ -718,6 +721,22 @@ class FakeDiscord:
             return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
         self.followups.setdefault(token, []).append(Posted(0, body, time.monotonic()))
         return json_response(self._message(CHANNEL_ID, body))
+
+    async def _edit_original(self, request: web.Request) -> web.Response:
+        """A component interaction's message edited after a deferred update (type 6)."""
+        token = request.match_info["token"]
+        found = [c for c in self.callbacks if c.token == token and c.type in (6, 7)]
+        if not found:
+            return json_response({"message": "Unknown Webhook", "code": 10015}, 404)
+        pressed = self._pressed[found[0].interaction_id]
+        body = await request.json()
+        if problems := limit_violations({**pressed.body, **body}):
+            self.refused.append((body, problems))
+            return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
+        pressed.body.update({k: v for k, v in body.items() if k != "allowed_mentions"})
+        self.edits.setdefault(token, []).append(body)
+        channel_id = pressed.channel_id or CHANNEL_ID
+        return json_response(self._message(channel_id, pressed.body, pressed.id))
 
     # -- gateway -----------------------------------------------------------------------------
 
