@@ -28,6 +28,7 @@ from adapters.slack_app import publisher_from_settings
 from bench.common import Row, ratio, say, verdict
 from bench.slack_process import RemoteSlack, Summary
 from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
+from bot import runtime
 from bot.arxiv_source import ArxivSource
 from bot.digest import CHANNEL_CONCURRENCY, DigestRunner, Fetched
 from bot.matching import assign
@@ -374,7 +375,7 @@ def rows(runs: list[Run]) -> list[Row]:
 
 
 def run(url: str) -> list[Row]:
-    return asyncio.run(measure(url))
+    return runtime.run(measure(url))  # the loop and collector settings `papers-bot` runs with
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from bench.common import ROOT, Row, free_port, ratio, say, verdict
 from bench.fake_process import RemoteFake
 from bench.slack_process import RemoteSlack
 from bench.synthetic import as_paper, keyword_pool, week_and_days
+from bot import runtime
 from bot.matching import assign
 from bot.models import Channel, newest_first, utcnow
 from bot.settings import Settings
@@ -502,10 +503,11 @@ def run(url: str) -> list[Row]:
 
 def _child(kind: str, arg: str) -> None:
     config = json.loads(arg)
+    # Both on the loop and collector settings `papers-bot run` uses (bot.runtime).
     if kind == "bot":
-        asyncio.run(_serve_bot(config))
+        runtime.run(_serve_bot(config))
     else:
-        asyncio.run(_serve_trivial(int(config["port"])))
+        runtime.run(_serve_trivial(int(config["port"])))
 
 
 if __name__ == "__main__":

@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Imported once the arguments are parsed: `--help` answers without pydantic or asyncio.
-    import asyncio
-
+    # `runtime.run` is `asyncio.run` on uvloop where installed (see bot/runtime.py).
+    from bot import runtime
     from bot.jobs import CliError, dispatch
     from bot.logs import configure as configure_logging
     from bot.settings import SettingsError, load_settings, secret_values
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(
             settings.log_level, settings.service.log_format, secrets=secret_values(settings)
         )
-        return asyncio.run(dispatch(args, settings))
+        return runtime.run(dispatch(args, settings))
     except (SettingsError, CliError) as err:
         print(f"papers-bot: {err}", file=sys.stderr)
         return 2

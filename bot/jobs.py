@@ -17,6 +17,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from bot import platforms as plugins
+from bot import runtime
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, RunReport, all_subscriptions
@@ -242,6 +243,7 @@ async def markdown(args: argparse.Namespace, settings: Settings) -> int:
 async def check(args: argparse.Namespace, settings: Settings) -> int:
     problems = 0
     print(f"settings: ok ({len(settings.subscriptions)} subscription(s) in the file)")
+    print(f"event loop: {runtime.running_loop_name()}")
     found = plugins.installed()
     print("platforms: " + ", ".join(f"{n} ({i.source})" for n, i in found.items()))
     missing = {sub.platform for sub in settings.subscriptions} - set(found)
@@ -299,6 +301,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     enabled = {n: p for n, p in every.items() if p.serve is not None and p.configured(settings)}
     from_file = load_platforms({sub.platform for sub in settings.subscriptions})
     _refuse_memory_for_stateful(settings, {**from_file, **enabled})
+    log.info("event_loop name=%r", runtime.running_loop_name())
     store = await connect_store(settings)
     source = ArxivSource(settings.arxiv, shared=store)  # replicas share arXiv's interval
     commands = Commands(settings, store, source)

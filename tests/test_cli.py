@@ -140,6 +140,7 @@ def test_check_reports_each_part(
     assert main(["check"]) == 0
     out = capsys.readouterr().out
     assert "redis: ok" in out and "arxiv: ok" in out and "slack: not configured" in out
+    assert "event loop: uvloop " in out or "event loop: asyncio" in out
     assert "discord: invite https://discord.com/oauth2/authorize?client_id=1234" in out
 
 

@@ -1,0 +1,163 @@
+"""Under a burst of slash commands the acks come first: every request of the burst gets its
+ack before any command's work (Redis, arXiv, rendering, the answer) starts, and the answers
+go through one kept-alive session with the same bodies bolt's `respond` sends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from adapters import slack_app
+from adapters.slack_app import WORKING, PendingAcks, RecentSignatures, Responses, _answer
+from bot.commands import CommandContext, Reply
+from bot.store import RedisStore
+from tests.factories import paper
+from tests.fakes.arxiv_server import FakeArxiv, make_paper
+from tests.fakes.slack_api import FakeSlack
+from tests.test_slack_app import Bot, make_settings, sign
+
+BURST = 30
+
+
+@pytest.fixture
+def arxiv() -> Iterator[FakeArxiv]:
+    with FakeArxiv([make_paper(n, title=f"Reward model study {n}") for n in range(1, 7)]) as fake:
+        yield fake
+
+
+class HeldBot(Bot):
+    """test_slack_app's bot whose replay check holds the first request of a burst until
+    `release` is set: that request awaits its ack while the others get theirs."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.release = asyncio.Event()
+        self._seen = RecentSignatures()
+        self._first = True
+
+    async def first_use(self, signature: str) -> bool:
+        if self._first:
+            self._first = False
+            await self.release.wait()
+        return await self._seen(signature)
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession()
+        self._task = asyncio.create_task(
+            slack_app.serve(self.settings, self.commands, first_use=self.first_use)
+        )
+        await self._until_listening()
+
+
+async def test_no_command_works_while_a_request_of_its_burst_awaits_its_ack(
+    slack: FakeSlack,
+    arxiv: FakeArxiv,
+    redis_store: RedisStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counters: list[PendingAcks] = []
+
+    class Recorded(PendingAcks):
+        def __init__(self) -> None:
+            super().__init__(limit=60)  # the test releases the held request, not the limit
+            counters.append(self)
+
+    monkeypatch.setattr(slack_app, "PendingAcks", Recorded)
+    bot = HeldBot(make_settings(slack, arxiv), redis_store, slack)
+    await bot.start()
+    waiting_at_work: list[int] = []
+    handle = bot.commands.handle
+
+    async def recording(ctx: CommandContext, text: str) -> Reply:
+        waiting_at_work.append(counters[0].waiting)
+        return await handle(ctx, text)
+
+    monkeypatch.setattr(bot.commands, "handle", recording)
+    commands = [
+        bot.slash("recent reward model" if i % 2 else "help", channel=f"C{i:04d}")
+        for i in range(BURST)
+    ]
+    try:
+        sending = asyncio.create_task(burst(bot, [urlencode(c.fields()) for c in commands]))
+        async with asyncio.timeout(10):
+            while counters[0].waiting != 1:  # every request acked but the held one
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert waiting_at_work == []  # no command's work started meanwhile
+        bot.release.set()
+        acks = await sending
+        answers = [
+            await slack.wait_for_response(c.response_url.rsplit("/", 1)[1]) for c in commands
+        ]
+    finally:
+        bot.release.set()
+        await bot.stop()
+    assert acks == [(200, WORKING if i % 2 else "") for i in range(BURST)]
+    assert waiting_at_work == [0] * BURST
+    assert all(a.body["response_type"] == "ephemeral" for a in answers)
+
+
+async def burst(bot: Bot, bodies: list[str]) -> list[tuple[int, str]]:
+    """Signed requests on connections opened first, then all written at once: the server
+    finds every one of them waiting when it next looks (a real burst, even in one loop)."""
+    port = bot.settings.slack.http_port
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in bodies]
+    timestamp = str(int(time.time()))
+    for (_, writer), body in zip(streams, bodies, strict=True):
+        head = (
+            f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"X-Slack-Request-Timestamp: {timestamp}\r\n"
+            f"X-Slack-Signature: {sign(timestamp, body)}\r\n"
+            f"Content-Length: {len(body.encode())}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + body.encode())
+    answers = []
+    for reader, writer in streams:
+        raw = await reader.read()
+        writer.close()
+        status_line, _, rest = raw.decode().partition("\r\n")
+        answers.append((int(status_line.split()[1]), rest.partition("\r\n\r\n")[2]))
+    return answers
+
+
+async def test_settled_waits_for_open_requests_at_most_its_limit() -> None:
+    pending = PendingAcks(limit=0.2)
+    await pending.settled()  # nothing open: at once
+    pending.enter()
+    waiter = asyncio.create_task(pending.settled())
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    pending.leave()
+    await asyncio.wait_for(waiter, 1)
+    pending.enter()  # a request that never gets its response
+    await asyncio.wait_for(pending.settled(), 1)
+    assert pending.waiting == 1
+
+
+async def test_answers_through_the_kept_alive_session_equal_bolts(slack: FakeSlack) -> None:
+    replies = [
+        Reply("Everyone sees this", ephemeral=False),
+        Reply("Only you", papers=(paper(1), paper(2))),
+        Reply("Refused <!channel> & co", ok=False),
+    ]
+    responses = Responses()
+    try:
+        for n, reply in enumerate(replies):
+            await _answer(AsyncRespond(response_url=slack.response_url(f"bolt{n}")), reply)
+            via = AsyncRespond(response_url=slack.response_url(f"ours{n}"))
+            await _answer(via, reply, via=responses)
+            await _answer(via, reply, True, via=responses)  # a button's, replacing
+    finally:
+        await responses.aclose()
+    for n in range(len(replies)):
+        bolt = (await slack.wait_for_response(f"bolt{n}")).body
+        ours = slack.responses_to(f"ours{n}")
+        assert [r.body for r in ours] == [bolt, {**bolt, "replace_original": True}]
