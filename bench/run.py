@@ -1,6 +1,6 @@
 """`python -m bench`: every benchmark in one run; the results table goes to stdout.
 
-Progress goes to stderr. `--only 1 4` runs some figures (1 to 5, M) while working on one.
+Progress goes to stderr. `--only 1 4` runs some figures (1 to 5, M, R) while working on one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from bench import (
     arxiv_requests,
     matching_speed,
+    ranking,
     redis_cost,
     slack_delivery,
     slack_latency,
@@ -28,6 +29,7 @@ FIGURES: dict[str, Callable[[str], list[Row]]] = {
     "4": redis_cost.run,
     "5": startup.run,
     "M": lambda _url: matching_speed.run(),
+    "R": lambda _url: ranking.run(),
 }
 
 
@@ -42,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if figure in args.only:
                 say(f"figure {figure} ...")
                 rows += FIGURES[figure](url)
-    rows.sort(key=lambda r: "12345M".index(r.figure))  # stable: keeps each figure's order
+    rows.sort(key=lambda r: "12345MR".index(r.figure))  # stable: keeps each figure's order
     print(f"Machine: {machine()}")
     print(f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(

@@ -181,16 +181,9 @@ def _sgd(examples: list[tuple[Vector, float, float]], rng: random.Random) -> Vec
     return w
 
 
-def score_bags(
-    candidates: Sequence[Bag], liked: Sequence[Bag], disliked: Sequence[Bag]
-) -> list[float]:
-    """The shipped model on bags of terms: one relevance score per candidate."""
-    return logistic(candidates, liked, disliked)
-
-
 def scores(papers: Sequence[Paper], taste: Taste) -> list[float]:
     """Predicted relevance of each paper to `taste`, in the order given (higher is better)."""
-    return score_bags(
+    return logistic(
         [bag(paper_text(p)) for p in papers],
         [bag(t) for t in taste.liked],
         [bag(t) for t in taste.disliked],
