@@ -8,6 +8,7 @@ it can neither ping (`<!channel>`) nor forge a link.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -330,14 +331,21 @@ def thread_messages(digest: Digest, *, buttons: bool = False) -> list[SlackMessa
         label = f"{keyword} · {len(items)} new"
         continued = header(f"{keyword} (continued)")
         for i, item in enumerate(items):
-            blocks = paper_blocks(item, buttons=buttons)
-            unit = _Unit(blocks, fallback_line(item.paper), (item.paper.id,))
+            unit = _paper_unit(item, buttons)
             if i == 0:
                 unit = _Unit((header(label), *unit.blocks), unit.text, unit.paper_ids)
             else:
                 unit = _Unit(unit.blocks, unit.text, unit.paper_ids, heading=continued)
             units.append(unit)
     return pack(units)
+
+
+@functools.lru_cache(maxsize=4096)
+def _paper_unit(item: DigestItem, buttons: bool) -> _Unit:
+    """One paper's blocks and text, rendered once per run however many channels get it: the
+    item (paper, the channel's matched keywords, revised) is the key, so channels share a
+    render only when it is the same. The blocks are shared: nothing may change them."""
+    return _Unit(paper_blocks(item, buttons=buttons), fallback_line(item.paper), (item.paper.id,))
 
 
 # replies -------------------------------------------------------------------------------

@@ -490,3 +490,21 @@ def test_quiet_day_revisions_and_more() -> None:
     )
     assert "…and 4 more" in str(top.blocks)
     assert "New version v2: " in str(thread.blocks)
+
+
+def test_a_paper_is_rendered_once_per_run_and_the_same_for_every_channel_that_gets_it() -> None:
+    shared = paper(1, comment="Code: https://github.com/a/b")
+    other = Channel("slack", "C0OTHER")
+    one = Digest(CHANNEL, DAY, ("rlhf",), [DigestItem(shared, ("rlhf",))])
+    two = Digest(other, DAY, ("rlhf",), [DigestItem(shared, ("rlhf",))])
+    both = Digest(other, DAY, ("rlhf", "ppo"), [DigestItem(shared, ("rlhf", "ppo"))])
+    slack_render._paper_unit.cache_clear()
+    first = slack_render.thread_messages(one, buttons=True)
+    assert slack_render.thread_messages(two, buttons=True) == first
+    assert slack_render._paper_unit.cache_info().hits == 1
+    uncached = slack_render._paper_unit.__wrapped__(DigestItem(shared, ("rlhf",)), True)
+    assert first[0].blocks[1:] == uncached.blocks
+    (message,) = slack_render.thread_messages(both, buttons=True)
+    assert "Also matches: ppo" in all_text(message) and "Also matches" not in all_text(first[0])
+    plain = slack_render.thread_messages(one)[0].blocks
+    assert [b["type"] for b in plain] == ["header", "section", "context"]  # no buttons
