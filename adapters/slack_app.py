@@ -144,8 +144,19 @@ def web_client(cfg: SlackSettings, *, timeout: int | None = None) -> AsyncWebCli
             ConnectionRetry(),
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
         ],
+        logger=_sdk_logger(),
         **options,
     )
+
+
+def _sdk_logger() -> logging.Logger:
+    """slack_sdk's client logger, its level pinned to the effective one. slack_sdk decides
+    whether to format a debug line from the logger's own level (`logger.level <= DEBUG`),
+    which is 0 when unset: it then formatted every request's whole JSON body and every
+    answer, for debug lines nobody sees (a sixth of a digest's CPU, measured)."""
+    sdk = logging.getLogger("slack_sdk.web.async_base_client")
+    sdk.setLevel(sdk.getEffectiveLevel())
+    return sdk
 
 
 # digests -------------------------------------------------------------------------------
@@ -292,7 +303,10 @@ class SlackPublisher:
             timeout = aiohttp.ClientTimeout(total=self._client.timeout)
             connector = aiohttp.TCPConnector(limit=CONNECTIONS)
             session = aiohttp.ClientSession(
-                timeout=timeout, connector=connector, json_serialize=_json
+                timeout=timeout,
+                connector=connector,
+                json_serialize=_json,
+                response_class=_OrjsonResponse,
             )
             self._session = self._client.session = session
         self._publishing += 1
@@ -486,6 +500,20 @@ def _json(value: Any) -> str:
     """JSON for request bodies (aiohttp's `json_serialize`): orjson, several times faster
     than the standard library's encoder on Block Kit messages."""
     return orjson.dumps(value).decode()
+
+
+class _OrjsonResponse(aiohttp.ClientResponse):
+    """Answers whose `json()` (what slack_sdk reads every Web API answer with) decodes with
+    orjson: `chat.postMessage` answers carry the posted message back, blocks and all."""
+
+    async def json(
+        self,
+        *,
+        encoding: str | None = None,
+        loads: Callable[[str], Any] = orjson.loads,
+        content_type: str | None = "application/json",
+    ) -> Any:
+        return await super().json(encoding=encoding, loads=loads, content_type=content_type)
 
 
 def publisher_from_settings(

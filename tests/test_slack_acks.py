@@ -5,6 +5,7 @@ go through one kept-alive session with the same bodies bolt's `respond` sends.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from adapters import slack_app
 from adapters.slack_app import WORKING, PendingAcks, RecentSignatures, Responses, _answer
 from bot.commands import CommandContext, Reply
+from bot.settings import Settings
 from bot.store import RedisStore
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
@@ -161,3 +163,16 @@ async def test_answers_through_the_kept_alive_session_equal_bolts(slack: FakeSla
         bolt = (await slack.wait_for_response(f"bolt{n}")).body
         ours = slack.responses_to(f"ours{n}")
         assert [r.body for r in ours] == [bolt, {**bolt, "replace_original": True}]
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+def test_slack_sdk_formats_its_debug_lines_only_when_debug_is_on(
+    level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sdk = logging.getLogger("slack_sdk.web.async_base_client")
+    monkeypatch.setattr(sdk, "level", logging.NOTSET)
+    monkeypatch.setattr(logging.getLogger(), "level", level)
+    settings = Settings.model_validate({"slack": {"bot_token": "xoxb-test"}})
+    client = slack_app.web_client(settings.slack)
+    # slack_sdk formats a request's whole body for a debug line when `logger.level <= DEBUG`
+    assert (client.logger.level <= logging.DEBUG) == (level <= logging.DEBUG)
