@@ -93,12 +93,17 @@ OPTION_NAMES = ("revisions", "quiet_days")
 
 async def channel_options(settings: Settings, store: Store, channel: Channel) -> ChannelOptions:
     """The settings file's flags for the channel, overridden by what chat set."""
+    return merged_options(settings, channel, await store.channel_options(channel))
+
+
+def merged_options(
+    settings: Settings, channel: Channel, chosen: Mapping[str, bool]
+) -> ChannelOptions:
     merged = dict.fromkeys(OPTION_NAMES, False)
     for sub in settings.subscriptions:
         if Channel(sub.platform, sub.channel) == channel:
             merged["revisions"] |= sub.revisions
             merged["quiet_days"] |= sub.quiet_days
-    chosen = await store.channel_options(channel)
     merged.update({k: v for k, v in chosen.items() if k in OPTION_NAMES})
     return ChannelOptions(**merged)
 
@@ -176,7 +181,6 @@ class DigestRunner:
         self._stop_asked = asyncio.Event()
         """Set with `_stopping`: ends a wait for a channel's lock at once."""
         self._mark_retry = mark_retry
-        self._options: dict[Channel, ChannelOptions] = {}
         self.lock_ttl = settings.service.lock_ttl
 
     def stop(self) -> None:
@@ -194,7 +198,6 @@ class DigestRunner:
         if channels is None:
             channels = await all_subscriptions(self._settings, self._store)
         requests_before = self._source.request_count
-        self._options = {}
         keywords = distinct(k for kws in channels.values() for k in kws)
         fetched = await self.fetch(keywords, channels=channels)
         await self._fill_details(channels, fetched)
@@ -282,18 +285,19 @@ class DigestRunner:
 
         async def plan(channel: Channel, keywords: Sequence[str]) -> None:
             """At most `cap` listed papers the channel hasn't received: a superset of what
-            `build` will post (first-run quotas aside), for two Redis round trips."""
+            `build` will post (first-run quotas aside), for one Redis round trip."""
             listed = newest_versions(
                 p for k in keywords for p in fetched.papers.get(k, []) if p.id in fetched.kinds
             )
             async with limit:
                 try:
-                    options = await self._channel_options(channel)
-                    if not options.revisions:
-                        listed = [p for p in listed if fetched.kinds[p.id] not in REVISIONS]
-                    unseen = await self._store.unseen(channel, seen_keys(listed))
+                    state = await self._store.channel_state(channel, seen_keys(listed))
                 except STORE_ERRORS:
                     return  # this channel's delivery will say so
+            options = merged_options(self._settings, channel, state.options)
+            if not options.revisions:
+                listed = [p for p in listed if fetched.kinds[p.id] not in REVISIONS]
+            unseen = state.unseen
             new = [p for p in newest_first(listed) if p.version_key in unseen or p.id in unseen]
             wanted.update((p.id, None) for p in new[:cap])
 
@@ -350,12 +354,6 @@ class DigestRunner:
         except STORE_ERRORS as err:
             log.warning("papers_not_remembered error=%r", _store_error(err))
 
-    async def _channel_options(self, channel: Channel) -> ChannelOptions:
-        """The channel's options, read once a run (planning and delivery share them)."""
-        if channel not in self._options:
-            self._options[channel] = await channel_options(self._settings, self._store, channel)
-        return self._options[channel]
-
     def _advance(self, done: int, total: int) -> None:
         if self._progress is not None:
             self._progress(done, total)
@@ -397,14 +395,11 @@ class DigestRunner:
             result.failed[keyword] = str(err)
 
     async def build(
-        self,
-        channel: Channel,
-        keywords: Sequence[str],
-        fetched: Fetched,
-        options: ChannelOptions = ChannelOptions(),
-    ) -> tuple[Digest, list[Paper], list[str]]:
+        self, channel: Channel, keywords: Sequence[str], fetched: Fetched
+    ) -> tuple[Digest, list[Paper], list[str], ChannelOptions]:
         """The channel's digest, the papers to mark seen without posting (first-run
-        overflow and the cap's overflow), and the keywords whose first run this is."""
+        overflow and the cap's overflow), the keywords whose first run this is, and the
+        channel's options; what it reads of the channel is one Redis round trip."""
         cfg = self._settings.digest
         behind = channel in fetched.behind
         ok = [k for k in keywords if not (behind and k in fetched.failed)]
@@ -412,6 +407,10 @@ class DigestRunner:
         for keyword in ok:
             for paper in fetched.candidates(channel, keyword):
                 matched.setdefault(paper.id, (paper, []))[1].append(keyword)
+        state = await self._store.channel_state(
+            channel, seen_keys([paper for paper, _ in matched.values()]), ok
+        )
+        options = merged_options(self._settings, channel, state.options)
         if not options.revisions:  # a replacement is news only where revisions are on
             matched = {
                 pid: found
@@ -419,7 +418,7 @@ class DigestRunner:
                 if fetched.kinds.get(pid) not in REVISIONS
             }
         candidates = [paper for paper, _ in matched.values()]
-        unseen = await self._store.unseen(channel, seen_keys(candidates))
+        unseen = state.unseen
         revised = {
             p.id
             for p in candidates
@@ -427,8 +426,7 @@ class DigestRunner:
             and p.version_key in unseen
             and (p.id not in unseen or fetched.kinds.get(p.id) in REVISIONS)
         }
-        baselined = await self._store.baselined(channel, ok)
-        first_run = [k for k in ok if k not in baselined]
+        first_run = [k for k in ok if k not in state.baselined]
         if shows_everything(channel):
             first_run = []
 
@@ -460,7 +458,7 @@ class DigestRunner:
             items=[DigestItem(p, tuple(matched[p.id][1]), p.id in revised) for p in posted],
             more=len(over_cap),
         )
-        return digest, skipped, first_run
+        return digest, skipped, first_run, options
 
     async def _deliver(
         self,
@@ -538,8 +536,7 @@ class DigestRunner:
             log.warning("channel_skipped channel=%s reason=%r", channel, outcome.error)
             return outcome
         try:
-            options = await self._channel_options(channel)
-            digest, skipped, first_run = await self.build(channel, keywords, fetched, options)
+            digest, skipped, first_run, options = await self.build(channel, keywords, fetched)
             digest.items = [
                 replace(item, paper=with_details(item.paper, fetched.details.get(item.paper.id)))
                 for item in digest.items

@@ -58,6 +58,18 @@ class AddResult(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelState:
+    """What a digest reads of one channel before it posts there, in one round trip."""
+
+    options: dict[str, bool]
+    """Options set from chat (`channel_options`)."""
+    unseen: set[str]
+    """Of the ids asked about, those the channel has not received (`unseen`)."""
+    baselined: set[str]
+    """Of the keywords asked about, those whose first run is done (`baselined`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChatSubscription:
     keyword: str
     added_by: str
@@ -89,6 +101,9 @@ class Store(Protocol):
     async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None: ...
 
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]: ...
+    async def channel_state(
+        self, channel: Channel, ids: Sequence[str], keywords: Sequence[str] = ()
+    ) -> ChannelState: ...
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
 
     async def listing_days(self, channels: Sequence[Channel]) -> dict[Channel, date | None]: ...
@@ -441,6 +456,26 @@ class RedisStore:
         flags = await r.smismember(self._baseline(channel), [normalize(k) for k in keywords])
         return {k for k, flag in zip(keywords, flags, strict=True) if flag}
 
+    async def channel_state(
+        self, channel: Channel, ids: Sequence[str], keywords: Sequence[str] = ()
+    ) -> ChannelState:
+        """`channel_options`, `unseen` and `baselined` in one round trip (one hash slot)."""
+        r = await self._client()
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._options(channel))
+            if ids:
+                pipe.zmscore(self._seen(channel), list(ids))
+            if keywords:
+                pipe.smismember(self._baseline(channel), [normalize(k) for k in keywords])
+            options, *rest = await pipe.execute()
+        scores = rest.pop(0) if ids else []
+        flags = rest.pop(0) if keywords else []
+        return ChannelState(
+            options={_text(k): _text(v) == "1" for k, v in options.items()},
+            unseen={pid for pid, score in zip(ids, scores, strict=True) if score is None},
+            baselined={k for k, flag in zip(keywords, flags, strict=True) if flag},
+        )
+
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
         members = [normalize(k) for k in keywords]
         if members:
@@ -644,6 +679,15 @@ class MemoryStore:
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]:
         done = self._baseline.get(channel.key, set())
         return {k for k in keywords if normalize(k) in done}
+
+    async def channel_state(
+        self, channel: Channel, ids: Sequence[str], keywords: Sequence[str] = ()
+    ) -> ChannelState:
+        return ChannelState(
+            await self.channel_options(channel),
+            await self.unseen(channel, ids),
+            await self.baselined(channel, keywords),
+        )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
         self._baseline.setdefault(channel.key, set()).update(normalize(k) for k in keywords)

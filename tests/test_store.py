@@ -166,3 +166,15 @@ async def test_the_store_from_a_url_serves_hundreds_of_calls_at_once(
     finally:
         await store.close()
     assert answers == [{f"p{n}"} for n in range(400)]
+
+
+async def test_channel_state_reads_options_unseen_and_baselined_at_once(store: Store) -> None:
+    await store.mark_seen(CH, ["a"])
+    await store.set_baselined(CH, ["Reward Model"])
+    await store.set_channel_option(CH, "revisions", True)
+    state = await store.channel_state(CH, ["a", "b"], ["reward models", "rlhf"])
+    assert state.options == {"revisions": True}
+    assert state.unseen == {"b"}
+    assert state.baselined == {"reward models"}
+    empty = await store.channel_state(Channel("slack", "C9"), [], [])
+    assert (empty.options, empty.unseen, empty.baselined) == ({}, set(), set())
