@@ -18,6 +18,7 @@ only.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -181,12 +182,19 @@ def _sgd(examples: list[tuple[Vector, float, float]], rng: random.Random) -> Vec
     return w
 
 
+@functools.lru_cache(maxsize=8192)
+def _text_bag(text: str) -> Bag:
+    """`bag`, once per text in a process: a digest ranks the same papers (and a channel's
+    same votes) for many channels. Shared: nothing may change a cached bag."""
+    return bag(text)
+
+
 def scores(papers: Sequence[Paper], taste: Taste) -> list[float]:
     """Predicted relevance of each paper to `taste`, in the order given (higher is better)."""
     return logistic(
-        [bag(paper_text(p)) for p in papers],
-        [bag(t) for t in taste.liked],
-        [bag(t) for t in taste.disliked],
+        [_text_bag(paper_text(p)) for p in papers],
+        [_text_bag(t) for t in taste.liked],
+        [_text_bag(t) for t in taste.disliked],
     )
 
 
