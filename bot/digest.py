@@ -218,11 +218,18 @@ class DigestRunner:
                     log.error("channel_failed channel=%s reason=%r", channel, _store_error(err))
                     return ChannelOutcome(channel, error=_store_error(err))
 
-        outcomes = await asyncio.gather(*(one(c, k) for c, k in channels.items()))
+        # Channels with the most to post start first: a channel holds its slot for as many
+        # paced messages as it posts, and one started last would end long after the rest.
+        cap = self._settings.digest.max_papers_per_channel
+        busiest_first = sorted(
+            channels.items(), key=lambda ck: -expected_papers(fetched, cap, ck[1])
+        )
+        done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
+        by_channel = {outcome.channel: outcome for outcome in done}
         report = RunReport(
             keywords=len(keywords),
             failed_keywords=fetched.failed,
-            channels=list(outcomes),
+            channels=[by_channel[c] for c in channels],
             arxiv_requests=self._source.request_count - requests_before,
         )
         log.info(
@@ -602,7 +609,7 @@ class DigestRunner:
         wait, warned = 0.05, False
         while True:
             try:
-                await self._store.mark_seen(channel, keys)
+                await self._store.add_seen(channel, keys)
             except STORE_ERRORS as err:
                 if loop.time() + wait > deadline:
                     log.error(
@@ -633,6 +640,11 @@ class DigestRunner:
         self, channel: Channel, skipped: list[Paper], first_run: list[str], day: date | None
     ) -> None:
         await self._store.finish(channel, seen_keys(skipped), first_run, day)
+
+
+def expected_papers(fetched: Fetched, cap: int, keywords: Sequence[str]) -> int:
+    """The most papers a channel may post this run: its keywords' listed papers, capped."""
+    return min(cap, len({p.id for k in keywords for p in fetched.papers.get(k, [])}))
 
 
 def shows_everything(channel: Channel) -> bool:

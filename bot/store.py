@@ -87,6 +87,7 @@ class Store(Protocol):
 
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]: ...
     async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
+    async def add_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
 
     async def add_subscription(
         self, channel: Channel, keyword: str, *, added_by: str, cap: int
@@ -121,6 +122,7 @@ class Store(Protocol):
     async def next_start(self, name: str, interval: float) -> float: ...
 
     async def acquire(self, name: str, owner: str, ttl: float) -> bool: ...
+    async def acquire_many(self, names: Sequence[str], owner: str, ttl: float) -> list[bool]: ...
     async def renew(self, name: str, owner: str, ttl: float) -> bool: ...
     async def release(self, name: str, owner: str) -> None: ...
     async def is_done(self, name: str) -> bool: ...
@@ -334,6 +336,19 @@ class RedisStore:
     async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None:
         await self.finish(channel, ids, (), None)
 
+    async def add_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+        """`mark_seen` for one posted message: the members and the key's expiry, without the
+        trim of old members (the channel's `finish` or next `mark_seen` does it)."""
+        members = {pid: self._clock().timestamp() for pid in ids}
+        if not members:
+            return
+        key = self._seen(channel)
+        r = await self._client()
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, members)
+            pipe.expire(key, int(self._retention.total_seconds()))
+            await pipe.execute()
+
     async def finish(
         self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None
     ) -> None:
@@ -536,6 +551,16 @@ class RedisStore:
         r = await self._client()
         return bool(await r.set(self._lock(name), owner, nx=True, px=_ms(ttl)))
 
+    async def acquire_many(self, names: Sequence[str], owner: str, ttl: float) -> list[bool]:
+        """`acquire` for each name, in one round trip (one per node on a cluster)."""
+        if not names:
+            return []
+        r = await self._client()
+        async with r.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.set(self._lock(name), owner, nx=True, px=_ms(ttl))
+            return [bool(taken) for taken in await pipe.execute()]
+
     async def renew(self, name: str, owner: str, ttl: float) -> bool:
         r = await self._client()
         renewed = await self._renew_script(
@@ -629,6 +654,9 @@ class MemoryStore:
         now = self.clock()
         self._seen.setdefault(channel.key, {}).update(dict.fromkeys(ids, now))
         self._expire(channel)
+
+    async def add_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+        await self.mark_seen(channel, ids)
 
     def _expire(self, channel: Channel) -> None:
         cutoff = self.clock() - self.seen_retention
@@ -740,6 +768,9 @@ class MemoryStore:
             return False
         self._locks[name] = (owner, self.clock() + timedelta(seconds=ttl))
         return True
+
+    async def acquire_many(self, names: Sequence[str], owner: str, ttl: float) -> list[bool]:
+        return [await self.acquire(name, owner, ttl) for name in names]
 
     async def renew(self, name: str, owner: str, ttl: float) -> bool:
         if self._holder(name) != owner:

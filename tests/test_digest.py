@@ -339,3 +339,22 @@ async def test_a_broad_new_keyword_posts_its_first_run_papers_and_none_later(
         fake.listing = FakeListing(day=clock.now.date(), items=[(fake.papers[-1], "new")])
         await run.run({SLACK: ["broad topic"], OTHER: ["topic"]})
         assert out.posted[SLACK][3:] == out.posted[OTHER][3:] == ["2611.00031"]
+
+
+async def test_channels_with_the_most_to_post_start_first(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    out = Recorder()
+    settings = settings_for(fake)
+    run = DigestRunner(
+        settings,
+        redis_store,
+        ArxivSource(settings.arxiv),
+        {"slack": out},
+        clock=clock,
+        concurrency=1,
+    )
+    few, many = Channel("slack", "C-FEW"), Channel("slack", "C-MANY")
+    report = await run.run({few: ["diffusion"], many: ["reward model"]})
+    assert [d.channel for d in out.digests] == [many, few]
+    assert [c.channel for c in report.channels] == [few, many], "the report keeps their order"

@@ -178,3 +178,21 @@ async def test_channel_state_reads_options_unseen_and_baselined_at_once(store: S
     assert state.baselined == {"reward models"}
     empty = await store.channel_state(Channel("slack", "C9"), [], [])
     assert (empty.options, empty.unseen, empty.baselined) == ({}, set(), set())
+
+
+async def test_acquire_many_answers_as_acquire_one_by_one(store: Store, clock: Clock) -> None:
+    assert await store.acquire("b", "me", 10) is True
+    assert await store.acquire_many(["a", "b", "c", "a"], "other", 10) == [True, False, True, False]
+    assert await store.acquire_many([], "other", 10) == []
+    if isinstance(store, MemoryStore):
+        clock.now += timedelta(seconds=11)
+        assert await store.acquire_many(["a", "b"], "me", 10) == [True, True]
+
+
+async def test_add_seen_marks_a_message_seen_and_keeps_the_key_bounded(store: Store) -> None:
+    await store.add_seen(CH, ["a", "b"])
+    await store.add_seen(CH, [])
+    assert await store.unseen(CH, ["a", "b", "c"]) == {"c"}
+    if isinstance(store, RedisStore):
+        ttl = await store._r.ttl(store._seen(CH))
+        assert 0 < ttl <= 30 * 86400
