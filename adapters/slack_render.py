@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -61,6 +61,8 @@ class _Unit:
     paper_ids: tuple[str, ...] = ()
     heading: Block | None = None
     """Put in front when this unit opens a message in the middle of its group."""
+    size: tuple[int, int, int] | None = None
+    """`_size` of the blocks and text, when known already (a cached paper's)."""
 
     def opening(self) -> _Unit:
         if self.heading is None:
@@ -256,6 +258,8 @@ def pack(units: Iterable[_Unit]) -> list[SlackMessage]:
 
 def _size(unit: _Unit) -> tuple[int, int, int]:
     """Blocks, characters in blocks, characters of fallback text (with its newline)."""
+    if unit.size is not None:
+        return unit.size
     return len(unit.blocks), block_chars(unit.blocks), slack_len(unit.text) + 1
 
 
@@ -335,7 +339,7 @@ def thread_messages(digest: Digest, *, buttons: bool = False) -> list[SlackMessa
             if i == 0:
                 unit = _Unit((header(label), *unit.blocks), unit.text, unit.paper_ids)
             else:
-                unit = _Unit(unit.blocks, unit.text, unit.paper_ids, heading=continued)
+                unit = replace(unit, heading=continued)
             units.append(unit)
     return pack(units)
 
@@ -345,7 +349,8 @@ def _paper_unit(item: DigestItem, buttons: bool) -> _Unit:
     """One paper's blocks and text, rendered once per run however many channels get it: the
     item (paper, the channel's matched keywords, revised) is the key, so channels share a
     render only when it is the same. The blocks are shared: nothing may change them."""
-    return _Unit(paper_blocks(item, buttons=buttons), fallback_line(item.paper), (item.paper.id,))
+    unit = _Unit(paper_blocks(item, buttons=buttons), fallback_line(item.paper), (item.paper.id,))
+    return replace(unit, size=_size(unit))
 
 
 # replies -------------------------------------------------------------------------------
