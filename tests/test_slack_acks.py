@@ -176,3 +176,43 @@ def test_slack_sdk_formats_its_debug_lines_only_when_debug_is_on(
     client = slack_app.web_client(settings.slack)
     # slack_sdk formats a request's whole body for a debug line when `logger.level <= DEBUG`
     assert (client.logger.level <= logging.DEBUG) == (level <= logging.DEBUG)
+
+
+class CountingStore:
+    """The store's claims, counting the round trips they take."""
+
+    def __init__(self, store: RedisStore, *, fail: bool = False) -> None:
+        self._store = store
+        self.trips = 0
+        self.fail = fail
+
+    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+        self.trips += 1
+        if self.fail:
+            raise ConnectionError("Redis is away")
+        return await self._store.acquire(name, owner, ttl)
+
+    async def acquire_many(self, names: list[str], owner: str, ttl: float) -> list[bool]:
+        self.trips += 1
+        if self.fail:
+            raise ConnectionError("Redis is away")
+        return await self._store.acquire_many(names, owner, ttl)
+
+
+async def test_signatures_claimed_together_answer_as_one_by_one(redis_store: RedisStore) -> None:
+    store = CountingStore(redis_store)
+    first_use = slack_app.signature_claims(store)  # type: ignore[arg-type]
+    signatures = [f"v0={n % 40:064x}" for n in range(100)]  # 40 distinct, each 2-3 times
+    firsts = await asyncio.gather(*(first_use(s) for s in signatures))
+    assert firsts == [n < 40 for n in range(100)]
+    assert store.trips < 10  # not one round trip each
+    assert await first_use(signatures[0]) is False  # later, alone: still remembered
+    assert await first_use("v0=" + "f" * 64) is True
+
+
+async def test_claims_fail_together_when_the_store_is_away(redis_store: RedisStore) -> None:
+    first_use = slack_app.signature_claims(CountingStore(redis_store, fail=True))  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(
+        *(first_use(f"v0={n:064x}") for n in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, ConnectionError) for o in outcomes)
