@@ -1,6 +1,8 @@
-"""Under a burst of slash commands the acks come first: every request of the burst gets its
-ack before any command's work (Redis, arXiv, rendering, the answer) starts, and the answers
-go through one kept-alive session with the same bodies bolt's `respond` sends."""
+"""The Slack adapter's hot paths (issue 15). Under a burst of slash commands the acks come
+first: every request of the burst gets its ack before any command's work (Redis, arXiv,
+rendering, the answer) starts; signatures are claimed together; answers go through one
+kept-alive session with the same bodies bolt's `respond` sends; slack_sdk formats no debug
+lines unless debug logging is on."""
 
 from __future__ import annotations
 
