@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 PLATFORM = "discord"
 NO_MENTIONS = discord.AllowedMentions.none()
 TEMPLATE = r"(?P<action>papers_(?:vote|less|save|unsave)):(?P<paper>[\w./-]{1,40})"
-MAX_BUTTONS = 25
 
 Claim = Callable[[int], Awaitable[bool]]
 
