@@ -57,6 +57,8 @@ HANG = 120.0
 """Seconds the fake arXiv waits before answering in the 'arXiv hangs' rounds."""
 ACK_DEADLINE = 3.0
 """Slack's deadline for the ack: an ack that waited for arXiv (here 120 s) would miss it."""
+ACK_RATIO = 1.5
+"""Issue 15's target: a burst's p99 ack at most this many times the trivial handler's."""
 ANSWER_WAIT = 60.0
 PREFIX = "bench-latency"
 PER_DAY = 300
@@ -460,9 +462,11 @@ def rows(res: Result) -> list[Row]:
         at_once = SMALL if name.endswith("at once") else N
         base = r.baseline
         assert base is not None
-        counted = name.startswith(("recent", "add"))
-        target = "p99 < 100 ms"
-        met = verdict(ok and r.ack_q(0.99) < 0.1) if counted else "—"
+        # Issue 15: at most 1.5 times the trivial handler's p99 under the same 200 requests
+        # (help, recent and add, each its own burst); the 20-at-once row is for comparison.
+        counted = at_once == N
+        target = f"p99 ≤ {ACK_RATIO:g}× the trivial handler's" if counted else "—"
+        met = verdict(ok and r.ack_q(0.99) <= ACK_RATIO * base.ack_q(0.99)) if counted else "—"
         if "hanging" in name:
             verb = name.split(",")[0]
             target += (f"; not held up by arXiv: every ack within Slack's {ACK_DEADLINE:g} s "
@@ -470,7 +474,7 @@ def rows(res: Result) -> list[Row]:
                        f"{ms(answering[verb])})")  # fmt: skip
             met += f"; {verdict(ok and max(r.acks) < ACK_DEADLINE)}"
         value = f"{acks(r)}; answers {answers(r)}"
-        if counted:
+        if name.startswith(("recent", "add")):
             value += f"; {r.arxiv_requests} arXiv requests"
         out.append(
             Row(
