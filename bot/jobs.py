@@ -301,8 +301,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     enabled = {n: p for n, p in every.items() if p.serve is not None and p.configured(settings)}
     from_file = load_platforms({sub.platform for sub in settings.subscriptions})
     _refuse_memory_for_stateful(settings, {**from_file, **enabled})
-    log.info("event_loop name=%r", runtime.running_loop_name())
     store = await connect_store(settings)
+    log.info("event_loop name=%r", runtime.running_loop_name())
     source = ArxivSource(settings.arxiv, shared=store)  # replicas share arXiv's interval
     commands = Commands(settings, store, source)
     try:

@@ -60,12 +60,18 @@ def running_loop_name() -> str:
     return "asyncio" if module == "asyncio" else module
 
 
+_frozen = False
+
+
 def tune_gc() -> None:
-    """Objects made so far (modules, settings, the composed app) move to the collector's
-    permanent generation, and collections come less often; reference counting frees most
-    objects anyway, the collector is only for cycles."""
-    gc.collect()
-    gc.freeze()
+    """Objects made so far (modules, settings) move to the collector's permanent generation,
+    once a process, and collections come less often; reference counting frees most objects
+    anyway, the collector is only for cycles."""
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
     gc.set_threshold(*GC_THRESHOLDS)
 
 

@@ -13,9 +13,10 @@ from bot import runtime
 
 
 @pytest.fixture(autouse=True)
-def collector_restored() -> Iterator[None]:
+def collector_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """`runtime.run` tunes this process's collector: give the test session its own back."""
     before = gc.get_threshold()
+    monkeypatch.setattr(runtime, "_frozen", False)
     yield
     gc.unfreeze()
     gc.set_threshold(*before)
@@ -57,3 +58,12 @@ def test_run_returns_the_result_and_tunes_the_collector() -> None:
     assert runtime.run(answer()) == 42
     assert gc.get_threshold() == runtime.GC_THRESHOLDS
     assert gc.get_freeze_count() > 0
+
+
+def test_start_up_objects_are_frozen_once_a_process() -> None:
+    runtime.tune_gc()
+    frozen = gc.get_freeze_count()
+    garbage = [[n] for n in range(1000)]
+    runtime.tune_gc()
+    assert gc.get_freeze_count() == frozen  # later runs in one process freeze nothing more
+    del garbage

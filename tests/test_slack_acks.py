@@ -171,8 +171,8 @@ async def test_answers_through_the_kept_alive_session_equal_bolts(slack: FakeSla
 def test_slack_sdk_formats_its_debug_lines_only_when_debug_is_on(
     level: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sdk = logging.getLogger("slack_sdk.web.async_base_client")
-    monkeypatch.setattr(sdk, "level", logging.NOTSET)
+    for name in ("slack_sdk", "slack_sdk.web", "slack_sdk.web.async_base_client"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
     monkeypatch.setattr(logging.getLogger(), "level", level)
     settings = Settings.model_validate({"slack": {"bot_token": "xoxb-test"}})
     client = slack_app.web_client(settings.slack)
