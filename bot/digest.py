@@ -402,11 +402,12 @@ class DigestRunner:
             result.failed[keyword] = str(err)
 
     async def build(
-        self, channel: Channel, keywords: Sequence[str], fetched: Fetched
+        self, channel: Channel, keywords: Sequence[str], fetched: Fetched, *, dry_run: bool
     ) -> tuple[Digest, list[Paper], list[str], ChannelOptions]:
         """The channel's digest, the papers to mark seen without posting (first-run
         overflow and the cap's overflow), the keywords whose first run this is, and the
-        channel's options; what it reads of the channel is one Redis round trip."""
+        channel's options. What it reads of the channel is one Redis round trip, which also
+        notes the day's delivery attempt (`Digest.resumed`), except in a dry run."""
         cfg = self._settings.digest
         behind = channel in fetched.behind
         ok = [k for k in keywords if not (behind and k in fetched.failed)]
@@ -414,8 +415,12 @@ class DigestRunner:
         for keyword in ok:
             for paper in fetched.candidates(channel, keyword):
                 matched.setdefault(paper.id, (paper, []))[1].append(keyword)
+        today = self._clock().date()
         state = await self._store.channel_state(
-            channel, seen_keys([paper for paper, _ in matched.values()]), ok
+            channel,
+            seen_keys([paper for paper, _ in matched.values()]),
+            ok,
+            attempt=None if dry_run else today,
         )
         options = merged_options(self._settings, channel, state.options)
         if not options.revisions:  # a replacement is news only where revisions are on
@@ -460,10 +465,11 @@ class DigestRunner:
 
         digest = Digest(
             channel=channel,
-            day=self._clock().date(),
+            day=today,
             keywords=tuple(keywords),
             items=[DigestItem(p, tuple(matched[p.id][1]), p.id in revised) for p in posted],
             more=len(over_cap),
+            resumed=state.resumed,
         )
         return digest, skipped, first_run, options
 
@@ -543,7 +549,9 @@ class DigestRunner:
             log.warning("channel_skipped channel=%s reason=%r", channel, outcome.error)
             return outcome
         try:
-            digest, skipped, first_run, options = await self.build(channel, keywords, fetched)
+            digest, skipped, first_run, options = await self.build(
+                channel, keywords, fetched, dry_run=dry_run
+            )
             digest.items = [
                 replace(item, paper=with_details(item.paper, fetched.details.get(item.paper.id)))
                 for item in digest.items
@@ -572,7 +580,6 @@ class DigestRunner:
                 if self._stopping:
                     raise DigestStopped
 
-            digest.resumed = not dry_run and await self._store.begin_delivery(channel, digest.day)
             await publisher.publish(digest, delivered)
             if not dry_run:
                 await self._finish(channel, skipped, first_run, day)

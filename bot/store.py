@@ -67,6 +67,8 @@ class ChannelState:
     """Of the ids asked about, those the channel has not received (`unseen`)."""
     baselined: set[str]
     """Of the keywords asked about, those whose first run is done (`baselined`)."""
+    resumed: bool = False
+    """With `attempt`: a run read the channel to post that day before (`begin_delivery`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,11 @@ class Store(Protocol):
 
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]: ...
     async def channel_state(
-        self, channel: Channel, ids: Sequence[str], keywords: Sequence[str] = ()
+        self,
+        channel: Channel,
+        ids: Sequence[str],
+        keywords: Sequence[str] = (),
+        attempt: date | None = None,
     ) -> ChannelState: ...
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
 
@@ -472,9 +478,14 @@ class RedisStore:
         return {k for k, flag in zip(keywords, flags, strict=True) if flag}
 
     async def channel_state(
-        self, channel: Channel, ids: Sequence[str], keywords: Sequence[str] = ()
+        self,
+        channel: Channel,
+        ids: Sequence[str],
+        keywords: Sequence[str] = (),
+        attempt: date | None = None,
     ) -> ChannelState:
-        """`channel_options`, `unseen` and `baselined` in one round trip (one hash slot)."""
+        """`channel_options`, `unseen`, `baselined` and, with `attempt`, `begin_delivery`,
+        in one round trip (one hash slot)."""
         r = await self._client()
         async with r.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._options(channel))
@@ -482,13 +493,17 @@ class RedisStore:
                 pipe.zmscore(self._seen(channel), list(ids))
             if keywords:
                 pipe.smismember(self._baseline(channel), [normalize(k) for k in keywords])
+            if attempt is not None:
+                pipe.set(self._attempt(channel), attempt.isoformat(), ex=ATTEMPT_KEPT, get=True)
             options, *rest = await pipe.execute()
         scores = rest.pop(0) if ids else []
         flags = rest.pop(0) if keywords else []
+        before = rest.pop(0) if attempt is not None else None
         return ChannelState(
             options={_text(k): _text(v) == "1" for k, v in options.items()},
             unseen={pid for pid, score in zip(ids, scores, strict=True) if score is None},
             baselined={k for k, flag in zip(keywords, flags, strict=True) if flag},
+            resumed=attempt is not None and _same_day(before, attempt),
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
@@ -518,7 +533,7 @@ class RedisStore:
         did before (it may have posted part of it). One round trip (SET … GET)."""
         r = await self._client()
         before = await r.set(self._attempt(channel), day.isoformat(), ex=ATTEMPT_KEPT, get=True)
-        return isinstance(before, str | bytes) and _text(before) == day.isoformat()
+        return _same_day(before, day)
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]:
         r = await self._client()
@@ -579,6 +594,10 @@ class RedisStore:
     async def mark_done(self, name: str, ttl: float) -> None:
         r = await self._client()
         await r.set(self._done(name), "1", px=_ms(ttl))
+
+
+def _same_day(stored: Any, day: date) -> bool:
+    return isinstance(stored, str | bytes) and _text(stored) == day.isoformat()
 
 
 def _client_options() -> dict[str, Any]:
@@ -709,12 +728,17 @@ class MemoryStore:
         return {k for k in keywords if normalize(k) in done}
 
     async def channel_state(
-        self, channel: Channel, ids: Sequence[str], keywords: Sequence[str] = ()
+        self,
+        channel: Channel,
+        ids: Sequence[str],
+        keywords: Sequence[str] = (),
+        attempt: date | None = None,
     ) -> ChannelState:
         return ChannelState(
             await self.channel_options(channel),
             await self.unseen(channel, ids),
             await self.baselined(channel, keywords),
+            attempt is not None and await self.begin_delivery(channel, attempt),
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:

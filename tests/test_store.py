@@ -196,3 +196,12 @@ async def test_add_seen_marks_a_message_seen_and_keeps_the_key_bounded(store: St
     if isinstance(store, RedisStore):
         ttl = await store._r.ttl(store._seen(CH))
         assert 0 < ttl <= 30 * 86400
+
+
+async def test_channel_state_notes_the_days_delivery_attempt(store: Store) -> None:
+    day = date(2026, 11, 24)
+    assert not (await store.channel_state(CH, ["a"], attempt=day)).resumed
+    assert (await store.channel_state(CH, ["a"], attempt=day)).resumed
+    assert not (await store.channel_state(CH, ["a"])).resumed, "without attempt: not asked"
+    assert not (await store.channel_state(CH, [], attempt=date(2026, 11, 25))).resumed
+    assert await store.begin_delivery(CH, date(2026, 11, 25)), "the same marker"
