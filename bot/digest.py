@@ -27,7 +27,7 @@ from bot.listing import (
     previous_listing_day,
     with_details,
 )
-from bot.locks import expiry_wait, held
+from bot.locks import Hold, expiry_wait, held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import DeliveryError, Publisher
@@ -489,7 +489,7 @@ class DigestRunner:
         async with held(self._store, name, self.lock_ttl) as mine:
             if mine:
                 return await self._deliver_unlocked(
-                    channel, keywords, fetched, refused, dry_run=False
+                    channel, keywords, fetched, refused, dry_run=False, hold=mine
                 )
         # Held by a live process finishing this channel, or by one that died, whose lock
         # expires within lock_ttl: wait for either, rather than leave the channel till next run.
@@ -514,7 +514,9 @@ class DigestRunner:
                 return ChannelOutcome(channel, error="another replica is posting here")
             log.info("channel_free channel=%s: its lock was let go or expired", channel)
             await self._reread_listing_day(channel, fetched)
-            return await self._deliver_unlocked(channel, keywords, fetched, refused, dry_run=False)
+            return await self._deliver_unlocked(
+                channel, keywords, fetched, refused, dry_run=False, hold=mine
+            )
 
     async def _reread_listing_day(self, channel: Channel, fetched: Fetched) -> None:
         """After waiting for the channel's lock: the holder may have delivered this listing in
@@ -534,7 +536,10 @@ class DigestRunner:
         refused: dict[str, str],
         *,
         dry_run: bool,
+        hold: Hold | None = None,
     ) -> ChannelOutcome:
+        """The channel's delivery; its lock (`hold`) is let go in the round trip of its last
+        writes when it ends normally."""
         outcome = ChannelOutcome(channel)
         if self._stopping:
             outcome.error = "stopped before delivery"
@@ -570,7 +575,7 @@ class DigestRunner:
                 options.quiet_days and complete and channel not in fetched.received
             ):
                 if not dry_run:
-                    await self._finish(channel, skipped, first_run, day)
+                    await self._finish(channel, skipped, first_run, day, hold)
                 return outcome
 
             async def delivered(ids: Sequence[str]) -> None:
@@ -582,7 +587,7 @@ class DigestRunner:
 
             await publisher.publish(digest, delivered)
             if not dry_run:
-                await self._finish(channel, skipped, first_run, day)
+                await self._finish(channel, skipped, first_run, day, hold)
         except DeliveryError as err:
             outcome.error = err.reason
             if not err.everywhere:
@@ -644,9 +649,22 @@ class DigestRunner:
                 return
 
     async def _finish(
-        self, channel: Channel, skipped: list[Paper], first_run: list[str], day: date | None
+        self,
+        channel: Channel,
+        skipped: list[Paper],
+        first_run: list[str],
+        day: date | None,
+        hold: Hold | None,
     ) -> None:
-        await self._store.finish(channel, seen_keys(skipped), first_run, day)
+        lock = (hold.name, hold.owner) if hold else None
+        if hold:
+            hold.released = True  # no renewal from now on; `held` has nothing left to do
+        try:
+            await self._store.finish(channel, seen_keys(skipped), first_run, day, lock)
+        except BaseException:
+            if hold:
+                hold.released = False  # `held` lets it go (or it expires)
+            raise
 
 
 def expected_papers(fetched: Fetched, cap: int, keywords: Sequence[str]) -> int:

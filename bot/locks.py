@@ -7,6 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from bot.store import Store
 
@@ -53,6 +54,21 @@ async def _take(
     return True
 
 
+@dataclass(slots=True)
+class Hold:
+    """A lock this block asked for: true while this replica holds it."""
+
+    name: str
+    owner: str
+    taken: bool
+    released: bool = False
+    """Let go already (by a store call that releases it with other writes): the block's
+    end neither renews nor releases it again."""
+
+    def __bool__(self) -> bool:
+        return self.taken
+
+
 @contextlib.asynccontextmanager
 async def held(
     store: Store,
@@ -61,20 +77,23 @@ async def held(
     *,
     wait: float = 0.0,
     stop: asyncio.Event | None = None,
-) -> AsyncIterator[bool]:
-    """Yields True while this replica holds `name`, False when another one does (still, after
-    up to `wait` seconds of trying again; a set `stop` ends that wait early)."""
-    owner = f"{REPLICA_ID}:{uuid.uuid4().hex[:8]}"
-    if not await _take(store, name, owner, ttl, wait=wait, stop=stop):
-        yield False
+) -> AsyncIterator[Hold]:
+    """Yields a true `Hold` while this replica holds `name`, a false one when another does
+    (still, after up to `wait` seconds of trying again; a set `stop` ends that wait early)."""
+    hold = Hold(name, f"{REPLICA_ID}:{uuid.uuid4().hex[:8]}", taken=False)
+    if not await _take(store, name, hold.owner, ttl, wait=wait, stop=stop):
+        yield hold
         return
-
+    hold.taken = True
+    owner = hold.owner
     done = asyncio.Event()
 
     async def keep() -> None:
         while not done.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), ttl / 3)
+                return
+            if hold.released:
                 return
             try:
                 if not await store.renew(name, owner, ttl):
@@ -85,13 +104,16 @@ async def held(
 
     renewing = asyncio.create_task(keep())
     try:
-        yield True
+        yield hold
     finally:
         # Asked to end, not cancelled: a cancellation landing inside a Redis call can be
         # swallowed there, and the loop would renew (and this block wait) forever.
         done.set()
         await renewing
-        try:
-            await store.release(name, owner)
-        except Exception as err:
-            log.warning("lock_release_failed name=%s error=%r (it expires in %ss)", name, err, ttl)
+        if not hold.released:
+            try:
+                await store.release(name, owner)
+            except Exception as err:
+                log.warning(
+                    "lock_release_failed name=%s error=%r (it expires in %ss)", name, err, ttl
+                )

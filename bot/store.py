@@ -116,7 +116,12 @@ class Store(Protocol):
     async def listing_days(self, channels: Sequence[Channel]) -> dict[Channel, date | None]: ...
     async def set_listing_day(self, channel: Channel, day: date) -> None: ...
     async def finish(
-        self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None
+        self,
+        channel: Channel,
+        seen: Iterable[str],
+        baselined: Iterable[str],
+        day: date | None,
+        lock: tuple[str, str] | None = None,
     ) -> None: ...
     async def begin_delivery(self, channel: Channel, day: date) -> bool: ...
 
@@ -356,26 +361,32 @@ class RedisStore:
             await pipe.execute()
 
     async def finish(
-        self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None
+        self,
+        channel: Channel,
+        seen: Iterable[str],
+        baselined: Iterable[str],
+        day: date | None,
+        lock: tuple[str, str] | None = None,
     ) -> None:
-        """The end of a channel's run in one round trip: papers to count as seen, keywords
-        whose first run is done, the listing day it received in full."""
+        """The end of a channel's run in one round trip: papers to count as seen (and those
+        older than the retention forgotten), keywords whose first run is done, the listing
+        day it received in full, and with `lock` (name, owner) the channel's lock let go."""
         now = self._clock()
         members = {pid: now.timestamp() for pid in seen}
         names = [normalize(k) for k in baselined]
-        if not (members or names or day):
-            return
         r = await self._client()
         async with r.pipeline(transaction=True) as pipe:
+            key = self._seen(channel)
             if members:
-                key = self._seen(channel)
                 pipe.zadd(key, members)
-                pipe.zremrangebyscore(key, "-inf", (now - self._retention).timestamp())
-                pipe.expire(key, int(self._retention.total_seconds()))
+            pipe.zremrangebyscore(key, "-inf", (now - self._retention).timestamp())
+            pipe.expire(key, int(self._retention.total_seconds()))
             if names:
                 pipe.sadd(self._baseline(channel), *names)
             if day is not None:
                 pipe.set(self._day(channel), day.isoformat(), ex=self._retention)
+            if lock is not None:
+                pipe.eval(_RELEASE_LOCK, 1, self._lock(lock[0]), lock[1])
             await pipe.execute()
 
     async def add_subscription(
@@ -755,12 +766,19 @@ class MemoryStore:
         return before == day
 
     async def finish(
-        self, channel: Channel, seen: Iterable[str], baselined: Iterable[str], day: date | None
+        self,
+        channel: Channel,
+        seen: Iterable[str],
+        baselined: Iterable[str],
+        day: date | None,
+        lock: tuple[str, str] | None = None,
     ) -> None:
         await self.mark_seen(channel, seen)
         await self.set_baselined(channel, baselined)
         if day is not None:
             await self.set_listing_day(channel, day)
+        if lock is not None:
+            await self.release(*lock)
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]:
         return dict(self._options.get(channel.key, {}))

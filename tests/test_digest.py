@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -358,3 +359,22 @@ async def test_channels_with_the_most_to_post_start_first(
     report = await run.run({few: ["diffusion"], many: ["reward model"]})
     assert [d.channel for d in out.digests] == [many, few]
     assert [c.channel for c in report.channels] == [few, many], "the report keeps their order"
+
+
+async def test_a_channels_lock_is_let_go_with_its_last_writes(
+    fake: FakeArxiv, redis_client: Any, clock: Clock
+) -> None:
+    releases: list[str] = []
+
+    class Counting(RedisStore):
+        async def release(self, name: str, owner: str) -> None:
+            releases.append(name)
+            await super().release(name, owner)
+
+    store = Counting(redis_client, prefix="t")
+    report = await runner(fake, store, Recorder(), clock).run(
+        {SLACK: ["reward model"], OTHER: ["diffusion"]}
+    )
+    assert report.ok and report.delivered > 0
+    assert releases == [], "no round trip of its own: finish let the locks go"
+    assert await redis_client.keys("t:lock:*") == []
