@@ -31,6 +31,7 @@ from bot.listing import Announcement, Listing
 from bot.matching import assign
 from bot.models import Channel, Paper, newest_first
 from bot.settings import Settings
+from bot.signals import PAPER_KEPT
 from bot.store import RedisStore
 
 PER_MESSAGE = 10
@@ -266,7 +267,16 @@ class YearResult:
     seconds: float = 0.0
 
 
-KEY_KINDS = ("seen", "recent-ids", "recent-papers", "baseline", "subs", "fetched", "other")
+KEY_KINDS = (
+    "seen",
+    "recent-ids",
+    "recent-papers",
+    "baseline",
+    "subs",
+    "fetched",
+    "paper",
+    "other",
+)
 
 
 def kind_of(key: str) -> str:
@@ -310,6 +320,7 @@ async def simulate_year(url: str, admin: aioredis.Redis, days: int = 365) -> Yea
     started = time.perf_counter()
     sink = RecordingPublisher(per_message=PER_MESSAGE)
     runner = DigestRunner(settings, store, source, {"slack": sink}, clock=clock)
+    shown: dict[int, list[str]] = {}
     n = 0
     for day in range(days + 1):
         clock.now = EPOCH + timedelta(days=day)
@@ -334,6 +345,12 @@ async def simulate_year(url: str, admin: aioredis.Redis, days: int = 365) -> Yea
             )
         source.forget_before(clock.now - timedelta(days=2))
         source.show(batch, keywords)
+        shown[day] = [p.id for p in batch]
+        # `P:paper:{id}` (the buttons' paper cache) expires by Redis's own clock, which the
+        # simulated days do not move: its keys go here once they are PAPER_KEPT days old.
+        for old_day in [d for d in shown if d < day - PAPER_KEPT.days]:
+            if ids := shown.pop(old_day):
+                await client.delete(*(f"year:paper:{{{pid}}}" for pid in ids))
         report = await runner.run()
         if not report.ok:
             raise RuntimeError(f"simulated day {day} failed: {report}")
