@@ -421,6 +421,7 @@ class DigestRunner:
             seen_keys([paper for paper, _ in matched.values()]),
             ok,
             attempt=None if dry_run else today,
+            taste=self._settings.signals.rank and not shows_everything(channel),
         )
         options = merged_options(self._settings, channel, state.options)
         if not options.revisions:  # a replacement is news only where revisions are on
@@ -443,10 +444,9 @@ class DigestRunner:
             first_run = []
 
         new = newest_first([p for p in candidates if p.id in unseen or p.id in revised])
-        if len(new) > 1 and self._settings.signals.rank and not shows_everything(channel):
-            taste = await self._store.signals.taste(channel)
-            if not taste.empty:  # what the channel voted for first; the cap keeps the best
-                new = await asyncio.to_thread(rank, new, taste)
+        if len(new) > 1 and not state.taste.empty:
+            # What the channel voted for first; the cap keeps the best.
+            new = await asyncio.to_thread(rank, new, state.taste)
         posted: list[Paper] = []
         skipped: list[Paper] = []
         first_run_quota = {normalize(k): cfg.first_run_papers for k in first_run}

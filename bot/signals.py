@@ -185,6 +185,12 @@ def taste_of(rows: Iterable[tuple[Paper | None, int, int]]) -> Taste:
     return Taste(tuple(liked), tuple(disliked))
 
 
+def taste_from(flat: list[Any]) -> Taste:
+    """The taste script's answer (JSON, up voters, down voters, …) as a `Taste`."""
+    rows = [(_paper(flat[i]), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
+    return taste_of(rows)
+
+
 def _paper(raw: str | bytes | None) -> Paper | None:
     if not raw:
         return None
@@ -284,11 +290,12 @@ class RedisSignals:
 
     async def taste(self, channel: Channel) -> Taste:
         r = await self._redis()
-        flat = await r.eval(_TASTE, 4, *self._channel_keys(channel), TASTE_PAPERS)
-        rows = [
-            (_paper(flat[i]), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)
-        ]
-        return taste_of(rows)
+        return taste_from(await r.eval(_TASTE, 4, *self._channel_keys(channel), TASTE_PAPERS))
+
+    def queue_taste(self, pipe: Any, channel: Channel) -> None:
+        """Adds the taste's read to a pipeline of the store's: its keys share the channel's
+        hash tag, so it rides the channel's state read. Its answer goes to `taste_from`."""
+        pipe.eval(_TASTE, 4, *self._channel_keys(channel), TASTE_PAPERS)
 
     async def toggle_saved(self, user: str, paper: Paper) -> bool:
         r = await self._redis()

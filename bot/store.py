@@ -29,7 +29,8 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from bot import __version__
 from bot.keywords import normalize
 from bot.models import Channel, Paper, newest_first, utcnow
-from bot.signals import MemorySignals, RedisSignals, Signals
+from bot.ranking import Taste
+from bot.signals import MemorySignals, RedisSignals, Signals, taste_from
 
 Clock = Callable[[], datetime]
 
@@ -69,6 +70,8 @@ class ChannelState:
     """Of the keywords asked about, those whose first run is done (`baselined`)."""
     resumed: bool = False
     """With `attempt`: a run read the channel to post that day before (`begin_delivery`)."""
+    taste: Taste = field(default_factory=Taste)
+    """With `taste`: what the channel voted for (`signals.taste`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class Store(Protocol):
         ids: Sequence[str],
         keywords: Sequence[str] = (),
         attempt: date | None = None,
+        taste: bool = False,
     ) -> ChannelState: ...
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
 
@@ -494,9 +498,10 @@ class RedisStore:
         ids: Sequence[str],
         keywords: Sequence[str] = (),
         attempt: date | None = None,
+        taste: bool = False,
     ) -> ChannelState:
         """`channel_options`, `unseen`, `baselined` and, with `attempt`, `begin_delivery`,
-        in one round trip (one hash slot)."""
+        and with `taste`, `signals.taste`, in one round trip (one hash slot)."""
         r = await self._client()
         async with r.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._options(channel))
@@ -506,6 +511,8 @@ class RedisStore:
                 pipe.smismember(self._baseline(channel), [normalize(k) for k in keywords])
             if attempt is not None:
                 pipe.set(self._attempt(channel), attempt.isoformat(), ex=ATTEMPT_KEPT, get=True)
+            if taste:
+                self.signals.queue_taste(pipe, channel)
             options, *rest = await pipe.execute()
         scores = rest.pop(0) if ids else []
         flags = rest.pop(0) if keywords else []
@@ -515,6 +522,7 @@ class RedisStore:
             unseen={pid for pid, score in zip(ids, scores, strict=True) if score is None},
             baselined={k for k, flag in zip(keywords, flags, strict=True) if flag},
             resumed=attempt is not None and _same_day(before, attempt),
+            taste=taste_from(rest.pop(0)) if taste else Taste(),
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
@@ -744,12 +752,14 @@ class MemoryStore:
         ids: Sequence[str],
         keywords: Sequence[str] = (),
         attempt: date | None = None,
+        taste: bool = False,
     ) -> ChannelState:
         return ChannelState(
             await self.channel_options(channel),
             await self.unseen(channel, ids),
             await self.baselined(channel, keywords),
             attempt is not None and await self.begin_delivery(channel, attempt),
+            await self.signals.taste(channel) if taste else Taste(),
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:

@@ -205,3 +205,11 @@ async def test_channel_state_notes_the_days_delivery_attempt(store: Store) -> No
     assert not (await store.channel_state(CH, ["a"])).resumed, "without attempt: not asked"
     assert not (await store.channel_state(CH, [], attempt=date(2026, 11, 25))).resumed
     assert await store.begin_delivery(CH, date(2026, 11, 25)), "the same marker"
+
+
+async def test_channel_state_reads_the_taste_when_asked(store: Store) -> None:
+    await store.signals.vote(CH, paper(1), "U1", up=True)
+    state = await store.channel_state(CH, ["a"], taste=True)
+    assert len(state.taste.liked) == 1 and state.taste.disliked == ()
+    assert (await store.channel_state(CH, ["a"])).taste.empty, "not asked"
+    assert (await store.channel_state(Channel("slack", "C9"), [], taste=True)).taste.empty
