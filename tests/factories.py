@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.models import Paper
 from bot.store import RedisStore
+from tests.fakes.arxiv_server import FakePaper
 
 BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -62,3 +63,20 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def paper_from_fake(fake: FakePaper) -> Paper:
+    """A paper as `bot.arxiv_source.to_paper` builds it (whitespace collapsed)."""
+    return Paper(
+        id=fake.id,
+        version=fake.version,
+        title=" ".join(fake.title.split()),
+        authors=tuple(fake.authors),
+        summary=" ".join(fake.summary.split()),
+        comment=" ".join(fake.comment.split()) or None if fake.comment else None,
+        primary_category=fake.primary_category,
+        categories=tuple(fake.categories),
+        published=fake.published,
+        updated=fake.updated,
+        journal_ref=" ".join(fake.journal_ref.split()) or None if fake.journal_ref else None,
+    )

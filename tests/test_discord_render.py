@@ -31,7 +31,8 @@ from adapters.discord_render import (
 )
 from bot.commands import Reply
 from bot.models import Channel, Digest, DigestItem, Paper
-from tests.fakes.arxiv_server import FakePaper, papers_from_feed
+from tests.factories import paper_from_fake
+from tests.fakes.arxiv_server import papers_from_feed
 from tests.fakes.discord_api import limit_violations
 
 LIVE_MENTION = re.compile(r"@everyone|@here|<@[!&]?\d+>|<#\d+>|<t:\d+")
@@ -53,21 +54,6 @@ def paper(n: int, **changes: object) -> Paper:
     }
     fields.update(changes)
     return Paper(**fields)  # type: ignore[arg-type]
-
-
-def from_fake(fake: FakePaper) -> Paper:
-    return Paper(
-        id=fake.id,
-        version=fake.version,
-        title=" ".join(fake.title.split()),
-        authors=tuple(fake.authors),
-        summary=" ".join(fake.summary.split()),
-        comment=" ".join(fake.comment.split()) if fake.comment else None,
-        primary_category=fake.primary_category,
-        categories=tuple(fake.categories),
-        published=fake.published,
-        updated=fake.updated,
-    )
 
 
 def digest_of(groups: dict[str, list[Paper]]) -> Digest:
@@ -210,7 +196,7 @@ def test_paper_embed_fields() -> None:
 def test_paper_embed_with_34_authors_from_corpus(corpus: Path) -> None:
     feed = corpus / "arxiv_api_2026_idlist_two_ids_one_missing_34_authors.xml"
     (fake,) = papers_from_feed(feed.read_bytes())
-    p = from_fake(fake)
+    p = paper_from_fake(fake)
     assert len(p.authors) == 34
     embed = paper_embed(p)
     authors = next(f.value for f in embed.fields if f.name == "Authors")
@@ -220,7 +206,9 @@ def test_paper_embed_with_34_authors_from_corpus(corpus: Path) -> None:
 
 def test_venue_field_from_the_comment_or_the_journal_reference(corpus: Path) -> None:
     feed = corpus / "arxiv_api_legacy2025_search_cat_cs.RO_2_entries_multiline_comment.xml"
-    rdd = next(from_fake(p) for p in papers_from_feed(feed.read_bytes()) if p.id == "2510.14968")
+    rdd = next(
+        paper_from_fake(p) for p in papers_from_feed(feed.read_bytes()) if p.id == "2510.14968"
+    )
     fields = {f.name: f.value for f in paper_embed(rdd).fields}
     assert fields["Venue"] == "NeurIPS 2025"  # "39th Conference on ... (NeurIPS 2025); ..."
     assert "[Code]" not in fields["Links"]  # its project page is on github.io, not a repository
@@ -313,7 +301,7 @@ def test_digest_header_per_keyword_and_each_paper_once() -> None:
 
 def test_digest_of_long_papers_splits_within_limits(corpus: Path) -> None:
     feed = corpus / "arxiv_api_2026_idlist_two_ids_one_missing_34_authors.xml"
-    (big,) = [from_fake(p) for p in papers_from_feed(feed.read_bytes())]
+    (big,) = [paper_from_fake(p) for p in papers_from_feed(feed.read_bytes())]
     long = [
         paper(n, summary="token " * 800, authors=tuple("A" * 30 for _ in range(34)))
         for n in range(12)

@@ -14,8 +14,8 @@ from bot.listing import parse
 from bot.models import Paper
 from bot.terminal import format_paper
 from tests.conftest import CORPUS
-from tests.factories import paper
-from tests.fakes.arxiv_server import FakePaper, papers_from_feed
+from tests.factories import paper, paper_from_fake
+from tests.fakes.arxiv_server import papers_from_feed
 
 LARGE = "arxiv_rss_2024-11-28_all_archives_1504_items_LARGE.xml"
 
@@ -26,23 +26,6 @@ WELL_FORMED = re.compile(
 )
 
 
-def _from_fake(fake: FakePaper) -> Paper:
-    """A paper as `bot.arxiv_source.to_paper` builds it (whitespace collapsed)."""
-    return Paper(
-        id=fake.id,
-        version=fake.version,
-        title=" ".join(fake.title.split()),
-        authors=tuple(fake.authors),
-        summary=" ".join(fake.summary.split()),
-        comment=" ".join(fake.comment.split()) or None if fake.comment else None,
-        primary_category=fake.primary_category,
-        categories=tuple(fake.categories),
-        published=fake.published,
-        updated=fake.updated,
-        journal_ref=" ".join(fake.journal_ref.split()) or None if fake.journal_ref else None,
-    )
-
-
 def corpus_papers() -> dict[str, list[Paper]]:
     """Every paper of every capture (API feeds and RSS listings), by file name."""
     if not CORPUS.is_dir():
@@ -50,7 +33,7 @@ def corpus_papers() -> dict[str, list[Paper]]:
     found: dict[str, list[Paper]] = {}
     for path in sorted(CORPUS.glob("arxiv_api_*.xml")):
         if "error_feed" not in path.name:
-            found[path.name] = [_from_fake(f) for f in papers_from_feed(path.read_bytes())]
+            found[path.name] = [paper_from_fake(f) for f in papers_from_feed(path.read_bytes())]
     for path in sorted(CORPUS.glob("arxiv_rss_*.xml")):
         if "error_feed" not in path.name:
             found[path.name] = [item.paper for item in parse(path.read_bytes()).items]

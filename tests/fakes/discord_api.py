@@ -683,10 +683,7 @@ class FakeDiscord:
         if any(c.interaction_id == interaction_id for c in self.callbacks):
             refusal = {"code": 40060, "message": "Interaction has already been acknowledged."}
             return json_response(refusal, 400)
-        shown = data
-        if body["type"] == 7:  # an update: what is given, over the pressed message
-            shown = {**self._pressed[interaction_id].body, **data}
-        if body["type"] in (4, 7) and (problems := limit_violations(shown)):
+        if body["type"] == 4 and (problems := limit_violations(data)):
             self.refused.append((data, problems))
             return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
         self.callbacks.append(Callback(interaction_id, token, body["type"], data, time.monotonic()))
@@ -703,12 +700,6 @@ class FakeDiscord:
         }
         if body["type"] == 4:
             answer["resource"]["message"] = self._message(CHANNEL_ID, data)
-        if body["type"] == 7:  # UPDATE_MESSAGE: the pressed message takes what is given
-            pressed = self._pressed[interaction_id]
-            pressed.body.update({k: v for k, v in data.items() if k != "allowed_mentions"})
-            answer["resource"]["message"] = self._message(
-                pressed.channel_id or CHANNEL_ID, pressed.body, pressed.id
-            )
         return json_response(answer)
 
     async def _followup(self, request: web.Request) -> web.Response:
@@ -725,7 +716,7 @@ class FakeDiscord:
     async def _edit_original(self, request: web.Request) -> web.Response:
         """A component interaction's message edited after a deferred update (type 6)."""
         token = request.match_info["token"]
-        found = [c for c in self.callbacks if c.token == token and c.type in (6, 7)]
+        found = [c for c in self.callbacks if c.token == token and c.type == 6]
         if not found:
             return json_response({"message": "Unknown Webhook", "code": 10015}, 404)
         pressed = self._pressed[found[0].interaction_id]
