@@ -13,6 +13,10 @@ from bot.store import RedisStore, Store
 from tests.conftest import free_port
 from tests.fakes.arxiv_server import FakeArxiv, closed_port_url, make_paper
 
+# The source paces the starts of its requests; the fake records their arrivals, which a thread
+# hand-off and the scheduler can bring up to a few tens of milliseconds closer together.
+ARRIVAL_JITTER = 0.04
+
 
 class Sleeps:
     def __init__(self) -> None:
@@ -127,7 +131,7 @@ async def test_one_request_at_a_time_spaced_by_the_interval(fake: FakeArxiv) -> 
     assert fake.max_concurrent == 1
     gaps = fake.request_gaps()
     assert len(gaps) == 3
-    assert min(gaps) >= 0.19
+    assert min(gaps) >= 0.2 - ARRIVAL_JITTER
 
 
 async def test_the_interval_runs_from_start_to_start_so_latency_is_not_added() -> None:
@@ -137,8 +141,8 @@ async def test_the_interval_runs_from_start_to_start_so_latency_is_not_added() -
         await asyncio.gather(*(source.latest("reward model", 5) for _ in range(4)))
         gaps = slow.request_gaps()
     assert len(gaps) == 3
-    assert min(gaps) >= 0.24
-    assert max(gaps) < 0.25 + 0.15 - 0.05  # end to start would be 0.40
+    assert min(gaps) >= 0.25 - ARRIVAL_JITTER
+    assert max(gaps) < 0.25 + ARRIVAL_JITTER  # end to start would be 0.40
 
 
 def corpus_feeds(corpus: Path) -> list[Path]:
@@ -215,7 +219,8 @@ async def test_sources_sharing_a_store_keep_the_interval_together(
     await asyncio.gather(*(s.latest("reward model", 5) for s in replicas for _ in range(2)))
     gaps = fake.request_gaps()
     assert len(gaps) == 3
-    assert min(gaps) >= 0.19  # each source alone would let its two requests overlap the other's
+    # each source alone would let its requests arrive together with the other's
+    assert min(gaps) >= 0.2 - ARRIVAL_JITTER
 
 
 async def test_an_unreachable_shared_store_falls_back_to_pacing_alone(
