@@ -652,6 +652,7 @@ def test_max_concurrent_counts_overlapping_requests() -> None:
             worker.join(timeout=5)
         assert fake.max_concurrent == 4
         assert len(fake.requests) == 4
+        fake.wait_idle()
         fake.clear_requests()
         assert fake.requests == []
         assert fake.max_concurrent == 0

@@ -60,7 +60,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from time import monotonic
+from time import monotonic, sleep
 from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -1417,6 +1417,18 @@ class FakeArxiv:
         """The highest number of requests that were being handled at the same time."""
         with self._lock:
             return self._max_active
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Block until no request is being handled: a client has its answer a moment before
+        the handler thread is done with it."""
+        deadline = monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._active == 0:
+                    return
+            if monotonic() > deadline:
+                raise TimeoutError(f"the fake arXiv is still answering after {timeout} s")
+            sleep(0.005)
 
     def request_gaps(self) -> list[float]:
         """Seconds between the arrivals of consecutive requests."""
