@@ -65,9 +65,16 @@ class _Unit:
     """`_size` of the blocks and text, when known already (a cached paper's)."""
 
     def opening(self) -> _Unit:
-        if self.heading is None:
-            return self
-        return _Unit((self.heading, *self.blocks), self.text, self.paper_ids)
+        return self if self.heading is None else self.led_by(self.heading)
+
+    def led_by(self, block: Block) -> _Unit:
+        """This unit after `block` (a header); a known size grows by the block's."""
+        size = None if self.size is None else _add(self.size, (1, block_chars((block,)), 0))
+        return _Unit((block, *self.blocks), self.text, self.paper_ids, size=size)
+
+    def continuing(self, heading: Block) -> _Unit:
+        """This unit, to be opened with `heading` if it starts a message."""
+        return _Unit(self.blocks, self.text, self.paper_ids, heading, self.size)
 
 
 # text ----------------------------------------------------------------------------------
@@ -336,11 +343,7 @@ def thread_messages(digest: Digest, *, buttons: bool = False) -> list[SlackMessa
         continued = header(f"{keyword} (continued)")
         for i, item in enumerate(items):
             unit = _paper_unit(item, buttons)
-            if i == 0:
-                unit = _Unit((header(label), *unit.blocks), unit.text, unit.paper_ids)
-            else:
-                unit = replace(unit, heading=continued)
-            units.append(unit)
+            units.append(unit.led_by(header(label)) if i == 0 else unit.continuing(continued))
     return pack(units)
 
 

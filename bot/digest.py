@@ -33,7 +33,7 @@ from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import DeliveryError, Publisher
 from bot.ranking import rank
 from bot.settings import Settings
-from bot.store import STORE_ERRORS, Store
+from bot.store import STORE_ERRORS, LockClaim, Store
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ blip must not make the next run post the message again."""
 
 class DigestStopped(Exception):
     """Raised after a delivered message once a stop was asked for: the rest waits."""
+
+
+class ChannelBusy(Exception):
+    """Another process holds the channel's lock (found by the state read that would take it)."""
 
 
 @dataclass(slots=True)
@@ -402,11 +406,18 @@ class DigestRunner:
             result.failed[keyword] = str(err)
 
     async def build(
-        self, channel: Channel, keywords: Sequence[str], fetched: Fetched, *, dry_run: bool
+        self,
+        channel: Channel,
+        keywords: Sequence[str],
+        fetched: Fetched,
+        *,
+        dry_run: bool,
+        hold: Hold | None = None,
     ) -> tuple[Digest, list[Paper], list[str], ChannelOptions]:
         """The channel's digest, the papers to mark seen without posting (first-run
         overflow and the cap's overflow), the keywords whose first run this is, and the
         channel's options. What it reads of the channel is one Redis round trip, which also
+        takes the channel's lock (`hold`; `ChannelBusy` when another process has it) and
         notes the day's delivery attempt (`Digest.resumed`), except in a dry run."""
         cfg = self._settings.digest
         behind = channel in fetched.behind
@@ -422,7 +433,12 @@ class DigestRunner:
             ok,
             attempt=None if dry_run else today,
             taste=self._settings.signals.rank and not shows_everything(channel),
+            lock=None if hold is None else LockClaim(hold.name, hold.owner, self.lock_ttl),
         )
+        if not state.locked:
+            raise ChannelBusy
+        if hold is not None:
+            hold.taken = True
         options = merged_options(self._settings, channel, state.options)
         if not options.revisions:  # a replacement is news only where revisions are on
             matched = {
@@ -486,11 +502,13 @@ class DigestRunner:
             return await self._deliver_unlocked(channel, keywords, fetched, refused, dry_run=True)
         # Two processes never post to one channel at once, even when a run lock was lost.
         name = f"channel:{{{channel.key}}}"
-        async with held(self._store, name, self.lock_ttl) as mine:
-            if mine:
+        try:
+            async with held(self._store, name, self.lock_ttl, taken_by_block=True) as hold:
                 return await self._deliver_unlocked(
-                    channel, keywords, fetched, refused, dry_run=False, hold=mine
+                    channel, keywords, fetched, refused, dry_run=False, hold=hold
                 )
+        except ChannelBusy:
+            pass
         # Held by a live process finishing this channel, or by one that died, whose lock
         # expires within lock_ttl: wait for either, rather than leave the channel till next run.
         patience = expiry_wait(self.lock_ttl)
@@ -538,8 +556,9 @@ class DigestRunner:
         dry_run: bool,
         hold: Hold | None = None,
     ) -> ChannelOutcome:
-        """The channel's delivery; its lock (`hold`) is let go in the round trip of its last
-        writes when it ends normally."""
+        """The channel's delivery. Its lock (`hold`) is taken or kept by `build`'s state read
+        (`ChannelBusy` when another process holds it) and let go in the round trip of the
+        channel's last writes when it ends normally."""
         outcome = ChannelOutcome(channel)
         if self._stopping:
             outcome.error = "stopped before delivery"
@@ -555,7 +574,7 @@ class DigestRunner:
             return outcome
         try:
             digest, skipped, first_run, options = await self.build(
-                channel, keywords, fetched, dry_run=dry_run
+                channel, keywords, fetched, dry_run=dry_run, hold=hold
             )
             digest.items = [
                 replace(item, paper=with_details(item.paper, fetched.details.get(item.paper.id)))
@@ -604,6 +623,8 @@ class DigestRunner:
         except STORE_ERRORS as err:
             outcome.error = _store_error(err)
             log.error("channel_failed channel=%s reason=%r", channel, outcome.error)
+        except ChannelBusy:
+            raise
         except DigestStopped:
             outcome.error = "stopped; the rest comes next run"
             log.info("channel_stopped channel=%s delivered=%d", channel, outcome.delivered)

@@ -69,6 +69,42 @@ class Hold:
         return self.taken
 
 
+class _Renewal:
+    """Renews a hold every third of its ttl, from a timer: a block that ends sooner, as most
+    do, costs no task and no Redis call."""
+
+    def __init__(self, store: Store, hold: Hold, ttl: float) -> None:
+        self._store, self._hold, self._ttl = store, hold, ttl
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        self._timer = self._loop.call_later(ttl / 3, self._due)
+
+    def _due(self) -> None:
+        if not self._stopped and not self._hold.released:
+            self._task = self._loop.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        hold = self._hold
+        if hold.taken:
+            try:
+                if not await self._store.renew(hold.name, hold.owner, self._ttl):
+                    log.warning("lock_lost name=%s", hold.name)
+                    return
+            except Exception as err:
+                log.warning("lock_renew_failed name=%s error=%r", hold.name, str(err))
+        if not self._stopped:
+            self._timer = self._loop.call_later(self._ttl / 3, self._due)
+
+    async def stop(self) -> None:
+        # Waited for, not cancelled: a cancellation landing inside a Redis call can be
+        # swallowed there.
+        self._stopped = True
+        self._timer.cancel()
+        if self._task is not None:
+            await self._task
+
+
 @contextlib.asynccontextmanager
 async def held(
     store: Store,
@@ -77,42 +113,28 @@ async def held(
     *,
     wait: float = 0.0,
     stop: asyncio.Event | None = None,
+    taken_by_block: bool = False,
 ) -> AsyncIterator[Hold]:
     """Yields a true `Hold` while this replica holds `name`, a false one when another does
-    (still, after up to `wait` seconds of trying again; a set `stop` ends that wait early)."""
+    (still, after up to `wait` seconds of trying again; a set `stop` ends that wait early).
+
+    With `taken_by_block` it is not taken here: the block takes it in a store call of its own
+    (with the hold's owner, reading what it needs in the same round trip) and sets `taken`;
+    from then on it is renewed and let go here as if taken here."""
     hold = Hold(name, f"{REPLICA_ID}:{uuid.uuid4().hex[:8]}", taken=False)
-    if not await _take(store, name, hold.owner, ttl, wait=wait, stop=stop):
-        yield hold
-        return
-    hold.taken = True
-    owner = hold.owner
-    done = asyncio.Event()
-
-    async def keep() -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), ttl / 3)
-                return
-            if hold.released:
-                return
-            try:
-                if not await store.renew(name, owner, ttl):
-                    log.warning("lock_lost name=%s", name)
-                    return
-            except Exception as err:
-                log.warning("lock_renew_failed name=%s error=%r", name, str(err))
-
-    renewing = asyncio.create_task(keep())
+    if not taken_by_block:
+        if not await _take(store, name, hold.owner, ttl, wait=wait, stop=stop):
+            yield hold
+            return
+        hold.taken = True
+    renewal = _Renewal(store, hold, ttl)
     try:
         yield hold
     finally:
-        # Asked to end, not cancelled: a cancellation landing inside a Redis call can be
-        # swallowed there, and the loop would renew (and this block wait) forever.
-        done.set()
-        await renewing
-        if not hold.released:
+        await renewal.stop()
+        if hold.taken and not hold.released:
             try:
-                await store.release(name, owner)
+                await store.release(name, hold.owner)
             except Exception as err:
                 log.warning(
                     "lock_release_failed name=%s error=%r (it expires in %ss)", name, err, ttl

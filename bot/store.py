@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -72,6 +72,17 @@ class ChannelState:
     """With `attempt`: a run read the channel to post that day before (`begin_delivery`)."""
     taste: Taste = field(default_factory=Taste)
     """With `taste`: what the channel voted for (`signals.taste`)."""
+    locked: bool = True
+    """With `lock`: whether its owner holds it now. False: another owner does, and the
+    `attempt` was not noted."""
+
+
+class LockClaim(NamedTuple):
+    """A lock to take (or keep, when its owner holds it already) for `ttl` seconds."""
+
+    name: str
+    owner: str
+    ttl: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +125,7 @@ class Store(Protocol):
         keywords: Sequence[str] = (),
         attempt: date | None = None,
         taste: bool = False,
+        lock: LockClaim | None = None,
     ) -> ChannelState: ...
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None: ...
 
@@ -220,6 +232,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
+"""
+# Takes a channel's lock (KEYS[1]) for ARGV[1] (or keeps it, when it holds it) for ARGV[2] ms;
+# holding it, notes the day's delivery attempt (KEYS[2]: ARGV[3] unless empty, for ARGV[4]
+# seconds). Returns {1, the attempt noted before} or {0} when another owner holds the lock.
+_TAKE_CHANNEL = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return {0} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[3] == '' then return {1} end
+return {1, redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4], 'GET')}
 """
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -499,30 +521,45 @@ class RedisStore:
         keywords: Sequence[str] = (),
         attempt: date | None = None,
         taste: bool = False,
+        lock: LockClaim | None = None,
     ) -> ChannelState:
         """`channel_options`, `unseen`, `baselined` and, with `attempt`, `begin_delivery`,
-        and with `taste`, `signals.taste`, in one round trip (one hash slot)."""
+        and with `taste`, `signals.taste`, in one round trip (one hash slot). With `lock` (a
+        lock whose name has the channel's hash tag) it is taken first, in the same round trip,
+        and the `attempt` is noted only when it was."""
         r = await self._client()
         async with r.pipeline(transaction=False) as pipe:
+            if lock is not None:
+                keys = (self._lock(lock.name), self._attempt(channel))
+                day = "" if attempt is None else attempt.isoformat()
+                kept = int(ATTEMPT_KEPT.total_seconds())
+                pipe.eval(_TAKE_CHANNEL, 2, *keys, lock.owner, _ms(lock.ttl), day, kept)
+            elif attempt is not None:
+                pipe.set(self._attempt(channel), attempt.isoformat(), ex=ATTEMPT_KEPT, get=True)
             pipe.hgetall(self._options(channel))
             if ids:
                 pipe.zmscore(self._seen(channel), list(ids))
             if keywords:
                 pipe.smismember(self._baseline(channel), [normalize(k) for k in keywords])
-            if attempt is not None:
-                pipe.set(self._attempt(channel), attempt.isoformat(), ex=ATTEMPT_KEPT, get=True)
             if taste:
                 self.signals.queue_taste(pipe, channel)
-            options, *rest = await pipe.execute()
-        scores = rest.pop(0) if ids else []
-        flags = rest.pop(0) if keywords else []
-        before = rest.pop(0) if attempt is not None else None
+            answers = await pipe.execute()
+        locked, before = True, None
+        if lock is not None:
+            taken = answers.pop(0)
+            locked, before = bool(taken[0]), taken[1] if len(taken) > 1 else None
+        elif attempt is not None:
+            before = answers.pop(0)
+        options = answers.pop(0)
+        scores = answers.pop(0) if ids else []
+        flags = answers.pop(0) if keywords else []
         return ChannelState(
             options={_text(k): _text(v) == "1" for k, v in options.items()},
             unseen={pid for pid, score in zip(ids, scores, strict=True) if score is None},
             baselined={k for k, flag in zip(keywords, flags, strict=True) if flag},
-            resumed=attempt is not None and _same_day(before, attempt),
-            taste=taste_from(rest.pop(0)) if taste else Taste(),
+            resumed=locked and attempt is not None and _same_day(before, attempt),
+            taste=taste_from(answers.pop(0)) if taste else Taste(),
+            locked=locked,
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
@@ -753,13 +790,18 @@ class MemoryStore:
         keywords: Sequence[str] = (),
         attempt: date | None = None,
         taste: bool = False,
+        lock: LockClaim | None = None,
     ) -> ChannelState:
+        locked = lock is None or self._holder(lock.name) in (None, lock.owner)
+        if lock is not None and locked:
+            self._locks[lock.name] = (lock.owner, self.clock() + timedelta(seconds=lock.ttl))
         return ChannelState(
             await self.channel_options(channel),
             await self.unseen(channel, ids),
             await self.baselined(channel, keywords),
-            attempt is not None and await self.begin_delivery(channel, attempt),
+            locked and attempt is not None and await self.begin_delivery(channel, attempt),
             await self.signals.taste(channel) if taste else Taste(),
+            locked,
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:

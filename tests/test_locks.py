@@ -51,3 +51,25 @@ async def test_leaving_the_block_mid_renewal_does_not_hang() -> None:
             await store.in_renewal.wait()  # leave while a renewal is running
     assert loop.time() - started < 1  # not let go only when the timeout cut in
     assert await store.acquire("channel:x", "next", 1)
+
+
+async def test_a_lock_the_block_takes_is_renewed_and_let_go_like_one_taken_here() -> None:
+    store = SwallowingStore()
+    async with asyncio.timeout(5), held(store, "channel:y", 0.3, taken_by_block=True) as hold:
+        assert not hold
+        await asyncio.sleep(0.15)
+        assert store.renewals == 0, "nothing to renew before the block takes it"
+        assert await store.acquire("channel:y", hold.owner, 0.3)
+        hold.taken = True
+        await asyncio.sleep(0.45)  # past the ttl: only renewals keep it
+        assert store.renewals >= 1
+        assert not await store.acquire("channel:y", "someone else", 1)
+    assert await store.acquire("channel:y", "someone else", 1), "let go at the end"
+
+
+async def test_a_lock_the_block_did_not_take_is_not_let_go() -> None:
+    store = MemoryStore()
+    assert await store.acquire("channel:z", "them", 5)
+    async with held(store, "channel:z", 5, taken_by_block=True) as hold:
+        assert not hold
+    assert not await store.acquire("channel:z", "me", 5), "still theirs"

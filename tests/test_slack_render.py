@@ -508,3 +508,18 @@ def test_a_paper_is_rendered_once_per_run_and_the_same_for_every_channel_that_ge
     assert "Also matches: ppo" in all_text(message) and "Also matches" not in all_text(first[0])
     plain = slack_render.thread_messages(one)[0].blocks
     assert [b["type"] for b in plain] == ["header", "section", "context"]  # no buttons
+
+
+@pytest.mark.parametrize("buttons", [False, True])
+def test_a_packed_units_size_is_what_its_blocks_and_text_measure(buttons: bool) -> None:
+    long = [paper(n, title="Long " * 60, summary="word " * 400) for n in range(1, 40)]
+    groups = digest_of({"reward models": long, "rlhf": long[:3]}).by_keyword()
+    for keyword, items in groups:
+        for i, item in enumerate(items):
+            cached = slack_render._paper_unit(item, buttons)
+            heading = slack_render.header(f"{keyword} (continued)")
+            for unit in (cached.led_by(slack_render.header(keyword)),
+                         cached.continuing(heading).opening()):  # fmt: skip
+                measured = (len(unit.blocks), slack_render.block_chars(unit.blocks),
+                            slack_render.slack_len(unit.text) + 1)  # fmt: skip
+                assert unit.size == measured, (keyword, i)

@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.models import Channel
-from bot.store import AddResult, MemoryStore, RedisStore, Store
+from bot.store import AddResult, LockClaim, MemoryStore, RedisStore, Store
 from tests.conftest import RedisServer
 from tests.factories import Clock, paper
 
@@ -205,6 +205,29 @@ async def test_channel_state_notes_the_days_delivery_attempt(store: Store) -> No
     assert not (await store.channel_state(CH, ["a"])).resumed, "without attempt: not asked"
     assert not (await store.channel_state(CH, [], attempt=date(2026, 11, 25))).resumed
     assert await store.begin_delivery(CH, date(2026, 11, 25)), "the same marker"
+
+
+async def test_channel_state_takes_the_channels_lock_before_noting_the_attempt(
+    store: Store, clock: Clock
+) -> None:
+    day = date(2026, 11, 24)
+    name = f"channel:{{{CH.key}}}"
+    mine, theirs = LockClaim(name, "me", 10), LockClaim(name, "them", 10)
+    first = await store.channel_state(CH, ["a"], attempt=day, lock=mine)
+    assert first.locked and not first.resumed
+    if isinstance(store, RedisStore):
+        assert 0 < await store._r.pttl(store._lock(name)) <= 10_000
+    assert await store.acquire(name, "them", 10) is False, "taken for me"
+    busy = await store.channel_state(CH, ["a"], attempt=date(2026, 11, 25), lock=theirs)
+    assert not busy.locked and not busy.resumed
+    again = await store.channel_state(CH, ["a"], attempt=day, lock=mine)
+    assert again.locked and again.resumed, "kept by its owner; the 25th was never noted"
+    await store.release(name, "me")
+    assert (await store.channel_state(CH, ["a"], lock=theirs)).locked
+    assert await store.renew(name, "them", 10), "theirs now"
+    if isinstance(store, MemoryStore):
+        clock.now += timedelta(seconds=11)
+        assert (await store.channel_state(CH, [], lock=mine)).locked, "theirs expired"
 
 
 async def test_channel_state_reads_the_taste_when_asked(store: Store) -> None:
