@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
@@ -597,16 +597,27 @@ class DigestRunner:
                     await self._finish(channel, skipped, first_run, day, hold)
                 return outcome
 
+            last: list[str] = []  # the last message's: marked seen by the channel's final writes
+
             async def delivered(ids: Sequence[str]) -> None:
                 outcome.delivered += len(ids)
                 if not dry_run:
-                    await self._record(channel, seen_keys([versions[i] for i in ids]))
+                    keys = seen_keys([versions[i] for i in ids])
+                    if outcome.delivered < len(digest.items) or self._stopping:
+                        await self._record(channel, keys)
+                    else:
+                        last.extend(keys)
                 if self._stopping:
                     raise DigestStopped
 
-            await publisher.publish(digest, delivered)
+            try:
+                await publisher.publish(digest, delivered)
+            except BaseException:
+                if last:  # failed after its last message was out
+                    await self._record(channel, last)
+                raise
             if not dry_run:
-                await self._finish(channel, skipped, first_run, day, hold)
+                await self._finish(channel, skipped, first_run, day, hold, posted=last)
         except DeliveryError as err:
             outcome.error = err.reason
             if not err.everywhere:
@@ -634,15 +645,21 @@ class DigestRunner:
         outcome.pending -= outcome.delivered
         return outcome
 
-    async def _record(self, channel: Channel, keys: list[str]) -> None:
-        """Mark a posted message's papers seen. The message is out already, so a short Redis
-        outage is waited out (up to `mark_retry` seconds) rather than risk posting it again."""
+    async def _record(
+        self,
+        channel: Channel,
+        keys: list[str],
+        write: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Mark a posted message's papers seen (by `write` when given: writes that carry
+        them). The message is out already, so a short Redis outage is waited out (up to
+        `mark_retry` seconds) rather than risk posting it again."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._mark_retry
         wait, warned = 0.05, False
         while True:
             try:
-                await self._store.add_seen(channel, keys)
+                await (self._store.add_seen(channel, keys) if write is None else write())
             except STORE_ERRORS as err:
                 if loop.time() + wait > deadline:
                     log.error(
@@ -676,12 +693,22 @@ class DigestRunner:
         first_run: list[str],
         day: date | None,
         hold: Hold | None,
+        *,
+        posted: Sequence[str] = (),
     ) -> None:
+        """The channel's final writes in one round trip: `posted` (the seen keys of the
+        digest's last message, out already: retried like `_record`) and the skipped papers
+        marked seen, the first runs and the listing day noted, the lock let go."""
         lock = (hold.name, hold.owner) if hold else None
+        seen = [*posted, *seen_keys(skipped)]
+
+        async def write() -> None:
+            await self._store.finish(channel, seen, first_run, day, lock)
+
         if hold:
             hold.released = True  # no renewal from now on; `held` has nothing left to do
         try:
-            await self._store.finish(channel, seen_keys(skipped), first_run, day, lock)
+            await (self._record(channel, list(posted), write) if posted else write())
         except BaseException:
             if hold:
                 hold.released = False  # `held` lets it go (or it expires)

@@ -1,6 +1,6 @@
 """A whole digest run: real Redis, the real arXiv client against the fake arXiv."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -378,3 +378,43 @@ async def test_a_channels_lock_is_let_go_with_its_last_writes(
     assert report.ok and report.delivered > 0
     assert releases == [], "no round trip of its own: finish let the locks go"
     assert await redis_client.keys("t:lock:*") == []
+
+
+async def test_a_one_message_channel_takes_its_lock_and_marks_its_papers_without_calls_of_their_own(
+    fake: FakeArxiv, redis_client: Any, clock: Clock
+) -> None:
+    calls: list[str] = []
+
+    class Counting(RedisStore):
+        async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+            calls.append("acquire")
+            return await super().acquire(name, owner, ttl)
+
+        async def add_seen(self, channel: Channel, keys: Sequence[str]) -> None:
+            calls.append("add_seen")
+            await super().add_seen(channel, keys)
+
+    store = Counting(redis_client, prefix="t")
+    report = await runner(fake, store, Recorder(per_message=100), clock).run(
+        {SLACK: ["reward model"]}
+    )
+    assert report.ok and report.delivered > 0
+    assert calls == [], "the state read takes the lock; the final writes mark the papers"
+    assert not await store.unseen(SLACK, [p.id for p in fake.papers if "eward" in p.title])
+    assert await redis_client.keys("t:lock:*") == []
+
+
+async def test_a_publisher_failing_after_its_last_message_still_has_it_marked_seen(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    class FailingAtTheEnd(Recorder):
+        async def publish(self, digest: Digest, delivered: Delivered) -> None:
+            await super().publish(digest, delivered)
+            raise RuntimeError("connection reset while closing")
+
+    out = FailingAtTheEnd(per_message=3)
+    report = await runner(fake, redis_store, out, clock).run({SLACK: ["reward model"]})
+    (channel,) = report.channels
+    assert channel.error == "RuntimeError: connection reset while closing"
+    assert channel.delivered == len(out.posted[SLACK]) > 3
+    assert await redis_store.unseen(SLACK, out.posted[SLACK]) == set()

@@ -86,12 +86,13 @@ async def digest(settings: Settings, store: RedisStore, *, mark_retry: float) ->
 
 
 async def stop_redis_after_first_message(
-    redis: RedisServer, discord_fake: FakeDiscord, down_for: float | None
+    redis: RedisServer, discord_fake: FakeDiscord, down_for: float | None, *, papers: int = 1
 ) -> None:
     """Stops Redis once Discord created the first message (its answer is still on the way),
-    then starts it again after `down_for` seconds (None: leaves it stopped)."""
+    or the message that brings the papers posted to `papers`, then starts it again after
+    `down_for` seconds (None: leaves it stopped)."""
     async with asyncio.timeout(10):
-        while not discord_fake.posted(CHANNEL_ID):
+        while len(posted_ids(discord_fake)) < papers:
             await asyncio.sleep(0.005)
     await asyncio.to_thread(redis.stop)
     if down_for is not None:
@@ -135,6 +136,37 @@ async def test_a_short_redis_outage_mid_digest_is_waited_out(
     assert (await digest(settings, store, mark_retry=10)).delivered == 0
     assert sorted(posted_ids(discord_fake)) == sorted(ALL)  # each exactly once
     assert discord_fake.deduplicated == 0
+
+
+async def test_an_outage_after_the_last_message_is_waited_out_by_the_final_writes(
+    redis: RedisServer,
+    store: RedisStore,
+    discord_fake: FakeDiscord,
+    arxiv: FakeArxiv,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The last message's papers are marked seen by the channel's final writes (one round
+    trip with the lock's release): those are retried like any message's marking."""
+    caplog.set_level(logging.INFO)
+    settings = settings_for(discord_fake, arxiv)
+    discord_fake.post_delay = 0.2
+    outage = asyncio.create_task(
+        stop_redis_after_first_message(redis, discord_fake, 0.5, papers=PAPERS)
+    )
+    report = await digest(settings, store, mark_retry=10)
+    await outage
+    assert report.ok and report.delivered == PAPERS
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("seen_retry channel=discord:") for m in messages)
+    assert f"seen_recorded channel={HERE}: Redis is back" in messages
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING
+            and not r.getMessage().startswith("seen_retry")] == []  # fmt: skip
+    assert await seen_ids(redis) == ALL
+    assert await store._r.keys("blip:lock:*") == [], "let go with the final writes"
+
+    discord_fake.post_delay = 0
+    assert (await digest(settings, store, mark_retry=10)).delivered == 0
+    assert sorted(posted_ids(discord_fake)) == sorted(ALL)
 
 
 async def test_a_long_outage_marks_nothing_unposted_and_the_next_run_recovers(
