@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,11 +15,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from adapters.slack_app import (
     EVENT_TYPE,
     SlackPublisher,
+    _OrjsonResponse,
     keyed_thread,
     publisher_from_settings,
     top_key,
@@ -595,3 +598,32 @@ async def test_every_seed_row_reaches_slack(harness: Harness) -> None:
     report = await harness.digest()
     assert report.ok
     assert set(harness.posted_ids("C1")) == set().union(*seed_ids().values())
+
+
+async def test_answers_decode_as_the_standard_library_would_for_slack_sdk() -> None:
+    """The publisher's session decodes with orjson: the same values, and a body that is not
+    JSON raises `json.JSONDecodeError`, which slack_sdk turns into a SlackApiError."""
+    answers = {
+        "/ok": '{"ok": true, "ts": "1.000200", "message": {"text": "caf\\u00e9 \\ud83d\\udcda"}}',
+        "/broken": '{"ok": true, "ts": ',
+    }
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(text=answers[request.path], content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{name}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession(response_class=_OrjsonResponse) as session:
+            async with session.get(f"http://127.0.0.1:{port}/ok") as res:
+                assert await res.json() == json.loads(answers["/ok"])
+            async with session.get(f"http://127.0.0.1:{port}/broken") as res:
+                with pytest.raises(json.JSONDecodeError):
+                    await res.json()
+    finally:
+        await runner.cleanup()
