@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.driver_info import DriverInfo
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
@@ -39,10 +40,18 @@ class StoreUnavailable(Exception):
     """Redis cannot be reached; the message says where."""
 
 
+POOL_SIZE = 100
+"""Connections to a single Redis server. A command finds one free or waits for one (up to
+POOL_WAIT seconds): each is held for one round trip, so a digest of `CHANNEL_CONCURRENCY`
+channels and a burst of slash commands share them, where a connection for every channel in
+flight cost a tenth of a 1000-channel digest's CPU in opening them (measured; BENCHMARKS.md
+figure 2) and 500 file descriptors."""
+POOL_WAIT = 10.0
+
 MAX_CONNECTIONS = 1024
-"""The Redis pool's size (per node on a cluster). redis-py refuses the command after the last
-connection at once ("Too many connections"), so this is above what a digest
-(`CHANNEL_CONCURRENCY` channels) and a burst of slash commands use together."""
+"""Connections per node on a Redis Cluster, whose client has no waiting pool: it refuses the
+command after the last one at once ("Too many connections"), so this is above what a digest
+and a burst of slash commands use together."""
 
 STORE_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, StoreUnavailable)
 """What a store call raises while Redis is away (redis-py wraps socket errors in these; its
@@ -274,7 +283,12 @@ class RedisStore:
         Which of the two is asked on first use (`INFO cluster`); a cluster node makes the
         store switch to redis-py's cluster client, which finds the other nodes itself. Until
         the question got an answer (Redis may be down at start-up) every call asks again."""
-        store = cls(aioredis.Redis.from_url(url, **_client_options()), **kwargs)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=POOL_WAIT, **_client_options()
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        client.auto_close_connection_pool = True  # closed with the client, as from_url's
+        store = cls(client, **kwargs)
         store._unchecked_url = url
         return store
 
@@ -302,7 +316,9 @@ class RedisStore:
         if not info.get("cluster_enabled"):
             return
         try:
-            cluster = RedisCluster.from_url(url, **_client_options())
+            cluster = RedisCluster.from_url(
+                url, max_connections=MAX_CONNECTIONS, **_client_options()
+            )
         except RedisClusterException as err:  # e.g. a database other than 0 in the URL
             raise StoreUnavailable(f"a Redis Cluster node: {err}") from None
         # Nodes and slots are learnt here, before commands come in at once: redis-py 8.1's
@@ -657,12 +673,11 @@ def _same_day(stored: Any, day: date) -> bool:
 
 
 def _client_options() -> dict[str, Any]:
-    """What the plain and the cluster client share (pool size is per node on a cluster)."""
+    """What the plain and the cluster client share."""
     return {
         "decode_responses": True,
         "socket_connect_timeout": 5,
         "socket_timeout": 10,
-        "max_connections": MAX_CONNECTIONS,
         # Made once per client: otherwise every new connection reads redis-py's version from
         # the package metadata (6% of a 1000-channel digest's CPU, measured).
         "driver_info": DriverInfo().add_upstream_driver("papers-bot", __version__),

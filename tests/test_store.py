@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.models import Channel
-from bot.store import AddResult, LockClaim, MemoryStore, RedisStore, Store
+from bot.store import POOL_SIZE, AddResult, LockClaim, MemoryStore, RedisStore, Store
 from tests.conftest import RedisServer
 from tests.factories import Clock, paper
 
@@ -161,11 +161,16 @@ async def test_the_store_from_a_url_serves_hundreds_of_calls_at_once(
     redis_server: RedisServer,
 ) -> None:
     store = RedisStore.from_url(redis_server.url, prefix="many")
+    admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)  # type: ignore[attr-defined]
     try:
+        before = (await admin.info("clients"))["connected_clients"]
         answers = await asyncio.gather(*(store.unseen(CH, [f"p{n}"]) for n in range(400)))
+        opened = (await admin.info("clients"))["connected_clients"] - before
     finally:
         await store.close()
+        await admin.aclose()
     assert answers == [{f"p{n}"} for n in range(400)]
+    assert 1 <= opened <= POOL_SIZE < 400, "calls wait for a connection, none is refused"
 
 
 async def test_channel_state_reads_options_unseen_and_baselined_at_once(store: Store) -> None:
