@@ -252,6 +252,25 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if ARGV[3] == '' then return {1} end
 return {1, redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4], 'GET')}
 """
+# The end of a channel's run, at once (KEYS: seen, baseline, listing day, the lock if any;
+# ARGV: now, oldest score kept, seconds kept, the day or '', the lock's owner or '', the
+# number n of seen ids, the n ids, then the keywords whose first run is done).
+_FINISH = """
+local now, n = ARGV[1], tonumber(ARGV[6])
+for first = 7, 6 + n, 500 do
+    local scored = {}
+    for i = first, math.min(first + 499, 6 + n) do
+        table.insert(scored, now)
+        table.insert(scored, ARGV[i])
+    end
+    redis.call('ZADD', KEYS[1], unpack(scored))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if #ARGV > 6 + n then redis.call('SADD', KEYS[2], unpack(ARGV, 7 + n)) end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[3]) end
+if KEYS[4] and redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
+"""
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -298,6 +317,7 @@ class RedisStore:
         self._next_start_script = client.register_script(_NEXT_START)
         self._renew_script = client.register_script(_RENEW_LOCK)
         self._release_script = client.register_script(_RELEASE_LOCK)
+        self._finish_script = client.register_script(_FINISH)
 
     async def _client(self) -> Client:
         """The client to send commands with, once `from_url`'s server said what it is."""
@@ -414,22 +434,26 @@ class RedisStore:
         older than the retention forgotten), keywords whose first run is done, the listing
         day it received in full, and with `lock` (name, owner) the channel's lock let go."""
         now = self._clock()
-        members = {pid: now.timestamp() for pid in seen}
+        ids = list(dict.fromkeys(seen))
         names = [normalize(k) for k in baselined]
+        keys = [self._seen(channel), self._baseline(channel), self._day(channel)]
+        if lock is not None:
+            keys.append(self._lock(lock[0]))
         r = await self._client()
-        async with r.pipeline(transaction=True) as pipe:
-            key = self._seen(channel)
-            if members:
-                pipe.zadd(key, members)
-            pipe.zremrangebyscore(key, "-inf", (now - self._retention).timestamp())
-            pipe.expire(key, int(self._retention.total_seconds()))
-            if names:
-                pipe.sadd(self._baseline(channel), *names)
-            if day is not None:
-                pipe.set(self._day(channel), day.isoformat(), ex=self._retention)
-            if lock is not None:
-                pipe.eval(_RELEASE_LOCK, 1, self._lock(lock[0]), lock[1])
-            await pipe.execute()
+        await self._finish_script(
+            keys=keys,
+            args=[
+                now.timestamp(),
+                (now - self._retention).timestamp(),
+                int(self._retention.total_seconds()),
+                "" if day is None else day.isoformat(),
+                "" if lock is None else lock[1],
+                len(ids),
+                *ids,
+                *names,
+            ],
+            client=r,
+        )
 
     async def add_subscription(
         self, channel: Channel, keyword: str, *, added_by: str, cap: int

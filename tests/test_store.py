@@ -114,6 +114,23 @@ async def test_a_channel_run_ends_with_seen_baseline_and_listing_day(store: Stor
     assert (await store.listing_days([other]))[other] == date(2026, 11, 25)
 
 
+async def test_finish_marks_many_trims_the_old_and_lets_go_of_its_own_lock_only(
+    store: Store, clock: Clock
+) -> None:
+    await store.mark_seen(CH, ["old"])
+    clock.now += timedelta(days=31)
+    many = [f"2611.{n:05d}" for n in range(1200)]  # more than one ZADD's worth in the script
+    name = f"channel:{{{CH.key}}}"
+    assert await store.acquire(name, "me", 60)
+    await store.finish(CH, many, [], None, (name, "someone else"))
+    assert not await store.acquire(name, "them", 60), "not its lock: kept"
+    await store.finish(CH, ["x"], ["Reward Model", "RLHF"], None, (name, "me"))
+    assert await store.acquire(name, "them", 60), "its own: let go"
+    assert await store.unseen(CH, [*many, "x", "old"]) == {"old"}
+    assert await store.baselined(CH, ["reward models", "rlhf", "dpo"]) == {"reward models", "rlhf"}
+    assert await store.listing_days([CH]) == {CH: None}
+
+
 async def test_a_delivery_knows_whether_one_began_that_day(store: Store) -> None:
     day = date(2026, 11, 24)
     assert not await store.begin_delivery(CH, day)
