@@ -46,6 +46,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters import slack_buttons
+from adapters.slack_acks import ACKED_HERE, AcksFirst, FirstUse
 from adapters.slack_render import (
     SlackMessage,
     render_reply,
@@ -532,10 +533,6 @@ def publisher_from_settings(
 # commands ------------------------------------------------------------------------------
 
 
-FirstUse = Callable[[str], Awaitable[bool]]
-"""Takes a request's signature; True only the first time it is presented (replay guard)."""
-
-
 def signature_claims(store: Store, ttl: float = REPLAY_WINDOW) -> FirstUse:
     """A `FirstUse` shared by every replica through the store (SET NX with a TTL)."""
     return _Claims(store, ttl)
@@ -665,7 +662,7 @@ def _refuse_replays(first_use: FirstUse) -> AsyncMiddleware:
             resp: BoltResponse,
             next: Callable[[], Awaitable[BoltResponse]],
         ) -> BoltResponse | None:
-            if req.mode == "http":
+            if req.mode == "http" and not req.context.get(ACKED_HERE):
                 signature = (req.headers.get("x-slack-signature") or [""])[0]
                 try:
                     first = await first_use(signature)
@@ -846,6 +843,7 @@ async def serve(
     """Answer `/papers` until cancelled: over Socket Mode, or on `/slack/events` over HTTP.
     Raises SettingsError at once when Slack refuses a token."""
     responses, pending = Responses(), PendingAcks()
+    first_use = first_use or RecentSignatures()
     app = create_app(settings, commands, first_use=first_use, responses=responses, pending=pending)
     cfg = settings.slack
     try:
@@ -854,7 +852,10 @@ async def serve(
         if cfg.mode == "socket":
             await _serve_socket(app, _secret(cfg.app_token, "app_token"))
         else:
-            await _serve_http(app, cfg.http_host, cfg.http_port, pending)
+            allowed = frozenset(cfg.allowed_users)
+            acks = AcksFirst(app, _secret(cfg.signing_secret, "signing_secret"), first_use,
+                             lambda form: _ack_body(form, allowed), pending.settled)  # fmt: skip
+            await _serve_http(app, cfg.http_host, cfg.http_port, pending, acks)
     finally:
         await responses.aclose()
 
@@ -893,11 +894,17 @@ async def _serve_socket(app: AsyncApp, app_token: str) -> None:
 
 
 async def _serve_http(
-    app: AsyncApp, host: str, port: int, pending: PendingAcks | None = None
+    app: AsyncApp,
+    host: str,
+    port: int,
+    pending: PendingAcks | None = None,
+    acks: AcksFirst | None = None,
 ) -> None:
     web_app = app.web_app(path=EVENTS_PATH)
     if pending is not None:
         web_app.middlewares.append(pending.counting)
+    if acks is not None:
+        web_app.middlewares.append(acks.handle)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     try:

@@ -218,3 +218,44 @@ async def test_claims_fail_together_when_the_store_is_away(redis_store: RedisSto
         *(first_use(f"v0={n:064x}") for n in range(5)), return_exceptions=True
     )
     assert all(isinstance(o, ConnectionError) for o in outcomes)
+
+
+async def test_a_command_is_acked_before_bolt_handles_it_and_a_replay_is_refused_once(
+    slack: FakeSlack,
+    arxiv: FakeArxiv,
+    redis_store: RedisStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bolt's work before a listener (here a middleware of its own that takes a second) no
+    longer comes before the ack; the command still runs once, through bolt, after it."""
+    create = slack_app.create_app
+
+    def slow_bolt(*args: Any, **kwargs: Any) -> Any:
+        app = create(*args, **kwargs)
+
+        @app.middleware
+        async def slow(next: Any) -> Any:
+            await asyncio.sleep(1)
+            return await next()
+
+        return app
+
+    monkeypatch.setattr(slack_app, "create_app", slow_bolt)
+    bot = Bot(make_settings(slack, arxiv), redis_store, slack)
+    await bot.start()
+    try:
+        command = bot.slash("recent reward model")
+        body = urlencode(command.fields())
+        timestamp = str(int(time.time()))
+        ack = await bot.post(body, timestamp=timestamp)
+        replay = await bot.post(body, timestamp=timestamp)
+        answer = await slack.wait_for_response(command.response_url.rsplit("/", 1)[1])
+        await asyncio.sleep(1.5)  # a second run of the command would answer by now
+        bad = await bot.post(urlencode(bot.slash("help").fields()), signature="v0=bad")
+    finally:
+        await bot.stop()
+    assert (ack.status, ack.body) == (200, WORKING) and ack.seconds < 0.5
+    assert replay.status == 401
+    assert answer.body["response_type"] == "ephemeral"
+    assert len(slack.responses_to(command.response_url.rsplit("/", 1)[1])) == 1
+    assert bad.status == 401, "a bad signature is still bolt's to refuse"
