@@ -13,6 +13,7 @@ Each channel remembers the last listing it received in full, so one listing is p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -522,19 +523,20 @@ class DigestRunner:
         ) as mine:
             if not mine and self._stopping:
                 return ChannelOutcome(channel, error="stopped before delivery")
-            if not mine:
-                log.warning(
-                    "channel_failed channel=%s: another replica kept posting here for %gs "
-                    "(its lock is being renewed); the channel's papers come next run",
-                    channel,
-                    patience,
-                )
-                return ChannelOutcome(channel, error="another replica is posting here")
-            log.info("channel_free channel=%s: its lock was let go or expired", channel)
-            await self._reread_listing_day(channel, fetched)
-            return await self._deliver_unlocked(
-                channel, keywords, fetched, refused, dry_run=False, hold=mine
-            )
+            if mine:
+                log.info("channel_free channel=%s: its lock was let go or expired", channel)
+                await self._reread_listing_day(channel, fetched)
+                with contextlib.suppress(ChannelBusy):  # lost again before the state read
+                    return await self._deliver_unlocked(
+                        channel, keywords, fetched, refused, dry_run=False, hold=mine
+                    )
+        log.warning(
+            "channel_failed channel=%s: another replica kept posting here for %gs "
+            "(its lock is being renewed); the channel's papers come next run",
+            channel,
+            patience,
+        )
+        return ChannelOutcome(channel, error="another replica is posting here")
 
     async def _reread_listing_day(self, channel: Channel, fetched: Fetched) -> None:
         """After waiting for the channel's lock: the holder may have delivered this listing in

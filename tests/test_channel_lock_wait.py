@@ -163,3 +163,28 @@ async def test_a_stop_ends_the_wait_at_once(fake: FakeArxiv, store: WatchedStore
     assert report.channels[0].error == "stopped before delivery"
     assert out.digests == []
     assert await store.unseen(SLACK, IDS) == set(IDS)
+
+
+async def test_a_lock_lost_again_before_the_state_read_fails_the_channel_not_the_run(
+    fake: FakeArxiv, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Contested(WatchedStore):
+        """Another replica takes the channel's lock back each time this one gets it."""
+
+        async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+            taken = await super().acquire(name, owner, ttl)
+            if taken and name == LOCK:
+                await self._r.set(self._lock(name), "other-replica", px=30_000)
+            return taken
+
+    store = Contested(redis_client)
+    await redis_client.set(LOCK_KEY, "dead-process", px=300)  # expires, then is contested
+    out = Recorder()
+    async with asyncio.timeout(5):
+        report = await runner(fake, store, out, lock_ttl=1).run(
+            {SLACK: ["reward model"], OTHER: ["reward model"]}
+        )
+    failed = {c.channel: c.error for c in report.channels if c.error}
+    assert failed == {SLACK: "another replica is posting here"}
+    assert SLACK not in out.posted and sorted(out.posted[OTHER]) == IDS
+    assert "channel_failed channel=slack:C1" in caplog.text
