@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from bot.models import Paper
-from bot.store import RedisStore
+from bot.store import MemoryStore, RedisStore, Store
 from tests.fakes.arxiv_server import FakePaper
 
 BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -80,3 +84,20 @@ def paper_from_fake(fake: FakePaper) -> Paper:
         updated=fake.updated,
         journal_ref=" ".join(fake.journal_ref.split()) or None if fake.journal_ref else None,
     )
+
+
+@contextlib.asynccontextmanager
+async def either_store(
+    kind: str, redis_url: str, clock: Clock, **options: Any
+) -> AsyncIterator[Store]:
+    """A MemoryStore (`kind` "memory") or a RedisStore on the flushed database at
+    `redis_url` (prefix "t"), on `clock`: for tests of the contract both keep."""
+    if kind == "memory":
+        yield MemoryStore(clock=clock, **options)
+        return
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    await client.flushdb()
+    try:
+        yield RedisStore(client, prefix="t", clock=clock, **options)
+    finally:
+        await client.aclose()

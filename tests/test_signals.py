@@ -11,8 +11,9 @@ from bot import signals
 from bot.models import Channel
 from bot.ranking import paper_text
 from bot.signals import Signals, Tally, top
-from bot.store import MemoryStore, RedisStore
-from tests.factories import Clock, paper
+from bot.store import RedisStore
+from tests.conftest import RedisServer
+from tests.factories import Clock, either_store, paper
 
 
 @pytest.fixture
@@ -22,15 +23,10 @@ def clock() -> Clock:
 
 @pytest.fixture(params=["redis", "memory"])
 async def sig(
-    request: pytest.FixtureRequest, clock: Clock, redis_server: object
+    request: pytest.FixtureRequest, clock: Clock, redis_server: RedisServer
 ) -> AsyncIterator[Signals]:
-    if request.param == "memory":
-        yield MemoryStore(clock=clock).signals
-        return
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)  # type: ignore[attr-defined]
-    await client.flushdb()
-    yield RedisStore(client, prefix="t", clock=clock).signals
-    await client.aclose()
+    async with either_store(request.param, redis_server.url, clock) as store:
+        yield store.signals
 
 
 CH = Channel("slack", "C1")

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from bot.models import Channel
 from bot.store import POOL_SIZE, AddResult, LockClaim, MemoryStore, RedisStore, Store
 from tests.conftest import RedisServer
-from tests.factories import Clock, paper
+from tests.factories import Clock, either_store, paper
 
 
 @pytest.fixture
@@ -20,15 +20,11 @@ def clock() -> Clock:
 
 @pytest.fixture(params=["redis", "memory"])
 async def store(
-    request: pytest.FixtureRequest, clock: Clock, redis_server: object
+    request: pytest.FixtureRequest, clock: Clock, redis_server: RedisServer
 ) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore(seen_retention=timedelta(days=30), clock=clock)
-        return
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)  # type: ignore[attr-defined]
-    await client.flushdb()
-    yield RedisStore(client, prefix="t", seen_retention=timedelta(days=30), clock=clock)
-    await client.aclose()
+    retention = timedelta(days=30)
+    async with either_store(request.param, redis_server.url, clock, seen_retention=retention) as s:
+        yield s
 
 
 CH = Channel("slack", "C1")
