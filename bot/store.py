@@ -28,6 +28,7 @@ from redis.driver_info import DriverInfo
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from bot import __version__
+from bot.batching import Batcher
 from bot.keywords import normalize
 from bot.models import Channel, Paper, newest_first, utcnow
 from bot.ranking import Taste
@@ -294,6 +295,9 @@ class RedisStore:
         """Set by `from_url` until the server said whether it is a cluster node."""
         self._checking = asyncio.Lock()
         self.signals = RedisSignals(self._client, prefix, clock=clock)
+        self.batch = Batcher(self._client)
+        """What a digest reads and writes per channel goes through it: concurrent channels
+        share pipelines."""
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -317,7 +321,6 @@ class RedisStore:
         self._next_start_script = client.register_script(_NEXT_START)
         self._renew_script = client.register_script(_RENEW_LOCK)
         self._release_script = client.register_script(_RELEASE_LOCK)
-        self._finish_script = client.register_script(_FINISH)
 
     async def _client(self) -> Client:
         """The client to send commands with, once `from_url`'s server said what it is."""
@@ -416,11 +419,13 @@ class RedisStore:
         if not members:
             return
         key = self._seen(channel)
-        r = await self._client()
-        async with r.pipeline(transaction=False) as pipe:
+        kept = int(self._retention.total_seconds())
+
+        def queue(pipe: Any) -> None:
             pipe.zadd(key, members)
-            pipe.expire(key, int(self._retention.total_seconds()))
-            await pipe.execute()
+            pipe.expire(key, kept)
+
+        await self.batch.send(queue)
 
     async def finish(
         self,
@@ -439,21 +444,17 @@ class RedisStore:
         keys = [self._seen(channel), self._baseline(channel), self._day(channel)]
         if lock is not None:
             keys.append(self._lock(lock[0]))
-        r = await self._client()
-        await self._finish_script(
-            keys=keys,
-            args=[
-                now.timestamp(),
-                (now - self._retention).timestamp(),
-                int(self._retention.total_seconds()),
-                "" if day is None else day.isoformat(),
-                "" if lock is None else lock[1],
-                len(ids),
-                *ids,
-                *names,
-            ],
-            client=r,
-        )
+        args = [
+            now.timestamp(),
+            (now - self._retention).timestamp(),
+            int(self._retention.total_seconds()),
+            "" if day is None else day.isoformat(),
+            "" if lock is None else lock[1],
+            len(ids),
+            *ids,
+            *names,
+        ]
+        await self.batch.send(lambda pipe: pipe.eval(_FINISH, len(keys), *keys, *args))
 
     async def add_subscription(
         self, channel: Channel, keyword: str, *, added_by: str, cap: int
@@ -567,8 +568,8 @@ class RedisStore:
         and with `taste`, `signals.taste`, in one round trip (one hash slot). With `lock` (a
         lock whose name has the channel's hash tag) it is taken first, in the same round trip,
         and the `attempt` is noted only when it was."""
-        r = await self._client()
-        async with r.pipeline(transaction=False) as pipe:
+
+        def queue(pipe: Any) -> None:
             if lock is not None:
                 keys = (self._lock(lock.name), self._attempt(channel))
                 day = "" if attempt is None else attempt.isoformat()
@@ -583,7 +584,8 @@ class RedisStore:
                 pipe.smismember(self._baseline(channel), [normalize(k) for k in keywords])
             if taste:
                 self.signals.queue_taste(pipe, channel)
-            answers = await pipe.execute()
+
+        answers = await self.batch.send(queue)
         locked, before = True, None
         if lock is not None:
             taken = answers.pop(0)
