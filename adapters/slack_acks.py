@@ -18,10 +18,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 
 log = logging.getLogger(__name__)
@@ -75,22 +73,22 @@ class AcksFirst:
             first = True
         if not first:
             log.warning("slack_request_refused reason='replayed signature'")
-            return await to_aiohttp_response(BoltResponse(status=401, body=""))
+            return web.Response(status=401, text="")
+        task = asyncio.create_task(self._dispatch(body, request.query_string, headers))
+        self._handling.add(task)
+        task.add_done_callback(self._handled)
+        return web.Response(text=self._ack_body(form))
+
+    async def _dispatch(self, body: str, query: str, headers: Mapping[str, str]) -> None:
+        if self._settled is not None:
+            await self._settled()  # the acks of the burst first, then bolt's work
         marked = AsyncBoltRequest(
             body=body,
-            query=request.query_string,
+            query=query,
             headers=headers,  # type: ignore[arg-type]
             context={ACKED_HERE: True},
         )
-        task = asyncio.create_task(self._dispatch(marked))
-        self._handling.add(task)
-        task.add_done_callback(self._handled)
-        return await to_aiohttp_response(BoltResponse(status=200, body=self._ack_body(form)))
-
-    async def _dispatch(self, request: AsyncBoltRequest) -> None:
-        if self._settled is not None:
-            await self._settled()  # the acks of the burst first, then bolt's work
-        await self._app.async_dispatch(request)
+        await self._app.async_dispatch(marked)
 
     def _handled(self, task: asyncio.Task[Any]) -> None:
         self._handling.discard(task)
