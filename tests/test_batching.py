@@ -94,7 +94,7 @@ async def test_callers_queue_while_a_pipeline_is_in_flight(
         f"{redis_client.connection_pool.connection_kwargs['port']}"
     )
     try:
-        await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")
+        await admin.execute_command("CLIENT", "PAUSE", 1000, "ALL")
         first = asyncio.ensure_future(redis_store.add_seen(Channel("slack", "first"), ["x"]))
         await asyncio.sleep(0.05)  # sent, and held by the pause
         later = []
