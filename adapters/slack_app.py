@@ -54,6 +54,7 @@ from adapters.slack_render import (
     top_message,
     unescape,
 )
+from bot.batching import Grouped
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
@@ -544,47 +545,23 @@ def signature_claims(store: Store, ttl: float = REPLAY_WINDOW) -> FirstUse:
 
 
 class _Claims:
-    """Signature claims in the store, grouped: those that arrive while a claim is on its way
-    go together in the next one (one round trip when requests come one by one, a few for a
-    burst of 200, where one each cost about 40 % of a request's CPU before its ack)."""
+    """Signature claims in the store, grouped (`bot.batching.Grouped`): those that arrive
+    while a claim is on its way go together in the next one (one round trip when requests
+    come one by one, a few for a burst of 200, where one each cost about 40 % of a request's
+    CPU before its ack)."""
 
     def __init__(self, store: Store, ttl: float) -> None:
         self._store = store
         self._ttl = ttl
-        self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._grouped: Grouped[str, bool] = Grouped(self._claim)
 
     async def __call__(self, signature: str) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((f"slack-request:{signature}", future))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send())
-        return await future
+        return await self._grouped(f"slack-request:{signature}")
 
-    async def _send(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                names = [name for name, _ in batch]
-                try:
-                    if len(names) == 1:  # a plain command costs less than a pipeline of one
-                        claimed = [await self._store.acquire(names[0], REPLICA_ID, self._ttl)]
-                    else:
-                        claimed = await self._store.acquire_many(names, REPLICA_ID, self._ttl)
-                except asyncio.CancelledError:
-                    for _, future in [*batch, *self._waiting]:
-                        future.cancel()
-                    raise
-                except Exception as err:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(err)
-                else:
-                    for (_, future), first in zip(batch, claimed, strict=True):
-                        if not future.done():
-                            future.set_result(first)
-        finally:
-            self._sender = None  # in the same step as the last look at _waiting
+    async def _claim(self, names: list[str]) -> list[bool | Exception]:
+        if len(names) == 1:  # a plain command costs less than a script or pipeline of one
+            return [await self._store.acquire(names[0], REPLICA_ID, self._ttl)]
+        return list(await self._store.acquire_many(names, REPLICA_ID, self._ttl))
 
 
 class RecentSignatures:

@@ -1,26 +1,72 @@
-"""Redis commands of concurrent channels sent to a single server as one pipeline.
+"""Calls that arrive while one is on its way to Redis, sent together in the next one.
 
-A digest delivers to hundreds of channels at once, and each channel's state read and writes
-are a pipeline of their own. What redis-py spends on a call besides packing and parsing its
-commands (taking a pooled connection, its timeout and retry wrappers, a socket write and a
-wake-up to read the answer) is then paid per channel. `Batcher.send` instead queues a caller's
-commands and sends them with the others': one pipeline is in flight at a time, and the
-callers that arrive while it is out go together in the next. So a batch is what arrived
-during one round trip, and a call waits at most for the one pipeline before its own.
+`Grouped` is the mechanism: one send in flight at a time, and the calls that arrive while it
+is out go together in the next. So a group is what arrived during one round trip, and a call
+waits at most for the one send before its own. Slack's replay claims use it (one claim
+script for a burst of commands), and so does `Batcher`.
 
-Each caller gets its own commands' answers, or the first error among them, as if it had sent
-them alone. When the pipeline as a whole fails (a connection error after redis-py's retries)
-every caller in it gets that error. A Redis Cluster is not batched: a pipeline spanning nodes
-would fail every caller when one node is down, so each call goes alone there.
+`Batcher` sends the Redis commands of concurrent channels to a single server as one
+pipeline. A digest delivers to hundreds of channels at once, and each channel's state read
+and writes are a pipeline of their own. What redis-py spends on a call besides packing and
+parsing its commands (taking a pooled connection, its timeout and retry wrappers, a socket
+write and a wake-up to read the answer) would then be paid per channel.
+
+Each caller gets its own answer, or its own error, as if it had sent alone. When a send as a
+whole fails (a connection error after redis-py's retries) every caller in it gets that error.
+A Redis Cluster is not batched: a pipeline spanning nodes would fail every caller when one
+node is down, so each call goes alone there.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Grouped(Generic[T, R]):
+    """Calls `send` with the items of the calls that arrived while the last send was out.
+    `send` answers each item in order, with its result or an exception for that item alone."""
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[R | Exception]]]) -> None:
+        self._send = send
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_all())
+        return await future
+
+    async def _send_all(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    answers = await self._send([item for item, _ in batch])
+                except asyncio.CancelledError:
+                    for _, future in [*batch, *self._waiting]:
+                        future.cancel()
+                    raise
+                except Exception as err:
+                    answers = [err] * len(batch)
+                for (_, future), answer in zip(batch, answers, strict=True):
+                    if future.done():  # its caller was cancelled
+                        continue
+                    if isinstance(answer, Exception):
+                        future.set_exception(answer)
+                    else:
+                        future.set_result(answer)
+        finally:
+            self._sender = None  # in the same step as the last look at _waiting
+
 
 Queue = Callable[[Any], None]
 """Queues one caller's commands on a pipeline (a redis-py `Pipeline` or `ClusterPipeline`)."""
@@ -29,80 +75,50 @@ Queue = Callable[[Any], None]
 class Batcher:
     def __init__(self, client: Callable[[], Awaitable[Any]]) -> None:
         self._client = client
-        self._pending: list[tuple[Queue, asyncio.Future[list[Any]]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._grouped: Grouped[Queue, list[Any]] = Grouped(self._execute)
         self.pipelines = 0
         """Pipelines sent so far (for tests and the benchmark)."""
 
     async def send(self, queue: Queue) -> list[Any]:
         """The answers to the commands `queue` adds, in their order."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[list[Any]] = loop.create_future()
-        self._pending.append((queue, answer))
-        if len(self._pending) == 1 and not self._sending:
-            loop.call_soon(self._flush)
-        return await answer
+        return await self._grouped(queue)
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._execute(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sent)
-
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
-        if self._pending:
-            self._flush()
-
-    async def _execute(self, batch: list[tuple[Queue, asyncio.Future[list[Any]]]]) -> None:
-        try:
-            client = await self._client()
-            if isinstance(client, RedisCluster):
-                await asyncio.gather(*(self._alone(client, *call) for call in batch))
-                return
-            async with client.pipeline(transaction=False) as pipe:
-                sizes = [_queue(pipe, queue, answer) for queue, answer in batch]
-                self.pipelines += 1
-                answers = await pipe.execute(raise_on_error=False)
-        except BaseException as err:
-            for _, answer in batch:
-                if not answer.done():
-                    answer.set_exception(err)
-            if not isinstance(err, Exception):
-                raise
-            return
+    async def _execute(self, batch: list[Queue]) -> list[list[Any] | Exception]:
+        client = await self._client()
+        if isinstance(client, RedisCluster):
+            return list(await asyncio.gather(*(self._alone(client, queue) for queue in batch)))
+        async with client.pipeline(transaction=False) as pipe:
+            queued = [_queue(pipe, queue) for queue in batch]
+            self.pipelines += 1
+            answers = await pipe.execute(raise_on_error=False)
+        results: list[list[Any] | Exception] = []
         start = 0
-        for (_, answer), size in zip(batch, sizes, strict=True):
-            mine, start = answers[start : start + size], start + size
-            if answer.done():  # the caller was cancelled, or its commands failed to queue
+        for size in queued:
+            if isinstance(size, Exception):
+                results.append(size)
                 continue
+            mine, start = answers[start : start + size], start + size
             error = next((a for a in mine if isinstance(a, Exception)), None)
-            if error is None:
-                answer.set_result(mine)
-            else:
-                answer.set_exception(error)
+            results.append(mine if error is None else error)
+        return results
 
-    async def _alone(self, client: Any, queue: Queue, answer: asyncio.Future[list[Any]]) -> None:
+    async def _alone(self, client: Any, queue: Queue) -> list[Any] | Exception:
         try:
             async with client.pipeline(transaction=False) as pipe:
                 queue(pipe)
                 self.pipelines += 1
-                result = await pipe.execute()
+                return list(await pipe.execute())
         except Exception as err:
-            if not answer.done():
-                answer.set_exception(err)
-        else:
-            if not answer.done():
-                answer.set_result(result)
+            return err
 
 
-def _queue(pipe: Any, queue: Queue, answer: asyncio.Future[list[Any]]) -> int:
-    """Queues one caller's commands; how many it added. A caller whose commands could not be
-    queued gets that error and adds none."""
+def _queue(pipe: Any, queue: Queue) -> int | Exception:
+    """Queues one caller's commands: how many it added, or why they could not be queued (then
+    it added none)."""
     before = len(pipe)
     try:
         queue(pipe)
     except Exception as err:
         del pipe.command_stack[before:]
-        answer.set_exception(err)
+        return err
     return len(pipe) - before
