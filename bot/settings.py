@@ -35,8 +35,17 @@ class _Section(BaseModel):
 class ArxivSettings(_Section):
     api_url: str = "https://export.arxiv.org/api/query"
     rss_url: str = Field("https://rss.arxiv.org/rss/", pattern=r"^https?://.*/$")
-    request_interval: float = Field(3.0, ge=0)
-    timeout: float = Field(30.0, gt=0)
+    oai_url: str = Field("https://oaipmh.arxiv.org/oai", pattern=r"^https?://")
+    """arXiv's OAI-PMH interface: what a catch-up over missed days reads."""
+    request_interval: float = Field(3.0, ge=0, le=600)
+    timeout: float = Field(30.0, gt=0, le=600)
+    """Seconds for a whole request, connecting to the last byte."""
+    max_response_mb: float = Field(64.0, ge=1, le=1024)
+    """The largest answer read from arXiv; a larger one is a failed request."""
+    stale_recheck_minutes: float = Field(30.0, ge=1, le=720)
+    """How long `papers-bot run` waits before reading a stale listing again."""
+    stale_rechecks: int = Field(12, ge=0, le=96)
+    """How many times it does, at most, before the next scheduled run."""
     max_retries: int = Field(3, ge=0, le=10)
     retry_backoff: float = Field(5.0, ge=0)
     max_retry_after: float = Field(120.0, ge=0)
