@@ -14,9 +14,10 @@ import contextlib
 import email.utils
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import arxiv
@@ -25,7 +26,7 @@ from lxml import etree
 
 from bot.listing import Listing, ListingError
 from bot.listing import parse as parse_listing
-from bot.listing import spec as listing_spec
+from bot.listing_guard import read_day
 from bot.matching import build_query
 from bot.models import Paper, split_version
 from bot.settings import ArxivSettings
@@ -35,7 +36,14 @@ log = logging.getLogger(__name__)
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_RETRYABLE_STATUS = frozenset({406, 408, 429, 500, 502, 503, 504})
+"""406: arXiv answers it under throttling (and when `Accept` is missing) as of 2026."""
+USER_AGENT = "papers-bot/0.1 (daily arXiv digests for chat; +https://pypi.org/project/arxiv/)"
+_ACCEPT = {
+    "rss": "application/rss+xml, application/xml;q=0.9, */*;q=0.1",
+    "api": "application/atom+xml, application/xml;q=0.9, */*;q=0.1",
+}
+_CHUNK = 64 * 1024
 T = TypeVar("T")
 
 DETAILS_PER_REQUEST = 400
@@ -56,22 +64,75 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-class _TimeoutSession(requests.Session):
-    """Gives every request a timeout and keeps the last response for inspection."""
+class _AnswerTooSlow(requests.Timeout):
+    """The whole answer did not arrive within the request's deadline."""
 
-    def __init__(self, timeout: float) -> None:
+
+class _AnswerTooLarge(requests.RequestException):
+    """The answer is larger than `max_response_mb`."""
+
+
+class _TimeoutSession(requests.Session):
+    """Gives every request a deadline for the whole answer and a size limit, names the bot
+    in `User-Agent` and sends `Accept`, and keeps the last response for inspection.
+
+    requests' own `timeout` bounds each socket read, so a server that trickles a byte at a
+    time would hold the only arXiv client for ever: the body is read here, a read at most
+    `_CHUNK` bytes, against the deadline."""
+
+    def __init__(self, timeout: float, max_bytes: int = 64 * 1024 * 1024) -> None:
         super().__init__()
         self.timeout = timeout
+        self.max_bytes = max_bytes
         self.last_response: requests.Response | None = None
         self.count = 0
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self.timeout)
+        deadline = time.monotonic() + self.timeout
+        kwargs["timeout"] = self.timeout
+        kwargs["stream"] = True
+        kind = "rss" if "/rss/" in str(url) else "api"
+        headers = {"Accept": _ACCEPT[kind], **(kwargs.get("headers") or {})}
+        headers["User-Agent"] = USER_AGENT
+        kwargs["headers"] = headers
         self.count += 1
         self.last_response = None
         response = super().request(method, url, *args, **kwargs)
+        try:
+            response._content = self._body(response, deadline)
+        finally:
+            response.close()
         self.last_response = response
         return response
+
+    def _body(self, response: requests.Response, deadline: float) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise _AnswerTooLarge(f"answer of {int(declared)} bytes over the limit")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _AnswerTooSlow(f"the answer took over {self.timeout:g}s")
+            sock = _socket_of(response)
+            if sock is not None:
+                sock.settimeout(min(left, self.timeout))
+            chunk = response.raw.read1(_CHUNK, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise _AnswerTooLarge(f"answer over {self.max_bytes} bytes")
+            chunks.append(chunk)
+
+
+def _socket_of(response: requests.Response) -> Any:
+    """The response's socket, so the last read of a slow answer ends at the deadline."""
+    connection = getattr(response.raw, "_connection", None) or getattr(
+        response.raw, "connection", None
+    )
+    return getattr(connection, "sock", None)
 
 
 def to_paper(result: arxiv.Result) -> Paper:
@@ -94,17 +155,30 @@ def to_paper(result: arxiv.Result) -> Paper:
 
 
 def _retry_after(response: requests.Response | None) -> float | None:
+    """Seconds the answer asks to wait: whole or fractional seconds, or an HTTP date in any
+    zone; None when absent or unreadable (the backoff applies), never an exception."""
     if response is None:
         return None
-    value = response.headers.get("Retry-After")
-    if not value:
+    return retry_after_seconds(response.headers.get("Retry-After"))
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    if not value or len(value) > 64:
         return None
-    if value.strip().isdigit():
-        return float(value)
-    parsed = email.utils.parsedate_to_datetime(value)
-    if parsed is None:
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
+    if when.tzinfo is None:  # "-0000" (RFC 5322) gives a naive datetime: it is UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def inspect_feed(body: bytes) -> int:
@@ -144,7 +218,9 @@ class ArxivSource:
         self._settings = settings
         self._sleep = sleep
         self._shared = shared
-        self._session = _TimeoutSession(settings.timeout)
+        self._session = _TimeoutSession(
+            settings.timeout, int(settings.max_response_mb * 1024 * 1024)
+        )
         self._client = arxiv.Client(page_size=settings.page_size, delay_seconds=0, num_retries=0)
         self._client.query_url_format = settings.api_url + "?{}"
         self._client._session = self._session
@@ -186,9 +262,18 @@ class ArxivSource:
         return papers
 
     async def listing(self) -> Listing:
-        """The latest day's listing of the configured archives: one request."""
-        url = self._settings.rss_url + listing_spec(self._settings.categories)
-        return await self._with_retries(lambda: self._fetch_listing(url), "the day's listing")
+        """The latest day's whole listing of the configured archives, without a memory of
+        the days before (`papers-bot check`); the digest reads it through `read_day`."""
+        read = await read_day(self.listing_part, self._settings.categories, None, today=date.max)
+        return read.listing
+
+    async def listing_part(self, spec: str, etag: str | None) -> tuple[Listing | None, str | None]:
+        """One request of the day's listing (`cs`, `cs.AI+cs.CL`, `math+stat`), with its
+        `ETag`; `(None, etag)` when `etag` is given and arXiv answers 304 Not Modified."""
+        url = self._settings.rss_url + spec
+        return await self._with_retries(
+            lambda: self._fetch_listing(url, etag), f"the day's listing ({spec})"
+        )
 
     async def details(self, ids: Sequence[str]) -> dict[str, Paper]:
         """The current version of each paper (submission date, comment), by id: one request
@@ -289,16 +374,21 @@ class ArxivSource:
         )
         return [to_paper(r) for r in results], total
 
-    def _fetch_listing(self, url: str) -> Listing:
+    def _fetch_listing(self, url: str, etag: str | None) -> tuple[Listing | None, str | None]:
         started = time.monotonic()
+        headers = {"If-None-Match": etag} if etag else {}
         try:
-            response = self._session.get(url)
+            response = self._session.get(url, headers=headers)
         except requests.Timeout:
             raise _Retryable(f"no answer within {self._settings.timeout:g}s") from None
         except requests.RequestException as err:
-            raise _Retryable(f"connection failed: {type(err).__name__}") from None
+            raise _Retryable(f"connection failed: {type(err).__name__}: {err}") from None
         if response.status_code in _RETRYABLE_STATUS or response.status_code >= 500:
             raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+        new_etag = response.headers.get("ETag")
+        if response.status_code == 304 and etag:
+            log.info("arxiv_listing url=%s unchanged (304)", url)
+            return None, new_etag or etag
         if response.status_code != 200:
             raise ArxivError(f"arXiv answered HTTP {response.status_code} for the listing")
         try:
@@ -313,4 +403,4 @@ class ArxivSource:
             len(listing.items),
             time.monotonic() - started,
         )
-        return listing
+        return listing, new_etag

@@ -40,6 +40,11 @@ def has_subjects(archive: str) -> bool:
     return bool(_SUBJECTS.get(archive))
 
 
+def categories_of(archive: str) -> tuple[str, ...]:
+    """The archive's categories (`cs` -> `cs.AI`, `cs.AR`, ...); none for `hep-th` and kin."""
+    return tuple(f"{archive}.{subject}" for subject in _SUBJECTS.get(archive, "").split())
+
+
 def is_known(name: str) -> bool:
     return name in CATEGORIES or name in ARCHIVES
 

@@ -22,12 +22,15 @@ from datetime import date, datetime
 from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
 from bot.keywords import normalize
 from bot.listing import (
+    ARXIV_ZONE,
     REVISIONS,
+    Listing,
     catch_up_since,
     missed_days,
     previous_listing_day,
     with_details,
 )
+from bot.listing_guard import ListingMemory, StaleListing, read_day, requested_names, spec_of
 from bot.locks import Hold, expiry_wait, held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
@@ -75,10 +78,16 @@ class RunReport:
     failed_keywords: dict[str, str] = field(default_factory=dict)
     channels: list[ChannelOutcome] = field(default_factory=list)
     arxiv_requests: int = 0
+    stale: str | None = None
+    """Why the listing was refused as one received before: nothing was posted."""
 
     @property
     def ok(self) -> bool:
-        return not self.failed_keywords and all(c.error is None for c in self.channels)
+        return (
+            not self.failed_keywords
+            and self.stale is None
+            and all(c.error is None for c in self.channels)
+        )
 
     @property
     def delivered(self) -> int:
@@ -127,6 +136,8 @@ class Fetched:
     """Keywords whose catch-up queries failed, with the reason."""
     day: date | None = None
     """The listing's announcement day; None when it could not be read."""
+    stale: str | None = None
+    """Set when the listing was one received before: nothing is delivered this run."""
     kinds: dict[str, str] = field(default_factory=dict)
     """Each listed paper's announce type (`new`, `cross`, `replace`, `replace-cross`)."""
     catch_up: dict[str, list[Paper]] = field(default_factory=dict)
@@ -204,7 +215,14 @@ class DigestRunner:
             channels = await all_subscriptions(self._settings, self._store)
         requests_before = self._source.request_count
         keywords = distinct(k for kws in channels.values() for k in kws)
-        fetched = await self.fetch(keywords, channels=channels)
+        fetched = await self.fetch(keywords, channels=channels, dry_run=dry_run)
+        if fetched.stale is not None:
+            return RunReport(
+                keywords=len(keywords),
+                channels=[ChannelOutcome(c, error="the listing is stale") for c in channels],
+                arxiv_requests=self._source.request_count - requests_before,
+                stale=fetched.stale,
+            )
         await self._fill_details(channels, fetched)
         if not dry_run:
             await self._save_recent(channels, fetched)
@@ -249,16 +267,27 @@ class DigestRunner:
         )
         return report
 
-    async def fetch(self, keywords: Sequence[str], *, channels: Subscriptions) -> Fetched:
-        """The day's listing, matched locally against every keyword: one request however
-        many keywords there are. Channels that missed a listing (the bot was down, or a
-        failure kept a channel from receiving a day in full), and every channel when the
+    async def fetch(
+        self, keywords: Sequence[str], *, channels: Subscriptions, dry_run: bool = False
+    ) -> Fetched:
+        """The day's whole listing (`bot.listing_guard`), matched locally against every
+        keyword: requests grow with the day's volume, never with keywords. A listing received
+        before is refused (`Fetched.stale`). Channels that missed a listing (the bot was down,
+        or a failure kept a channel from receiving a day in full), and every channel when the
         listing can't be read, also get batched window queries over the days they missed."""
         cfg = self._settings.arxiv
         now = self._clock()
         result = Fetched(papers={}, failed={})
         try:
-            listing = await self._source.listing()
+            listing = await self._read_listing(save=not dry_run)
+        except StaleListing as err:
+            log.warning(
+                "listing_stale feed=%s: %s; nothing is posted from it, it is read again later",
+                err.feed,
+                err,
+            )
+            result.stale = str(err)
+            return result
         except ArxivError as err:
             log.error("arxiv_listing_failed error=%r: searching the window instead", str(err))
         else:
@@ -284,6 +313,27 @@ class DigestRunner:
         behind = distinct(k for c, kws in channels.items() if c in result.behind for k in kws)
         await self._search_window(behind, since, now, result)
         return result
+
+    async def _read_listing(self, *, save: bool) -> Listing:
+        """The whole listing through the guard, with the memory of the last one received
+        (read from and, unless `save` is off, written to the store)."""
+        feed = spec_of(requested_names(self._settings.arxiv.categories))
+        memory = ListingMemory.loads(await self._store.listing_memory(feed))
+        today = self._clock().astimezone(ARXIV_ZONE).date()
+        read = await read_day(
+            self._source.listing_part, self._settings.arxiv.categories, memory, today=today
+        )
+        log.info(
+            "listing_read feed=%s day=%s papers=%d requests=%d next_split=%d",
+            feed,
+            read.listing.day,
+            len(read.listing.items),
+            read.requests,
+            len(read.memory.split),
+        )
+        if save:
+            await self._store.set_listing_memory(feed, read.memory.dumps())
+        return read.listing
 
     async def _fill_details(self, channels: Subscriptions, fetched: Fetched) -> None:
         """Submission dates and comments of the listed papers that some channel is about to

@@ -13,17 +13,34 @@ announcement day as their dates until `ArxivSource.details` fills both in.
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
 from bot import categories as taxonomy
 from bot.models import Paper, split_version
 
+log = logging.getLogger(__name__)
+
+ARXIV_ZONE = ZoneInfo("America/New_York")
+"""arXiv's days (a listing's date, announcement times) are US Eastern."""
+
+RESULT_LIMIT = 2000
+"""Rows arXiv's feed server puts in one answer at most (github.com/arXiv/arxiv-feed,
+`feed/database.py`, `get_announce_papers`: `result_limit`). It takes replace-cross, replace,
+cross, then new rows, each by id descending, so a capped answer misses the lowest-id new
+papers: an answer this long is never taken as the whole day."""
+
 KINDS = frozenset({"new", "cross", "replace", "replace-cross"})
+PRIORITY = ("new", "cross", "replace", "replace-cross")
+"""A paper listed in several parts of a split request takes the first of its types here:
+as arXiv would type it for the whole requested set (a paper `new` in cs and `cross` in stat
+is `new` in cs+stat)."""
 REVISIONS = frozenset({"replace", "replace-cross"})
 """Announce types of a new version of a paper announced before."""
 
@@ -54,9 +71,40 @@ class Listing:
     day: date
     """The announcement day, as arXiv names it (US Eastern)."""
     items: tuple[Announcement, ...]
+    skipped: int = 0
+    """Items left out because they could not be read (no id, an unknown type)."""
 
     def kinds(self) -> dict[str, str]:
         return {item.paper.id: item.kind for item in self.items}
+
+    @property
+    def capped(self) -> bool:
+        """Whether arXiv may have cut this answer (see `RESULT_LIMIT`)."""
+        return len(self.items) + self.skipped >= RESULT_LIMIT
+
+    def versions(self) -> frozenset[str]:
+        """Each item's versioned id (`2401.00001v2`): what tells one day's listing from
+        another's, since arXiv announces a version once."""
+        return frozenset(f"{item.paper.id}v{item.paper.version}" for item in self.items)
+
+
+def merge(parts: Sequence[Listing]) -> Listing:
+    """The listing of a request split into `parts` (one announcement day): one row per
+    paper, typed by `PRIORITY`, in the parts' order."""
+    if not parts:
+        raise ValueError("no listing to merge")
+    rank = {kind: n for n, kind in enumerate(PRIORITY)}
+    chosen: dict[str, Announcement] = {}
+    for part in parts:
+        for item in part.items:
+            held = chosen.get(item.paper.id)
+            if held is None or rank[item.kind] < rank[held.kind]:
+                chosen[item.paper.id] = item
+    return Listing(
+        day=max(part.day for part in parts),
+        items=tuple(chosen.values()),
+        skipped=sum(part.skipped for part in parts),
+    )
 
 
 def with_details(listed: Paper, found: Paper | None) -> Paper:
@@ -128,7 +176,8 @@ def _item(item: etree._Element, announced: datetime) -> Announcement:
 
 def parse(body: bytes) -> Listing:
     """The day's listing. ListingError for arXiv's feed error; ValueError when the body is
-    not a complete listing (cut short, not RSS, an item without id)."""
+    not a complete listing (cut short, not RSS, no day). An item that can't be read (no id,
+    an unknown announce type) is left out with a warning, and counted in `skipped`."""
     try:
         root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
     except etree.XMLSyntaxError as err:
@@ -139,8 +188,22 @@ def parse(body: bytes) -> Listing:
     if _text(channel, "title").startswith("Feed error"):
         raise ListingError(f"arXiv refused the listing: {_text(channel, 'description')}")
     announced = _announced(channel)
-    items = tuple(_item(item, announced) for item in channel.iterfind("item"))
-    return Listing(day=announced.date(), items=items)
+    items: list[Announcement] = []
+    problems: list[str] = []
+    for element in channel.iterfind("item"):
+        try:
+            items.append(_item(element, announced))
+        except ValueError as err:
+            problems.append(str(err))
+    if problems:
+        log.warning(
+            "listing_items_skipped day=%s skipped=%d kept=%d first=%r",
+            announced.date(),
+            len(problems),
+            len(items),
+            problems[0],
+        )
+    return Listing(day=announced.date(), items=tuple(items), skipped=len(problems))
 
 
 CATCH_UP_LIMIT = timedelta(days=60)

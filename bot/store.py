@@ -141,6 +141,8 @@ class Store(Protocol):
 
     async def listing_days(self, channels: Sequence[Channel]) -> dict[Channel, date | None]: ...
     async def set_listing_day(self, channel: Channel, day: date) -> None: ...
+    async def listing_memory(self, feed: str) -> str | None: ...
+    async def set_listing_memory(self, feed: str, memory: str) -> None: ...
     async def finish(
         self,
         channel: Channel,
@@ -217,6 +219,9 @@ ATTEMPT_KEPT = timedelta(days=2)
 RECENT_KEPT = timedelta(days=30)
 """A keyword's recent list outlives its last fetch by this long (then nobody follows it)."""
 FETCHED_KEPT = timedelta(days=60)
+LISTING_MEMORY_KEPT = timedelta(days=30)
+"""How long the last listing received is remembered per feed (its versioned ids, split and
+ETags, tens of kB): a bot stopped longer judges the next listing fresh without it."""
 """Fetch times older than the longest window are forgotten: such a keyword is new again."""
 SAVE_RECENT_BATCH = 50
 """Keywords whose recent lists go to Redis in one round trip."""
@@ -388,6 +393,9 @@ class RedisStore:
 
     def _lock(self, name: str) -> str:
         return f"{self._p}:lock:{name}"
+
+    def _listing(self, feed: str) -> str:
+        return f"{self._p}:listing:{feed}"
 
     def _done(self, name: str) -> str:
         return f"{self._p}:done:{name}"
@@ -635,6 +643,16 @@ class RedisStore:
         r = await self._client()
         await r.set(self._day(channel), day.isoformat(), ex=self._retention)
 
+    async def listing_memory(self, feed: str) -> str | None:
+        """What the last listing received from `feed` left (`bot.listing_guard`)."""
+        r = await self._client()
+        raw = await r.get(self._listing(feed))
+        return None if raw is None else _text(raw)
+
+    async def set_listing_memory(self, feed: str, memory: str) -> None:
+        r = await self._client()
+        await r.set(self._listing(feed), memory, ex=LISTING_MEMORY_KEPT)
+
     async def begin_delivery(self, channel: Channel, day: date) -> bool:
         """Notes that a run starts posting the channel's digest of `day`; True when one
         did before (it may have posted part of it). One round trip (SET … GET)."""
@@ -761,6 +779,7 @@ class MemoryStore:
     _baseline: dict[str, set[str]] = field(default_factory=dict)
     _options: dict[str, dict[str, bool]] = field(default_factory=dict)
     _days: dict[str, date] = field(default_factory=dict)
+    _listings: dict[str, str] = field(default_factory=dict)
     _attempts: dict[str, date] = field(default_factory=dict)
     _locks: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     _hits: dict[str, int] = field(default_factory=dict)
@@ -869,6 +888,12 @@ class MemoryStore:
 
     async def set_listing_day(self, channel: Channel, day: date) -> None:
         self._days[channel.key] = day
+
+    async def listing_memory(self, feed: str) -> str | None:
+        return self._listings.get(feed)
+
+    async def set_listing_memory(self, feed: str, memory: str) -> None:
+        self._listings[feed] = memory
 
     async def begin_delivery(self, channel: Channel, day: date) -> bool:
         before, self._attempts[channel.key] = self._attempts.get(channel.key), day

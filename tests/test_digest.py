@@ -1,6 +1,7 @@
 """A whole digest run: real Redis, the real arXiv client against the fake arXiv."""
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -332,6 +333,7 @@ async def test_a_broad_new_keyword_posts_its_first_run_papers_and_none_later(
         run = DigestRunner(
             settings, redis_store, ArxivSource(settings.arxiv), {"slack": out}, clock=clock
         )
+        fake.listing = replace(fake.everything_today(), day=clock.now.date())
         first = await run.run({SLACK: ["broad topic"], OTHER: ["topic"]})
         assert out.posted[SLACK] == ["2611.00030", "2611.00029", "2611.00028"]
         assert first.arxiv_requests == 2  # the listing and the posted papers' details

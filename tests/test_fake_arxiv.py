@@ -733,7 +733,8 @@ APRIL_28 = FakeListing(day=date(2025, 4, 28), items=LISTED)
         ("cs.CL+math", ["2611.00021v1", "2611.00022v1"]),
         ("cs.CL", ["2611.00021v1"]),
         ("cs.cl", []),  # a category is matched exactly
-        ("astro-ph+quant-ph", ["2611.00023v2", "2611.00024v3", "2611.00025v1"]),  # list order
+        # arXiv's order: new, cross, replace, replace-cross, each by id
+        ("astro-ph+quant-ph", ["2611.00025v1", "2611.00023v2", "2611.00024v3"]),
         ("math-ph", []),  # "math-ph" is not "math"
         ("econ", []),
     ],
@@ -820,7 +821,14 @@ def test_rss_without_a_listing_announces_every_held_paper_today(fake: FakeArxiv)
         )
         for item in channel.findall("item")
     }
-    assert types == {p.versioned_id: "new" if p.version == 1 else "replace" for p in held.values()}
+    def listed_as(paper: FakePaper) -> str:  # relative to cs+math, as arXiv types them
+        primary = paper.primary_category.split(".")[0] in ("cs", "math")
+        if paper.version == 1:
+            return "new" if primary else "cross"
+        return "replace" if primary else "replace-cross"
+
+    assert types == {p.versioned_id: listed_as(p) for p in held.values()}
+    assert "cross" in types.values()
     assert channel.findtext("title") == "cs, math updates on arXiv.org"
     pub_date = channel.findtext("pubDate")
     assert pub_date is not None
@@ -956,8 +964,18 @@ def test_rss_round_trips_a_real_capture_byte_for_byte(corpus: Path) -> None:
         for item in rss_channel(capture).iterfind("item")
         if any(c.text.startswith("cs.") for c in item.iterfind("category"))
     ]
-    assert [item.findtext("guid") for item in served_in_cs] == captured_in_cs
+    assert sorted(item.findtext("guid") for item in served_in_cs) == sorted(captured_in_cs)
     assert len(captured_in_cs) == 9
+    # Typed relative to cs, as arXiv's server types them: a quant-ph paper is a cross here.
+    in_quant_ph = {paper.versioned_id: kind for paper, kind in listing.items}
+    for item in served_in_cs:
+        versioned = item.findtext("guid").rsplit(":", 1)[1]
+        primary = item.findtext("category").startswith("cs.")
+        if in_quant_ph[versioned].startswith("replace"):
+            expected = "replace" if primary else "replace-cross"
+        else:
+            expected = "new" if primary and in_quant_ph[versioned] == "new" else "cross"
+        assert item.findtext("{http://arxiv.org/schemas/atom}announce_type") == expected
 
 
 def test_rss_empty_and_error_channels_match_the_captures(fake: FakeArxiv, corpus: Path) -> None:

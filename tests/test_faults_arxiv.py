@@ -321,7 +321,7 @@ async def test_a_failing_listing_is_retried_then_replaced_by_the_window(
     report = await bot.digest(catch_up=False)
     assert report.ok
     (warning, *_) = retries(caplog)
-    assert "the day's listing attempt=1/2" in warning
+    assert "the day's listing (" in warning and "attempt=1/2" in warning
     listing_errors = [line for line in errors(caplog) if line.startswith("arxiv_listing_failed")]
     assert len(listing_errors) == (1 if exhausted else 0)
     searched = [r for r in fake.requests if r.params.get("search_query")]

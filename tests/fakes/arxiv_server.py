@@ -86,6 +86,7 @@ __all__ = [
     "RecordedRequest",
     "TextQuery",
     "closed_port_url",
+    "announced_rows",
     "listing_from_rss",
     "listing_to_rss",
     "make_paper",
@@ -933,9 +934,10 @@ class FakeListing:
 
     ``day`` is the announcement day (the channel's and every item's ``<pubDate>`` is that day
     at 00:00 US Eastern). ``items`` pairs each paper (the announced version) with its announce
-    type: ``new``, ``cross``, ``replace`` or ``replace-cross``. The type is served as given,
-    whatever the requested spec (on arXiv it is relative to the feed), and items keep their
-    order. Tests may change ``items`` between requests.
+    type: ``new``, ``cross``, ``replace`` or ``replace-cross``, as listed for every archive
+    (``replace-cross`` is read as a replacement). What a request is served is relative to its
+    spec, capped and ordered as arXiv's server does it (``announced_rows``). Tests may change
+    ``items`` between requests.
     """
 
     day: date
@@ -980,6 +982,49 @@ def _in_spec(paper: FakePaper, parts: Sequence[str]) -> bool:
         elif any(c == part or c.startswith(part + ".") for c in paper.categories):
             return True
     return False
+
+
+RSS_RESULT_LIMIT = 2000
+"""Rows in one answer of arXiv's feed server: ``result_limit`` in ``get_announce_papers``
+(github.com/arXiv/arxiv-feed, ``feed/database.py``, 2025-01)."""
+RSS_VERSION_THRESHOLD = 6
+"""``version_threshold`` there: a replacement is listed only below this version."""
+_ACTIONS = {"new": "new", "cross": "cross", "replace": "replace", "replace-cross": "replace"}
+_LISTING_ORDER = {"replace-cross": 1, "replace": 2, "cross": 3, "new": 4}
+
+
+def _sortable_id(paper_id: str) -> tuple[int, str]:
+    """MySQL's ``paper_id DESC`` on ids as strings; new-style ids sort after old-style."""
+    return (0 if "/" in paper_id else 1, paper_id)
+
+
+def announced_rows(listing: FakeListing, parts: Sequence[str]) -> list[tuple[FakePaper, str]]:
+    """What arXiv's feed server lists for ``parts``, in the order it shows them.
+
+    Follows ``get_announce_papers`` (arxiv-feed ``feed/database.py``): a listing item's type
+    is taken as the update's action (``new``, ``cross``, or ``replace`` for both replacement
+    types); items in no requested category are dropped, and replacements from version 6 on;
+    the type is then relative to the requested set (``new`` only when the primary category
+    is in it, else ``cross``; ``replace`` likewise, else ``replace-cross``); rows are ordered
+    replace-cross, replace, cross, new, each by paper id descending, and cut at
+    ``RSS_RESULT_LIMIT``. The serializer (feedgen, entries prepended) shows them reversed:
+    new first, ids ascending. So a capped answer misses the lowest-id new papers."""
+    rows: list[tuple[FakePaper, str]] = []
+    for paper, given in listing.items:
+        action = _ACTIONS[given]
+        if not _in_spec(paper, parts):
+            continue
+        if action == "replace" and paper.version >= RSS_VERSION_THRESHOLD:
+            continue
+        primary = _in_spec(replace(paper, categories=[paper.primary_category]), parts)
+        if action == "replace":
+            rows.append((paper, "replace" if primary else "replace-cross"))
+        else:
+            rows.append((paper, "new" if action == "new" and primary else "cross"))
+    # ORDER BY listing_order, paper_id DESC (two stable sorts), LIMIT, then shown reversed.
+    rows.sort(key=lambda row: _sortable_id(row[0].id), reverse=True)
+    rows.sort(key=lambda row: _LISTING_ORDER[row[1]])
+    return rows[:RSS_RESULT_LIMIT][::-1]
 
 
 def _render_rss_item(paper: FakePaper, announce_type: str, pub_date: str) -> str:
@@ -1085,11 +1130,9 @@ def _render_rss(
     items: list[str] = []
     if listing is not None and with_items:
         _check_announce_types(listing)
-        parts = spec.split("+")
         items = [
             _render_rss_item(paper, announce_type, pub_date)
-            for paper, announce_type in listing.items
-            if _in_spec(paper, parts)
+            for paper, announce_type in announced_rows(listing, spec.split("+"))
         ]
     return _RssFeed(head, items, _RSS_CLOSE)
 
@@ -1155,7 +1198,7 @@ def listing_from_rss(xml_bytes: bytes) -> FakeListing:
 # --------------------------------------------------------------------------------------------
 
 _FaultKind = Literal[
-    "pass", "fail", "hang", "truncate", "malformed", "error_feed", "empty_page", "raw"
+    "pass", "fail", "hang", "truncate", "malformed", "error_feed", "empty_page", "raw", "trickle"
 ]
 _GARBAGE = b"<<< this is not an Atom feed \x00\xff\xfe >>>\n"
 
@@ -1169,6 +1212,7 @@ class _Fault:
     message: str = ""
     content_type: str = ATOM_CONTENT_TYPE
     complete_entries: int | None = None
+    interval: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -1178,6 +1222,8 @@ class _Reply:
     content_type: str = ATOM_CONTENT_TYPE
     headers: Mapping[str, str] = field(default_factory=dict)
     hang: bool = False
+    trickle: float = 0.0
+    """Seconds between the body's bytes, sent one at a time (0: all at once)."""
 
 
 @dataclass(frozen=True)
@@ -1285,7 +1331,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(reply.body)))
             self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(reply.body)
+            if reply.trickle <= 0:
+                self.wfile.write(reply.body)
+            for byte in range(len(reply.body)) if reply.trickle > 0 else ():
+                self.wfile.write(reply.body[byte : byte + 1])
+                self.wfile.flush()
+                if self.server.fake._stopping.wait(reply.trickle):
+                    break
         except OSError:
             self.close_connection = True  # the client went away (timed out, or stop())
 
@@ -1306,7 +1358,9 @@ class FakeArxiv:
     ``FakeListing``, or ``None``) is the day's announcement that tests set or replace between
     requests; it is independent of ``papers``. The answer (``RSS_CONTENT_TYPE``, status 200)
     is ``listing_to_rss(listing, spec)``: the items whose categories match a part of the spec
-    (``cs`` matches ``cs`` and ``cs.*``; ``cs.CL`` only itself), in listing order. With no
+    (``cs`` matches ``cs`` and ``cs.*``; ``cs.CL`` only itself), typed, ordered and capped as
+    arXiv's feed server does (``announced_rows``), with an ``ETag``; a request whose
+    ``If-None-Match`` names the current one gets ``304 Not Modified``. With no
     listing it announces every held paper today (see ``everything_today``). A part naming no
     archive in ``RSS_ARCHIVES`` gives the "Feed error for query" channel, status 200, like arXiv.
 
@@ -1321,6 +1375,8 @@ class FakeArxiv:
     def __init__(self, papers: Iterable[FakePaper] = (), *, latency: float = 0.0) -> None:
         self.papers: list[FakePaper] = list(papers)
         self.listing: FakeListing | None = None
+        self.etags = True
+        """Send an ``ETag`` with each listing and answer ``If-None-Match`` with 304."""
         self.latency = latency
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -1501,6 +1557,11 @@ class FakeArxiv:
         ``content_type=RSS_CONTENT_TYPE`` for an RSS one)."""
         self._queue(_Fault("raw", status=status, body=body, content_type=content_type), times)
 
+    def trickle_next(self, interval: float, *, times: int = 1) -> None:
+        """Send the next RSS answer one byte every ``interval`` seconds: each read of the
+        client's gets something, so only a deadline on the whole answer ends it."""
+        self._queue(_Fault("trickle", interval=interval), times)
+
     def _queue(self, fault: _Fault, times: int) -> None:
         if times < 1:
             raise ValueError(f"times must be >= 1, got {times}")
@@ -1566,7 +1627,20 @@ class FakeArxiv:
         feed = _render_rss(spec, listing, today=now.date(), now=now, with_items=with_items)
         if fault is not None and fault.kind == "truncate":
             return _Reply(200, feed.truncated(fault.complete_entries), RSS_CONTENT_TYPE)
-        return _Reply(200, feed.body(), RSS_CONTENT_TYPE)
+        if fault is not None and fault.kind == "trickle":
+            return _Reply(200, feed.body(), RSS_CONTENT_TYPE, trickle=fault.interval)
+        body = feed.body()
+        etag = _etag(body)
+        if self.etags and record.headers.get("if-none-match") == etag:
+            return _Reply(304, b"", RSS_CONTENT_TYPE, {"ETag": etag})
+        return _Reply(200, body, RSS_CONTENT_TYPE, {"ETag": etag} if self.etags else {})
+
+
+def _etag(body: bytes) -> str:
+    """A strong validator of the items alone: ``lastBuildDate`` and the ``pubDate``s change
+    daily whatever the items, so they are left out (as a stale feed shows)."""
+    text = re.sub(rb"<(lastBuildDate|pubDate)>[^<]*</\1>", b"", body)
+    return '"' + hashlib.sha256(text).hexdigest()[:20] + '"'
 
 
 def _fault_reply(fault: _Fault, path: str) -> _Reply:
