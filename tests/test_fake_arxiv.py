@@ -821,6 +821,7 @@ def test_rss_without_a_listing_announces_every_held_paper_today(fake: FakeArxiv)
         )
         for item in channel.findall("item")
     }
+
     def listed_as(paper: FakePaper) -> str:  # relative to cs+math, as arXiv types them
         primary = paper.primary_category.split(".")[0] in ("cs", "math")
         if paper.version == 1:
