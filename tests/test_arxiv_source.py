@@ -2,16 +2,29 @@
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource
+from bot.arxiv_source import (
+    USER_AGENT,
+    ArxivError,
+    ArxivQueryError,
+    ArxivSource,
+    retry_after_seconds,
+)
 from bot.models import Paper
 from bot.settings import ArxivSettings
 from bot.store import RedisStore, Store
 from tests.conftest import free_port
-from tests.fakes.arxiv_server import FakeArxiv, closed_port_url, make_paper
+from tests.fakes.arxiv_server import (
+    RSS_CONTENT_TYPE,
+    FakeArxiv,
+    closed_port_url,
+    listing_to_rss,
+    make_paper,
+)
 
 # The source paces the starts of its requests; the fake records their arrivals, which a thread
 # hand-off and the scheduler can bring up to a few tens of milliseconds closer together.
@@ -231,3 +244,98 @@ async def test_an_unreachable_shared_store_falls_back_to_pacing_alone(
     assert len(await source.latest("reward model", 5)) == 5
     assert "arxiv_pace_unshared" in caplog.text
     await gone.close()
+
+
+# -- issue 21: a robust source ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "wait"),
+    [
+        ("1.5", 1.5),  # fractional seconds: raised ValueError before
+        ("Wed, 21 Oct 2015 07:28:00 -0000", 0.5),  # a past date, RFC 5322's "-0000": naive
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.5),
+        ("inf", 0.5),
+        ("soon", 0.5),
+        ("-3", 0.5),  # never less than the backoff
+    ],
+)
+async def test_any_retry_after_is_parsed_or_ignored_never_raised(
+    fake: FakeArxiv, header: str, wait: float
+) -> None:
+    sleeps = Sleeps()
+    fake.fail_next(503, headers={"Retry-After": header})
+    assert await source_for(fake.url, sleeps).latest("reward model", 1)
+    assert sleeps.waits == [wait]
+    fake.fail_next(503, headers={"Retry-After": header})
+    listing = await source_for(fake.url, sleeps, rss_url=fake.rss_url).listing()
+    assert len(listing.items) == 25
+
+
+def test_retry_after_dates_in_any_zone() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("Mon, 07 Dec 2026 12:00:30 -0000", now) == 30
+    assert retry_after_seconds("Mon, 07 Dec 2026 07:00:30 -0500", now) == 30
+    assert retry_after_seconds("Mon, 07 Dec 2026 12:00:30 GMT", now) == 30
+    assert retry_after_seconds("2.25", now) == 2.25
+    assert retry_after_seconds("nan", now) is None
+    assert retry_after_seconds("x" * 1000, now) is None
+
+
+async def test_406_is_retried_like_503(fake: FakeArxiv) -> None:
+    sleeps = Sleeps()
+    fake.fail_next(406)
+    assert await source_for(fake.url, sleeps).latest("reward model", 1)
+    fake.fail_next(406)
+    assert await source_for(fake.url, sleeps, rss_url=fake.rss_url).listing()
+    assert sleeps.waits == [0.5, 0.5]
+
+
+async def test_requests_send_accept_and_name_the_bot(fake: FakeArxiv) -> None:
+    source = source_for(fake.url, rss_url=fake.rss_url)
+    await source.latest("reward model", 1)
+    await source.listing()
+    api, rss = fake.requests
+    assert api.headers["user-agent"] == rss.headers["user-agent"] == USER_AGENT
+    assert "papers-bot" in USER_AGENT
+    assert api.headers["accept"].startswith("application/atom+xml")
+    assert rss.headers["accept"].startswith("application/rss+xml")
+
+
+async def test_a_trickling_answer_ends_at_the_whole_request_deadline(fake: FakeArxiv) -> None:
+    """One byte every 0.05 s: every socket read gets something, so a per-read timeout never
+    fires; the whole answer (tens of kB) would take half an hour."""
+    sleeps = Sleeps()
+    fake.trickle_next(0.05, times=2)
+    source = source_for(fake.url, sleeps, rss_url=fake.rss_url, timeout=1, max_retries=1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ArxivError, match="no answer within 1s"):
+        await asyncio.wait_for(source.listing(), timeout=60)
+    assert loop.time() - started < 30
+    assert len(fake.requests) == 2
+
+
+async def test_an_answer_over_the_size_limit_is_refused(fake: FakeArxiv) -> None:
+    huge = b"<rss>" + b" " * (2 * 1024 * 1024) + b"</rss>"
+    fake.raw_next(huge, times=2)
+    source = source_for(fake.url, rss_url=fake.rss_url, max_response_mb=1, max_retries=1)
+    with pytest.raises(ArxivError, match="AnswerTooLarge"):
+        await source.listing()
+
+
+async def test_one_unreadable_item_is_skipped_and_the_rest_kept(
+    fake: FakeArxiv, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = listing_to_rss(fake.everything_today(), "cs")
+    first = body.index(b"<arxiv:announce_type>new<")
+    body = body[:first] + body[first:].replace(b">new<", b">novel<", 1)
+    second = body.index(b"<guid", body.index(b"<item>", first))
+    body = body[:second] + body[second:].replace(b"2611.", b"bogus", 1)
+    fake.raw_next(body, content_type=RSS_CONTENT_TYPE)
+    listing = await source_for(fake.url, rss_url=fake.rss_url).listing()
+    assert len(listing.items) == 24 and listing.skipped == 1
+    (warning,) = [
+        r.getMessage() for r in caplog.records if "listing_items_skipped" in r.getMessage()
+    ]
+    assert "unknown announce type 'novel'" in warning and "skipped=1" in warning
