@@ -94,6 +94,7 @@ def busy_day(
         )
 
     plan = _plan(rows, cs_rows)
+    rng.shuffle(plan)  # ids are given in submission order, archives interleaved
     new_cs = [i for i, (kind, cs) in enumerate(plan) if kind == "new" and cs]
     new_other = [i for i, (kind, cs) in enumerate(plan) if kind == "new" and not cs]
     others = [i for i, (kind, _) in enumerate(plan) if kind != "new"]
@@ -119,12 +120,11 @@ def busy_day(
 
 
 def _plan(rows: int, cs_rows: int) -> list[tuple[str, bool]]:
-    """(type, in cs) per row: new papers first in id order, then cross-lists, replacements."""
+    """(type, in cs) per row."""
     plan: list[tuple[str, bool]] = []
     for total, cs in ((cs_rows, True), (rows - cs_rows, False)):
         new = total * 60 // 100
         cross = total * 8 // 100
         plan += [("new", cs)] * new + [("cross", cs)] * cross
         plan += [("replace", cs)] * (total - new - cross)
-    order = {"new": 0, "cross": 1, "replace": 2}
-    return sorted(plan, key=lambda row: order[row[0]])
+    return plan

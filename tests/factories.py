@@ -10,7 +10,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bot.models import Paper
+from bot.models import Channel, Digest, Paper
+from bot.publishing import Delivered
 from bot.store import MemoryStore, RedisStore, Store
 from tests.fakes.arxiv_server import FakePaper
 
@@ -43,6 +44,30 @@ def paper(
         updated=when + timedelta(days=version - 1),
         journal_ref=journal_ref,
     )
+
+
+class Recorder:
+    platform = "slack"
+    needs_recent = False
+
+    def __init__(self) -> None:
+        self.digests: list[Digest] = []
+
+    async def publish(self, digest: Digest, delivered: Delivered) -> None:
+        self.digests.append(digest)
+        if digest.items:
+            await delivered([item.paper.id for item in digest.items])
+
+    def posted(self, channel: Channel) -> list[tuple[str, int, bool]]:
+        return [
+            (i.paper.id, i.paper.version, i.revised)
+            for d in self.digests
+            if d.channel == channel
+            for i in d.items
+        ]
+
+    def clear(self) -> None:
+        self.digests.clear()
 
 
 class RefusedLocks(RedisStore):

@@ -16,6 +16,7 @@ from bot.models import Channel, Digest, Paper
 from bot.publishing import Delivered, DeliveryError
 from bot.settings import Settings
 from bot.store import RedisStore
+from tests.factories import Recorder
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, FakePaper
 from tests.seed import seed_sections
 
@@ -31,30 +32,6 @@ LIMIT = 5
 
 def _morning(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 8, 0, tzinfo=UTC)
-
-
-class Recorder:
-    platform = "slack"
-    needs_recent = False
-
-    def __init__(self) -> None:
-        self.digests: list[Digest] = []
-
-    async def publish(self, digest: Digest, delivered: Delivered) -> None:
-        self.digests.append(digest)
-        if digest.items:
-            await delivered([item.paper.id for item in digest.items])
-
-    def posted(self, channel: Channel) -> list[tuple[str, int, bool]]:
-        return [
-            (i.paper.id, i.paper.version, i.revised)
-            for d in self.digests
-            if d.channel == channel
-            for i in d.items
-        ]
-
-    def clear(self) -> None:
-        self.digests.clear()
 
 
 class Clock:
