@@ -82,6 +82,11 @@ GROUPS = ("cs", "econ", "eess", "math", "physics", "q-bio", "q-fin", "stat")
 `create_set_list.py`: groups that are active and not test)."""
 
 
+_GROUP_ARCHIVES = frozenset(GROUPS) - {"physics"}
+"""Archives that are a whole group: the group's set holds them (`cs`, `math`); the archive
+`physics` is one of many in the group `physics`, so it is `physics:physics`."""
+
+
 class OaiError(Exception):
     """The OAI-PMH server answered with an error other than `noRecordsMatch`."""
 
@@ -185,7 +190,7 @@ def _set_spec(name: str) -> str:
     group = archive if archive in GROUPS else "physics"
     if subject:
         return f"{group}:{archive}:{subject}"
-    return archive if archive == group else f"{group}:{archive}"
+    return archive if archive in _GROUP_ARCHIVES else f"{group}:{archive}"
 
 
 async def list_records(
