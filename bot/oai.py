@@ -69,9 +69,8 @@ DATESTAMP_MARGIN = timedelta(days=1)
 
 HELD_LIMIT = timedelta(days=120)
 """How long before a gap a held paper's v1 may have been submitted. Moderation holds last
-days or weeks, a few months at worst (2501.00001 was submitted on 2024-10-07 and announced in
-January 2025); beyond that a changed datestamp is a bulk metadata update, not an
-announcement."""
+days or weeks, a few months at worst; beyond that a changed datestamp is a bulk metadata
+update, not an announcement."""
 
 REPLACE_BELOW_VERSION = 6
 """arXiv's feed lists replacements only below version 6 (github.com/arXiv/arxiv-feed,
@@ -378,11 +377,11 @@ def announced(
     - replacement: a later version (below `REPLACE_BELOW_VERSION`) was submitted in the
       window, however old v1 is; the paper is that version.
     - held: one version only, submitted before the window but at most `HELD_LIMIT` before,
-      and the record was modified in the gap (datestamp from `first_day` less
-      `DATESTAMP_MARGIN` to `last_day`): arXiv announced it late, after moderation. arXiv
-      numbers a paper when it announces it, so a held paper's id is of the gap's month
-      or later; a datestamp moved by a bulk update on an older paper is not an
-      announcement, and neither kind is taken.
+      the record modified in the gap (datestamp from `first_day` less `DATESTAMP_MARGIN`
+      to `last_day`), and numbered in the gap's month or later: arXiv announced it late,
+      after moderation. arXiv numbers a paper when it announces it, so an older paper
+      whose datestamp a bulk metadata update moved is numbered before the gap (or is older
+      than `HELD_LIMIT`) and is not taken.
 
     The type is relative to `archives` as arXiv's feed server computes it
     (github.com/arXiv/arxiv-feed, `feed/database.py`, `get_announce_papers`): `new` when

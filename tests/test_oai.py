@@ -530,3 +530,63 @@ async def test_a_catch_up_over_three_missed_weekdays_from_the_fake() -> None:
         ("2611.00103v1", "new"),
     ]
     assert found[1].paper.authors == ("A. One", "B. Two")
+
+
+# Today's server (github.com/arXiv/oaipmh) renders the same elements from Jinja templates:
+# indented (`templates/record_formats.xml`, `macros.xml`; long tags wrapped here),
+# `<source_type>` in a version, a token with `expires` and an url-encoded query
+# (`templates/token.xml`, `processors/resume.py`).
+TEMPLATE_LAYOUT = b"""<?xml version="1.0" encoding="UTF-8"?>
+<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"
+         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+         xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/
+           http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd">
+    <responseDate>2026-11-12T06:00:00Z</responseDate>
+        <request verb="ListRecords" metadataPrefix="arXivRaw" set="cs"
+          from="2026-11-09">https://oaipmh.arxiv.org/oai</request>
+    <ListRecords>
+        <record>
+    <header>
+        <identifier>oai:arXiv.org:2611.00001</identifier>
+        <datestamp>2026-11-10</datestamp>
+            <setSpec>cs:cs:CL</setSpec>
+    </header>
+            <metadata>
+    <arXivRaw xmlns="http://arxiv.org/OAI/arXivRaw/"
+      xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+      xsi:schemaLocation="http://arxiv.org/OAI/arXivRaw/ http://arxiv.org/OAI/arXivRaw.xsd">
+        <id>2611.00001</id>
+        <submitter>A. One</submitter>
+            <version version="v1">
+                <date>Mon, 09 Nov 2026 10:00:00 GMT</date>
+                <size>120kb</size>
+                    <source_type>D</source_type>
+            </version>
+        <title>A title
+  on two lines</title>
+        <authors>A. One and B. Two</authors>
+        <categories>cs.CL cs.LG</categories>
+            <license>http://creativecommons.org/licenses/by/4.0/</license>
+            <abstract>  An abstract.
+</abstract>
+    </arXivRaw>
+            </metadata>
+        </record>
+<resumptionToken expires='2026-11-13T00:00:00Z'>verb%3DListRecords%26skip%3D2000</resumptionToken>
+    </ListRecords>
+</OAI-PMH>"""
+
+
+def test_todays_server_layout_reads_the_same() -> None:
+    page = parse_page(TEMPLATE_LAYOUT)
+
+    assert page.token == "verb%3DListRecords%26skip%3D2000"
+    (record,) = page.records
+    assert (record.id, record.title, record.authors, record.abstract) == (
+        "2611.00001",
+        "A title on two lines",
+        ("A. One", "B. Two"),
+        "An abstract.",
+    )
+    assert record.versions == (Version(1, _utc(2026, 11, 9, 10)),)
+    assert (record.categories, record.comments, record.doi) == (("cs.CL", "cs.LG"), None, None)
