@@ -119,6 +119,7 @@ def settings_for(url: str, interval: float) -> Settings:
         {
             "arxiv": {
                 "api_url": url,
+                "oai_url": "",
                 "rss_url": url.removesuffix("api/query") + "rss/",
                 "request_interval": interval,
                 "retry_backoff": 0,

@@ -90,7 +90,11 @@ async def _serve_bot(config: dict[str, Any]) -> None:
         {
             "redis_url": config["redis_url"],
             "key_prefix": PREFIX,
-            "arxiv": {"api_url": config["arxiv_url"], "request_interval": ARXIV_INTERVAL},
+            "arxiv": {
+                "api_url": config["arxiv_url"],
+                "oai_url": "",
+                "request_interval": ARXIV_INTERVAL,
+            },
             "slack": {
                 "bot_token": config["bot_token"],
                 "signing_secret": SECRET,

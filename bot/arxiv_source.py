@@ -24,11 +24,12 @@ import arxiv
 import requests
 from lxml import etree
 
-from bot.listing import Listing, ListingError
+from bot.listing import Announcement, Listing, ListingError
 from bot.listing import parse as parse_listing
 from bot.listing_guard import read_day
 from bot.matching import build_query
 from bot.models import Paper, split_version
+from bot.oai import announced, harvest_from, list_records, sets_for
 from bot.settings import ArxivSettings
 from bot.store import STORE_ERRORS, Store
 
@@ -274,6 +275,40 @@ class ArxivSource:
         return await self._with_retries(
             lambda: self._fetch_listing(url, etag), f"the day's listing ({spec})"
         )
+
+    async def announced(self, first_day: date, last_day: date) -> list[Announcement]:
+        """What arXiv announced in the listings of `first_day`..`last_day` for the configured
+        archives, from OAI-PMH (`bot.oai`): one paced request per page of each set. Raises
+        ArxivError (and OaiError, ValueError for an answer that is not OAI-PMH)."""
+        records = await list_records(
+            self._oai_page,
+            self._settings.oai_url,
+            sets_for(self._settings.categories),
+            harvest_from(first_day),
+        )
+        return await asyncio.to_thread(
+            announced,
+            records,
+            first_day=first_day,
+            last_day=last_day,
+            archives=self._settings.categories,
+        )
+
+    async def _oai_page(self, url: str) -> bytes:
+        return await self._with_retries(lambda: self._fetch_oai(url), "OAI-PMH catch-up")
+
+    def _fetch_oai(self, url: str) -> bytes:
+        try:
+            response = self._session.get(url, headers={"Accept": "text/xml, application/xml"})
+        except requests.Timeout:
+            raise _Retryable(f"no answer within {self._settings.timeout:g}s") from None
+        except requests.RequestException as err:
+            raise _Retryable(f"connection failed: {type(err).__name__}: {err}") from None
+        if response.status_code in _RETRYABLE_STATUS or response.status_code >= 500:
+            raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+        if response.status_code != 200:
+            raise ArxivError(f"arXiv's OAI-PMH answered HTTP {response.status_code}")
+        return response.content
 
     async def details(self, ids: Sequence[str]) -> dict[str, Paper]:
         """The current version of each paper (submission date, comment), by id: one request

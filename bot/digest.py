@@ -23,10 +23,12 @@ from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
 from bot.keywords import normalize
 from bot.listing import (
     ARXIV_ZONE,
+    CATCH_UP_LIMIT,
     REVISIONS,
     Listing,
     catch_up_since,
     missed_days,
+    next_listing_day,
     previous_listing_day,
     with_details,
 )
@@ -34,6 +36,7 @@ from bot.listing_guard import ListingMemory, StaleListing, read_day, requested_n
 from bot.locks import Hold, expiry_wait, held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
+from bot.oai import OaiError
 from bot.publishing import DeliveryError, Publisher
 from bot.ranking import rank
 from bot.settings import Settings
@@ -308,11 +311,49 @@ class DigestRunner:
                 result.first.add(channel)
             elif result.day is not None and last >= result.day:
                 result.received.add(channel)
-        if result.behind and result.day is not None:
-            log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
         behind = distinct(k for c, kws in channels.items() if c in result.behind for k in kws)
+        oldest = min((d for c in result.behind if (d := days.get(c)) is not None), default=None)
+        if behind and result.day is not None and oldest is not None:
+            if await self._catch_up_announced(behind, oldest, result.day, result):
+                return result
+            log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
         await self._search_window(behind, since, now, result)
         return result
+
+    async def _catch_up_announced(
+        self, keywords: Sequence[str], last: date, today: date, result: Fetched
+    ) -> bool:
+        """The listings after `last` and before `today`'s, rebuilt from what arXiv announced
+        (OAI-PMH), into `result.catch_up` with their types; False when OAI-PMH can't be read
+        (the caller searches submission windows instead)."""
+        if not self._settings.arxiv.oai_url:
+            return False
+        first = max(next_listing_day(last), today - CATCH_UP_LIMIT)
+        final = previous_listing_day(today)
+        if first > final:
+            return True
+        try:
+            found = await self._source.announced(first, final)
+        except (ArxivError, OaiError, ValueError) as err:
+            log.warning(
+                "catch_up_oai_failed first=%s last=%s error=%r: searching submission windows",
+                first,
+                final,
+                str(err),
+            )
+            return False
+        for item in found:
+            result.kinds.setdefault(item.paper.id, item.kind)
+        result.catch_up = await asyncio.to_thread(assign, [a.paper for a in found], keywords)
+        log.info(
+            "catch_up source=oai first=%s last=%s announced=%d channels=%d",
+            first,
+            final,
+            len(found),
+            len(result.behind),
+        )
+        self._advance(1, 1)
+        return True
 
     async def _read_listing(self, *, save: bool) -> Listing:
         """The whole listing through the guard, with the memory of the last one received

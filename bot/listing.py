@@ -231,6 +231,14 @@ def previous_listing_day(day: date) -> date:
     return day
 
 
+def next_listing_day(day: date) -> date:
+    """The weekday after `day`: the first listing a channel that last received `day` missed."""
+    day += timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
 def catch_up_since(last: date | None, now: datetime, window_days: int) -> datetime:
     """Where the window queries of a catch-up start: `window_days` back, or further when
     the channel's last listing is older (arXiv announces a paper a day or more after its

@@ -35,8 +35,9 @@ class _Section(BaseModel):
 class ArxivSettings(_Section):
     api_url: str = "https://export.arxiv.org/api/query"
     rss_url: str = Field("https://rss.arxiv.org/rss/", pattern=r"^https?://.*/$")
-    oai_url: str = Field("https://oaipmh.arxiv.org/oai", pattern=r"^https?://")
-    """arXiv's OAI-PMH interface: what a catch-up over missed days reads."""
+    oai_url: str = Field("https://oaipmh.arxiv.org/oai", pattern=r"^(https?://.+)?$")
+    """arXiv's OAI-PMH interface: what a catch-up over missed days reads (empty: submission
+    date windows only)."""
     request_interval: float = Field(3.0, ge=0, le=600)
     timeout: float = Field(30.0, gt=0, le=600)
     """Seconds for a whole request, connecting to the last byte."""

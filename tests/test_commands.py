@@ -32,6 +32,7 @@ def commands_for(
         {
             "arxiv": {
                 "api_url": arxiv.url,
+                "oai_url": "",
                 "rss_url": arxiv.rss_url,
                 "request_interval": 0,
                 "max_retries": 0,
@@ -111,6 +112,7 @@ def settings_with(arxiv: FakeArxiv, **arxiv_settings: int) -> Settings:
         {
             "arxiv": {
                 "api_url": arxiv.url,
+                "oai_url": "",
                 "rss_url": arxiv.rss_url,
                 "request_interval": 0,
                 "max_retries": 0,

@@ -110,6 +110,7 @@ def make_settings(
         arxiv=ArxivSettings(
             api_url=arxiv.url,
             rss_url=arxiv.rss_url,
+            oai_url="",
             request_interval=0,
             retry_backoff=0,
             timeout=timeout,

@@ -88,6 +88,7 @@ class Bot:
             {
                 "arxiv": {
                     "api_url": self.url,
+                    "oai_url": "",
                     "rss_url": self.rss_url,
                     "request_interval": 0,
                     "timeout": TIMEOUT,

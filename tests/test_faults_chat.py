@@ -90,6 +90,7 @@ class SlackBot:
             arxiv=ArxivSettings(
                 api_url=self.arxiv.url,
                 rss_url=self.arxiv.rss_url,
+                oai_url="",
                 request_interval=0,
                 retry_backoff=0,
             ),
@@ -367,7 +368,9 @@ async def test_a_refused_slack_token_at_start_is_one_line_and_no_restart_loop(
     slack: FakeSlack, arxiv: FakeArxiv, redis_store: RedisStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = Settings(
-        arxiv=ArxivSettings(api_url=arxiv.url, rss_url=arxiv.rss_url, request_interval=0),
+        arxiv=ArxivSettings(
+            api_url=arxiv.url, rss_url=arxiv.rss_url, oai_url="", request_interval=0
+        ),
         slack=SlackSettings(
             bot_token=SecretStr("xoxb-revoked-token"),
             signing_secret=SecretStr("signing-secret-for-tests"),

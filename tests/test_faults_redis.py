@@ -191,6 +191,7 @@ async def test_commands_fail_politely_while_redis_is_away_and_work_when_it_retur
         {
             "arxiv": {
                 "api_url": arxiv.url,
+                "oai_url": "",
                 "rss_url": arxiv.rss_url,
                 "request_interval": 0,
             }
@@ -217,6 +218,7 @@ async def test_the_scheduled_run_waits_for_redis_and_then_posts_once(
         {
             "arxiv": {
                 "api_url": arxiv.url,
+                "oai_url": "",
                 "rss_url": arxiv.rss_url,
                 "request_interval": 0,
             },

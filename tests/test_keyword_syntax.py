@@ -113,7 +113,7 @@ async def test_local_assignment_agrees_with_arxiv_on_the_corpus(corpus: Path) ->
 
     with FakeArxiv(papers) as fake:
         source = ArxivSource(
-            ArxivSettings(api_url=fake.url, rss_url=fake.rss_url, request_interval=0)
+            ArxivSettings(api_url=fake.url, rss_url=fake.rss_url, oai_url="", request_interval=0)
         )
         by_arxiv = {s: {p.id for p in await source.latest(s, 500)} for s in SUBSCRIPTIONS}
         batch = await source.search(build_query(SUBSCRIPTIONS), 2000, SUBSCRIPTIONS)

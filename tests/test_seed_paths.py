@@ -35,7 +35,14 @@ def arxiv() -> Iterator[FakeArxiv]:
 
 def _settings(arxiv: FakeArxiv) -> Settings:
     return Settings.model_validate(
-        {"arxiv": {"api_url": arxiv.url, "rss_url": arxiv.rss_url, "request_interval": 0}}
+        {
+            "arxiv": {
+                "api_url": arxiv.url,
+                "rss_url": arxiv.rss_url,
+                "oai_url": "",
+                "request_interval": 0,
+            }
+        }
     )
 
 

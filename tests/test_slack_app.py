@@ -74,6 +74,7 @@ def make_settings(slack: FakeSlack, arxiv: FakeArxiv, **slack_options: Any) -> S
         arxiv=ArxivSettings(
             api_url=arxiv.url,
             rss_url=arxiv.rss_url,
+            oai_url="",
             request_interval=0,
             retry_backoff=0,
             timeout=2,

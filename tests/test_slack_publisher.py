@@ -80,6 +80,7 @@ class Harness:
             arxiv=ArxivSettings(
                 api_url=self.arxiv.url,
                 rss_url=self.arxiv.rss_url,
+                oai_url="",
                 request_interval=0,
                 retry_backoff=0,
                 timeout=5,

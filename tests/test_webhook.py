@@ -44,7 +44,12 @@ async def hook() -> AsyncIterator[FakeWebhook]:
 def settings_for(arxiv: FakeArxiv, **webhook: float) -> Settings:
     return Settings.model_validate(
         {
-            "arxiv": {"api_url": arxiv.url, "rss_url": arxiv.rss_url, "request_interval": 0},
+            "arxiv": {
+                "api_url": arxiv.url,
+                "rss_url": arxiv.rss_url,
+                "oai_url": "",
+                "request_interval": 0,
+            },
             "digest": {"first_run_papers": 100},
             "webhook": {"interval": 0.02, **webhook},
         }

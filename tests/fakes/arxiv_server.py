@@ -1450,10 +1450,13 @@ class FakeArxiv:
         return f"http://127.0.0.1:{self.port}{_RSS_PATH}"
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
-        """The bot's `[arxiv]` table for this fake: no pacing, one quick retry."""
+        """The bot's `[arxiv]` table for this fake: no pacing, one quick retry. No OAI-PMH
+        (catch-ups search submission windows) unless a test gives `oai_url`
+        (``tests/fakes/oai_server.py``)."""
         return {
             "api_url": self.url,
             "rss_url": self.rss_url,
+            "oai_url": "",
             "request_interval": 0,
             "retry_backoff": 0,
             "max_retries": 1,
