@@ -31,7 +31,7 @@ from bot.listing import (
 from bot.locks import Hold, expiry_wait, held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
-from bot.publishing import DeliveryError, Publisher
+from bot.publishing import STOP_ASKED, Delivered, DeliveryError, Publisher
 from bot.ranking import rank
 from bot.settings import Settings
 from bot.store import STORE_ERRORS, LockClaim, Store
@@ -174,6 +174,7 @@ class DigestRunner:
         concurrency: int = CHANNEL_CONCURRENCY,
         progress: Progress | None = None,
         mark_retry: float = MARK_RETRY,
+        channel_deadline: float | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -186,6 +187,8 @@ class DigestRunner:
         self._stop_asked = asyncio.Event()
         """Set with `_stopping`: ends a wait for a channel's lock at once."""
         self._mark_retry = mark_retry
+        self._deadline = channel_deadline or settings.digest.channel_deadline
+        """Seconds one channel's `publish` may take (`[digest] channel_deadline`)."""
         self.lock_ttl = settings.service.lock_ttl
 
     def stop(self) -> None:
@@ -229,7 +232,11 @@ class DigestRunner:
         busiest_first = sorted(
             channels.items(), key=lambda ck: -expected_papers(fetched, cap, ck[1])
         )
-        done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
+        asked = STOP_ASKED.set(self._stop_asked)  # publishers' waits end on a stop
+        try:
+            done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
+        finally:
+            STOP_ASKED.reset(asked)
         by_channel = {outcome.channel: outcome for outcome in done}
         report = RunReport(
             keywords=len(keywords),
@@ -606,14 +613,15 @@ class DigestRunner:
                 if not dry_run:
                     keys = seen_keys([versions[i] for i in ids])
                     if outcome.delivered < len(digest.items) or self._stopping:
-                        await self._record(channel, keys)
+                        # Out already: recorded even when the deadline cuts `publish` short.
+                        await asyncio.shield(self._record(channel, keys))
                     else:
                         last.extend(keys)
                 if self._stopping:
                     raise DigestStopped
 
             try:
-                await publisher.publish(digest, delivered)
+                await self._publish(publisher, digest, delivered)
             except BaseException:
                 if last:  # failed after its last message was out
                     await self._record(channel, last)
@@ -646,6 +654,24 @@ class DigestRunner:
             log.exception("channel_failed channel=%s", channel)
         outcome.pending -= outcome.delivered
         return outcome
+
+    async def _publish(
+        self, publisher: Publisher, digest: Digest, delivered: Delivered
+    ) -> None:
+        """`publisher.publish` within the channel's deadline: a platform that makes it wait
+        (rate limits, slow answers) holds up this channel only, and not past the deadline."""
+        deadline = self._deadline
+        try:
+            async with asyncio.timeout(deadline) as limit:
+                await publisher.publish(digest, delivered)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            raise DeliveryError(
+                digest.channel,
+                f"delivery took longer than [digest] channel_deadline ({deadline:g}s); "
+                "the rest comes next run",
+            ) from None
 
     async def _record(
         self,

@@ -9,7 +9,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -71,6 +79,20 @@ class DigestSettings(_Section):
     first_run_papers: int = Field(5, ge=0, le=100)
     max_papers_per_channel: int = Field(50, ge=1, le=1000)
     seen_retention_days: int = Field(90, ge=7)
+    channel_deadline: float = Field(900.0, ge=60, le=7200)
+    """Seconds one channel's delivery may take, rate-limit waits included; what is not out by
+    then comes with the next run. At least a second per paper (Slack's pace, one message a
+    second, at worst one paper a message): `max_papers_per_channel` seconds."""
+
+    @field_validator("channel_deadline")
+    @classmethod
+    def _deadline_fits_the_cap(cls, value: float, info: ValidationInfo) -> float:
+        cap = info.data.get("max_papers_per_channel")
+        if isinstance(cap, int) and value < cap:
+            raise ValueError(
+                f"{value:g}s is less than a second per paper of max_papers_per_channel ({cap})"
+            )
+        return value
 
 
 class CommandSettings(_Section):
@@ -151,6 +173,9 @@ class WebhookSettings(_Section):
     interval: float = Field(1.0, ge=0)
     timeout: float = Field(10.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
+    max_retry_after: float = Field(60.0, ge=0, le=3600)
+    """The longest 429 wait (Retry-After) honoured, in seconds; a 429 asking for more fails
+    the channel for this run (its papers come with the next)."""
 
 
 class SubscriptionSettings(_Section):

@@ -220,3 +220,91 @@ async def test_papers_bot_digest_posts_to_a_webhook_from_the_settings_file(
 @pytest.fixture
 def redis_url(redis_server: RedisServer, redis_store: RedisStore) -> str:
     return redis_server.url  # emptied by redis_store
+
+
+# -- issue 22, finding 4: a Retry-After can't stall the run ----------------------------------
+
+
+def runner_for(
+    settings: Settings, store: RedisStore, output: WebhookPublisher, **options: float
+) -> DigestRunner:
+    source = ArxivSource(settings.arxiv)
+    return DigestRunner(settings, store, source, {"webhook": output}, clock=lambda: NOW, **options)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [({"Retry-After": "86400"}, ""), ({"Retry-After": "inf"}, ""), ({}, {"retry_after": 1e12})],
+)
+async def test_a_retry_after_beyond_the_cap_fails_that_channel_at_once(
+    arxiv: FakeArxiv,
+    hook: FakeWebhook,
+    redis_store: RedisStore,
+    caplog: pytest.LogCaptureFixture,
+    headers: dict[str, str],
+    body: object,
+) -> None:
+    settings = settings_for(arxiv)
+    team, other = Channel("webhook", hook.url(SECRET)), Channel("webhook", hook.url("other"))
+    hook.fail_next(429, headers=headers, body=body)
+    started = asyncio.get_running_loop().time()
+    report = await asyncio.wait_for(
+        digest(settings, redis_store, {team: ["reward model"], other: ["optics"]}), 10
+    )
+    assert asyncio.get_running_loop().time() - started < 5
+    by_channel = {c.channel: c for c in report.channels}
+    assert "max_retry_after (60s)" in (by_channel[team].error or "")
+    assert by_channel[team].delivered == 0 and by_channel[other].delivered == 1
+    (line,) = [r.message for r in caplog.records if r.message.startswith("channel_failed")]
+    assert "max_retry_after" in line and SECRET not in line
+    again = await digest(settings, redis_store, {team: ["reward model"], other: ["optics"]})
+    assert again.ok and len(linked_ids(hook.texts(SECRET))) == 25  # all of them, next run
+
+
+async def test_a_stop_ends_a_rate_limit_wait(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    settings = settings_for(arxiv)
+    team = Channel("webhook", hook.url("team"))
+    hook.fail_next(429, headers={"Retry-After": "30"})  # within max_retry_after
+    output = WebhookPublisher(settings.webhook)
+    runner = runner_for(settings, redis_store, output)
+    try:
+        run = asyncio.create_task(runner.run({team: ["reward model"]}))
+        while not hook.requests:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        runner.stop()
+        (outcome,) = (await asyncio.wait_for(run, 3)).channels
+    finally:
+        await output.aclose()
+    assert outcome.error is not None and "stopped" in outcome.error
+    assert outcome.delivered == 0 and hook.requests == 1
+
+
+async def test_a_channel_past_its_deadline_fails_alone(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    settings = settings_for(arxiv, max_retries=10)
+    slow, other = Channel("webhook", hook.url("slow")), Channel("webhook", hook.url("other"))
+    hook.fail_next(429, times=10, headers={"Retry-After": "0.4"}, name="slow")  # 4 s in all
+    output = WebhookPublisher(settings.webhook)
+    runner = runner_for(settings, redis_store, output, channel_deadline=1.0)
+    try:
+        started = asyncio.get_running_loop().time()
+        report = await runner.run({slow: ["reward model"], other: ["optics"]})
+    finally:
+        await output.aclose()
+    assert asyncio.get_running_loop().time() - started < 3
+    by_channel = {c.channel: c for c in report.channels}
+    assert "channel_deadline (1s)" in (by_channel[slow].error or "")
+    assert by_channel[other].error is None and by_channel[other].delivered == 1
+
+
+def test_the_deadline_leaves_a_second_per_paper() -> None:
+    with pytest.raises(ValueError, match="a second per paper"):
+        Settings.model_validate(
+            {"digest": {"max_papers_per_channel": 1000, "channel_deadline": 600}}
+        )
+    with pytest.raises(ValueError):
+        Settings.model_validate({"webhook": {"max_retry_after": 86400}})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -39,6 +39,7 @@ class FakeWebhook:
         self.accepted: list[Accepted] = []
         self.requests = 0
         self._faults: deque[_Fault] = deque()
+        self._faults_of: defaultdict[str, deque[_Fault]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
         self._port = 0
 
@@ -67,18 +68,27 @@ class FakeWebhook:
         return f"http://127.0.0.1:{self._port}/hooks/{name}"
 
     def fail_next(
-        self, status: int, *, times: int = 1, headers: dict[str, str] | None = None, body: Any = ""
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = "",
+        name: str | None = None,
     ) -> None:
+        """The next `times` requests (to the hook `name` only, when given) get `status`."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode() if body else b""
-        self._faults.extend(_Fault(status, dict(headers or {}), raw) for _ in range(times))
+        faults = self._faults if name is None else self._faults_of[f"/hooks/{name}"]
+        faults.extend(_Fault(status, dict(headers or {}), raw) for _ in range(times))
 
     def texts(self, name: str) -> list[str]:
         return [a.text for a in self.accepted if a.path == f"/hooks/{name}"]
 
     async def _hook(self, request: web.Request) -> web.Response:
         self.requests += 1
-        if self._faults:
-            fault = self._faults.popleft()
+        faults = self._faults_of.get(request.path) or self._faults
+        if faults:
+            fault = faults.popleft()
             return web.Response(status=fault.status, headers=fault.headers, body=fault.body)
         try:
             payload = await request.json()
