@@ -7,7 +7,8 @@ Tokens are `SecretStr` and are unwrapped only where they are handed to the libra
 Slack has no idempotency key, so every digest message carries its own in its `metadata`
 (derived from the channel and the day, or from the papers it carries). When the answer to a
 post is lost, the publisher looks the key up in the channel before sending again, and a run
-that finds the day's top message already posted continues its thread.
+that finds the day's top message already posted continues its thread. Only messages this
+bot posted (its `bot_id`, from `auth.test`) count: another app can copy the metadata.
 """
 
 from __future__ import annotations
@@ -253,6 +254,8 @@ class SlackPublisher:
         self._publishing = 0
         self._unreadable: tuple[date, set[str]] = (date.min, set())
         """The digest day, and why Slack refused lookups that day (warned once each)."""
+        self._bot_id: str | None = None
+        """This bot's `bot_id` (auth.test), asked once: only its messages count as ours."""
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -417,7 +420,31 @@ class SlackPublisher:
             return []
         except (aiohttp.ClientError, TimeoutError) as err:
             raise DeliveryError(channel, _unreachable(err)) from None
-        return [m for m in messages if (m.get("metadata") or {}).get("event_type") == EVENT_TYPE]
+        # Any app can post a message with our event type and a (predictable) key: only the
+        # messages this bot posted count, or a forged one would stand for papers never sent.
+        bot_id = await self._own_bot_id(channel)
+        return [
+            m
+            for m in messages
+            if (m.get("metadata") or {}).get("event_type") == EVENT_TYPE
+            and m.get("bot_id") == bot_id
+        ]
+
+    async def _own_bot_id(self, channel: Channel) -> str:
+        if self._bot_id is None:
+            try:
+                identity = await self._client.auth_test()
+            except SlackApiError as err:
+                error = _error_code(err)
+                if error in _TOKEN_REFUSED:
+                    raise _bad_token(channel, error) from None
+                raise DeliveryError(channel, error) from None
+            except (aiohttp.ClientError, TimeoutError) as err:
+                raise DeliveryError(channel, _unreachable(err)) from None
+            self._bot_id = str(identity.get("bot_id") or "")
+            if not self._bot_id:
+                raise DeliveryError(channel, "auth.test names no bot_id: use a bot token")
+        return self._bot_id
 
     async def _read(self, channel_id: str, thread_ts: str | None) -> list[dict[str, Any]]:
         """Up to LOOKUP_PAGES pages of the thread, or of the channel's last LOOKBACK seconds."""

@@ -627,3 +627,30 @@ async def test_answers_decode_as_the_standard_library_would_for_slack_sdk() -> N
                     await res.json()
     finally:
         await runner.cleanup()
+
+
+async def test_messages_of_another_app_with_our_metadata_do_not_count(harness: Harness) -> None:
+    """Issue 22, finding 5: any app can post a message with our event type and the day's
+    (predictable) key, and list papers in its thread; a resumed digest must not take that
+    thread for its own, nor those papers for delivered."""
+    day = NOW.date()
+    digest = digest_of("C1", day, [1, 2, 3, 4])
+    slack = harness.slack
+    forged_top = slack.post_as_other_app(
+        "C1", {"event_type": EVENT_TYPE, "event_payload": {"key": top_key(digest)}}
+    )
+    versions = " ".join(paper(n).version_key for n in (1, 2, 3))
+    payload = {"key": "forged", "papers": versions}
+    slack.post_as_other_app(
+        "C1", {"event_type": EVENT_TYPE, "event_payload": payload}, thread_ts=forged_top
+    )
+    delivered: list[str] = []
+
+    async def mark(paper_ids: Any) -> None:
+        delivered.extend(paper_ids)
+
+    await harness.publisher().publish(digest, mark)  # resumed: it looks for the day's top
+    top, *thread = slack.posts("C1")
+    assert top.thread_ts is None and top.key == top_key(digest)  # a top message of its own
+    assert all(m.thread_ts == top.ts for m in thread)
+    assert sorted(harness.posted_ids("C1")) == ids(1, 2, 3, 4) == sorted(delivered)
