@@ -129,6 +129,12 @@ class DiscordSettings(_Section):
     """Lets `papers-bot check` print the invite URL without logging in."""
     guild_ids: list[int] = []
     """Register /papers in these servers only (changes show at once); empty: globally."""
+    allowed_guilds: list[int] = Field([], max_length=1000)
+    """Servers whose members may use /papers and the buttons; empty: those of `guild_ids`.
+    Interactions from any other server, and from DMs, get one line and change nothing."""
+    any_guild: bool = False
+    """With `allowed_guilds` and `guild_ids` both empty: true serves any server the bot is
+    invited to (a public bot); false, the default, refuses every server."""
     api_url: str | None = Field(None, pattern=r"^https?://")
     """REST base with its version, e.g. `http://127.0.0.1:8080/api/v10` (proxies, tests)."""
     gateway_url: str | None = Field(None, pattern=r"^wss?://")
