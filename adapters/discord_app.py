@@ -527,9 +527,7 @@ class _PapersTree(app_commands.CommandTree[discord.Client]):
         self._settings = settings
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return await admitted(
-            interaction, self._claim, lambda i: guild_refusal(self._settings, i)
-        )
+        return await admitted(interaction, self._claim, lambda i: guild_refusal(self._settings, i))
 
 
 class PapersClient(discord.Client):

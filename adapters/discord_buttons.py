@@ -56,9 +56,7 @@ async def admitted(
     if interaction.type is discord.InteractionType.autocomplete:
         await interaction.response.autocomplete([])
     else:
-        await interaction.response.send_message(
-            why, ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        await interaction.response.send_message(why, ephemeral=True, allowed_mentions=NO_MENTIONS)
     return False
 
 

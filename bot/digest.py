@@ -655,9 +655,7 @@ class DigestRunner:
         outcome.pending -= outcome.delivered
         return outcome
 
-    async def _publish(
-        self, publisher: Publisher, digest: Digest, delivered: Delivered
-    ) -> None:
+    async def _publish(self, publisher: Publisher, digest: Digest, delivered: Delivered) -> None:
         """`publisher.publish` within the channel's deadline: a platform that makes it wait
         (rate limits, slow answers) holds up this channel only, and not past the deadline."""
         deadline = self._deadline

@@ -647,8 +647,6 @@ class FakeSlack:
         return message
 
 
-
-
 def _drop(request: web.Request) -> web.Response:
     """Close the connection without an answer (the response returned is never sent)."""
     if request.transport is not None:
