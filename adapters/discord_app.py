@@ -45,6 +45,8 @@ FAILED = "Something went wrong on our side. Please try again later."
 SEND_TIMEOUT = 30.0
 """Seconds one digest message may take, rate-limit waits included (aiohttp's own is 5 min)."""
 STALE = "This command isn't available any more. Try /papers help."
+UNKNOWN_CHANNEL = 10003
+"""Discord's JSON error code for a channel that does not exist (any more)."""
 
 
 # -- where discord.py connects ----------------------------------------------------------------
@@ -226,7 +228,8 @@ def _delivery_error(channel: Channel, err: discord.HTTPException) -> Exception:
     if isinstance(err, discord.Forbidden):
         return DeliveryError(channel, f"missing access or permissions (403): {err.text}")
     if isinstance(err, discord.NotFound):
-        return DeliveryError(channel, f"unknown channel (404): {err.text}")
+        gone = err.code == UNKNOWN_CHANNEL
+        return DeliveryError(channel, f"unknown channel (404): {err.text}", gone=gone)
     if err.status == 401:
         return DeliveryError(channel, "Discord refused the bot token (401)", everywhere=True)
     if err.status == 429:
@@ -389,7 +392,12 @@ class _PapersGroup:
         if channel is None:
             return Reply("Use /papers in a server channel.", ok=False)
         denied = denial(self.settings, interaction) if changes else None
-        ctx = CommandContext(channel=channel, user=str(interaction.user.id), denied=denied)
+        ctx = CommandContext(
+            channel=channel,
+            user=str(interaction.user.id),
+            denied=denied,
+            space=str(interaction.guild_id or ""),
+        )
         return await self.commands.guarded(ctx, lambda: call(ctx))
 
     async def suggest(self, interaction: discord.Interaction, current: str) -> list[str]:

@@ -105,6 +105,8 @@ _TOKEN_REFUSED = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
 """Errors that come from the bot token, not the channel: every channel fails the same way."""
+_GONE = frozenset({"channel_not_found", "is_archived"})
+"""Errors that say the channel is gone (deleted, archived, or never reachable by the bot)."""
 
 
 # clients -------------------------------------------------------------------------------
@@ -502,13 +504,13 @@ def _payload(message: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _refusal(channel: Channel, err: SlackApiError) -> Exception:
     """What a Slack error means for the channel: the bot token refused (every channel), an
-    answer lost (5xx: Slack may have taken the call), or this channel refused."""
+    answer lost (5xx: Slack may have taken the call), or this channel refused (or gone)."""
     error = _error_code(err)
     if error in _TOKEN_REFUSED:
         return _bad_token(channel, error)
     if _status(err) >= 500:
         return AnswerLost(error, resend=False)
-    return DeliveryError(channel, error)
+    return DeliveryError(channel, error, gone=error in _GONE)
 
 
 def _bad_token(channel: Channel, error: str) -> DeliveryError:
@@ -753,7 +755,13 @@ def create_app(
         if ack.response is None:  # AckAtOnce acked it already
             await ack(_ack_body(command, allowed))
         await pending.settled()
-        ctx = CommandContext(Channel(PLATFORM, str(command["channel_id"])), user, denied)
+        ctx = CommandContext(
+            Channel(PLATFORM, str(command["channel_id"])),
+            user,
+            denied,
+            space=str(command.get("team_id") or ""),
+            unpostable=direct_message(command),
+        )
         started = time.monotonic()
         reply = await commands.handle(ctx, text)
         log.info(
@@ -798,6 +806,22 @@ def _ack_body(command: Mapping[str, Any], allowed: frozenset[str]) -> str:
     text = unescape(str(command.get("text") or ""))
     denied = bool(allowed) and str(command.get("user_id") or "") not in allowed
     return WORKING if _is_slow(text) and not denied else ""
+
+
+IN_DM = (
+    "Digests go to channels, not direct messages: use /papers add in a channel, and invite "
+    "the bot there (/invite @papers-bot)."
+)
+
+
+def direct_message(command: Mapping[str, Any]) -> str | None:
+    """Why a digest can't go where this command was typed: a direct message or a group DM
+    (the bot is not in it, and without the im scopes it can't tell its own DM apart)."""
+    channel_id = str(command.get("channel_id") or "")
+    name = str(command.get("channel_name") or "")
+    if channel_id.startswith("D") or name == "directmessage" or name.startswith("mpdm-"):
+        return IN_DM
+    return None
 
 
 def _verb(text: str) -> str:

@@ -67,6 +67,8 @@ class ChannelOutcome:
     delivered: int = 0
     pending: int = 0
     error: str | None = None
+    gone: bool = False
+    """The platform says the channel is gone (`DeliveryError.gone`)."""
 
 
 @dataclass(slots=True)
@@ -237,6 +239,8 @@ class DigestRunner:
             done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
         finally:
             STOP_ASKED.reset(asked)
+        if not dry_run:
+            await self._count_gone(done)
         by_channel = {outcome.channel: outcome for outcome in done}
         report = RunReport(
             keywords=len(keywords),
@@ -545,6 +549,37 @@ class DigestRunner:
         )
         return ChannelOutcome(channel, error="another replica is posting here")
 
+    async def _count_gone(self, outcomes: Sequence[ChannelOutcome]) -> None:
+        """Counts the days each channel was gone, in a row (a delivery clears its count), and
+        drops the chat subscriptions of one gone for `drop_after_failures` days."""
+        limit = self._settings.commands.drop_after_failures
+        today = self._clock().date()
+        try:
+            counts = await self._store.gone_counts([o.channel for o in outcomes])
+            back = [o.channel for o in outcomes if o.channel in counts and o.error is None]
+            await self._store.forget_gone(back)
+            for outcome in outcomes:
+                if outcome.gone:
+                    days = await self._store.note_gone(outcome.channel, today)
+                    if days >= limit:
+                        await self._drop(outcome, days)
+        except STORE_ERRORS as err:
+            log.warning("gone_not_counted error=%r", _store_error(err))
+
+    async def _drop(self, outcome: ChannelOutcome, days: int) -> None:
+        channel = outcome.channel
+        await self._store.drop_channel(channel)
+        in_file = any(
+            Channel(s.platform, s.channel) == channel for s in self._settings.subscriptions
+        )
+        log.warning(
+            "channel_dropped channel=%s days=%d reason=%r: its chat keywords are removed%s",
+            channel,
+            days,
+            outcome.error,
+            "; its settings-file keywords stay (remove them from the file)" if in_file else "",
+        )
+
     async def _reread_listing_day(self, channel: Channel, fetched: Fetched) -> None:
         """After waiting for the channel's lock: the holder may have delivered this listing in
         full meanwhile. `build` re-reads which papers the channel has; this re-reads whether it
@@ -630,6 +665,7 @@ class DigestRunner:
                 await self._finish(channel, skipped, first_run, day, hold, posted=last)
         except DeliveryError as err:
             outcome.error = err.reason
+            outcome.gone = err.gone
             if not err.everywhere:
                 log.error("channel_failed channel=%s reason=%r", channel, err.reason)
             elif channel.platform not in refused:

@@ -101,7 +101,14 @@ class CommandSettings(_Section):
     recent_default: int = Field(5, ge=1, le=50)
     recent_max: int = Field(20, ge=1, le=100)
     per_user_per_minute: int = Field(20, ge=1, le=1000)
-    max_channels: int = Field(500, ge=1)
+    max_channels: int = Field(500, ge=1, le=100_000)
+    max_channels_per_member: int = Field(10, ge=1, le=1000)
+    """Channels one member may bring the bot to (their first chat keyword there)."""
+    max_channels_per_space: int = Field(100, ge=1, le=100_000)
+    """Channels of one Slack workspace or Discord server that may follow keywords."""
+    drop_after_failures: int = Field(3, ge=1, le=30)
+    """Days in a row a channel is gone (Slack `channel_not_found`, `is_archived`; Discord
+    404 Unknown Channel) before its chat subscriptions are dropped."""
 
 
 class SignalsSettings(_Section):

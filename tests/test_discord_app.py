@@ -568,6 +568,9 @@ async def test_forbidden_and_unknown_channels_do_not_stop_the_others(
     )
     assert outcome(report, UNKNOWN_CHANNEL_ID) == (0, "unknown channel (404): Unknown Channel")
     assert discord_fake.posted(OTHER_CHANNEL_ID) == []
+    # Unknown Channel (10003) says the channel is gone; a 403 does not (issue 22, finding 7).
+    gone = {c.channel.id for c in report.channels if c.gone}
+    assert gone == {str(UNKNOWN_CHANNEL_ID)}
 
     discord_fake.heal_channel(OTHER_CHANNEL_ID)
     report = await run_digest(settings, redis_store)
