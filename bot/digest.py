@@ -28,7 +28,7 @@ from bot.listing import (
     previous_listing_day,
     with_details,
 )
-from bot.locks import Hold, expiry_wait, held
+from bot.locks import Hold, expiry_wait, held, still_held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import STOP_ASKED, Delivered, DeliveryError, Publisher
@@ -55,6 +55,10 @@ blip must not make the next run post the message again."""
 
 class DigestStopped(Exception):
     """Raised after a delivered message once a stop was asked for: the rest waits."""
+
+
+class LockLost(Exception):
+    """The channel's lock is another replica's now (this one paused past `lock_ttl`)."""
 
 
 class ChannelBusy(Exception):
@@ -451,6 +455,7 @@ class DigestRunner:
             raise ChannelBusy
         if hold is not None:
             hold.taken = True
+            hold.confirm()
         options = merged_options(self._settings, channel, state.options)
         if not options.revisions:  # a replacement is news only where revisions are on
             matched = {
@@ -654,6 +659,8 @@ class DigestRunner:
                         last.extend(keys)
                 if self._stopping:
                     raise DigestStopped
+                if hold is not None and not await still_held(self._store, hold, self.lock_ttl):
+                    raise LockLost
 
             try:
                 await self._publish(publisher, digest, delivered)
@@ -682,6 +689,12 @@ class DigestRunner:
             log.error("channel_failed channel=%s reason=%r", channel, outcome.error)
         except ChannelBusy:
             raise
+        except LockLost:
+            outcome.error = (
+                "another replica took the channel's lock (this one paused longer than "
+                "lock_ttl); stopped posting here"
+            )
+            log.error("channel_failed channel=%s reason=%r", channel, outcome.error)
         except DigestStopped:
             outcome.error = "stopped; the rest comes next run"
             log.info("channel_stopped channel=%s delivered=%d", channel, outcome.delivered)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from adapters.webhook import ZERO_WIDTH, WebhookPublisher, escape, messages
 from bot.arxiv_source import ArxivSource
@@ -308,3 +310,61 @@ def test_the_deadline_leaves_a_second_per_paper() -> None:
         )
     with pytest.raises(ValueError):
         Settings.model_validate({"webhook": {"max_retry_after": 86400}})
+
+
+# -- issue 22, point 16: a lost lock, a timed-out post ------------------------------------------
+
+
+async def test_a_replica_that_paused_past_its_lock_stops_posting(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore, redis_server: RedisServer
+) -> None:
+    """Fencing, as far as it goes without the platform's help: the process pauses (the fake
+    blocks the event loop) longer than `lock_ttl` while its first message is answered, the
+    lock expires and another replica takes it; the next `delivered` asks Redis, finds the
+    lock gone and posts nothing more. The message in flight during the pause is out."""
+    settings = Settings.model_validate(
+        {
+            **settings_for(arxiv, max_chars=600).model_dump(mode="json"),
+            "service": {"lock_ttl": 1},
+        }
+    )
+    team = Channel("webhook", hook.url("team"))
+    other_replica = redis.Redis.from_url(redis_server.url, decode_responses=True)
+
+    def pause_then_lose_the_lock(accepted: int) -> None:
+        if accepted == 1:
+            time.sleep(1.3)  # the whole process stops: no renewal runs
+            lock = f"test:lock:channel:{{{team.key}}}"
+            assert other_replica.set(lock, "another-replica", nx=True, px=60_000)
+
+    hook.on_accept = pause_then_lose_the_lock
+    try:
+        report = await digest(settings, redis_store, {team: ["reward model"]})
+    finally:
+        other_replica.close()
+    (outcome,) = report.channels
+    assert outcome.error is not None and "took the channel's lock" in outcome.error
+    assert len(hook.texts("team")) == 1  # 25 papers need several messages: one went out
+    assert outcome.delivered == len(linked_ids(hook.texts("team")))
+
+
+async def test_a_post_that_times_out_is_sent_again_next_run(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    """Doubles (docs/reliability.md): a webhook has no idempotency key and no way to look a
+    message up, so a post the server took but answered after `timeout` fails the channel
+    and the next run sends it again. Only that message: the rest wait for the next run."""
+    settings = settings_for(arxiv, max_chars=1000, timeout=0.3)
+    team = Channel("webhook", hook.url("team"))
+    hook.answer_delay = 0.6
+    first = await digest(settings, redis_store, {team: ["reward model"]})
+    (outcome,) = first.channels
+    assert outcome.error == "cannot reach the webhook: TimeoutError" and outcome.delivered == 0
+    assert len(hook.texts("team")) == 1  # accepted, but the bot never heard so
+    hook.answer_delay = 0
+    again = await digest(settings, redis_store, {team: ["reward model"]})
+    assert again.ok
+    posted = linked_ids(hook.texts("team"))
+    doubled = {i for i in posted if posted.count(i) > 1}
+    assert doubled == set(linked_ids(hook.texts("team")[:1]))  # the first message, twice
+    assert set(posted) == {f"2611.{n:05d}" for n in range(1, 26)}

@@ -9,9 +9,11 @@ Retry-After, 5xx, 404), and those are not recorded as accepted.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -42,6 +44,12 @@ class FakeWebhook:
         self._faults_of: defaultdict[str, deque[_Fault]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self.on_accept: Callable[[int], None] | None = None
+        """Called with the number of messages accepted so far, before the 200 is sent (in
+        the test's event loop: a `time.sleep` there pauses the bot as a stopped VM would)."""
+        self.answer_delay = 0.0
+        """Seconds between accepting a message and answering (a client timing out before
+        then never learns it was accepted)."""
 
     async def __aenter__(self) -> Self:
         app = web.Application()
@@ -97,4 +105,8 @@ class FakeWebhook:
         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
             return web.Response(status=400, text="missing_text")
         self.accepted.append(Accepted(request.path, payload["text"], time.monotonic()))
+        if self.on_accept is not None:
+            self.on_accept(len(self.accepted))
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return web.Response(text="ok")
