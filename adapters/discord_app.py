@@ -21,7 +21,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from adapters.discord_buttons import button_class, paper_buttons, remove_buttons
+from adapters.discord_buttons import admitted, button_class, paper_buttons, remove_buttons
 from adapters.discord_render import DEFAULT_ABSTRACT_CHARS, Outgoing, render_digest, render_reply
 from bot import keywords as kw
 from bot.commands import CommandContext, Commands, Reply
@@ -45,6 +45,8 @@ FAILED = "Something went wrong on our side. Please try again later."
 SEND_TIMEOUT = 30.0
 """Seconds one digest message may take, rate-limit waits included (aiohttp's own is 5 min)."""
 STALE = "This command isn't available any more. Try /papers help."
+UNKNOWN_CHANNEL = 10003
+"""Discord's JSON error code for a channel that does not exist (any more)."""
 
 
 # -- where discord.py connects ----------------------------------------------------------------
@@ -226,7 +228,8 @@ def _delivery_error(channel: Channel, err: discord.HTTPException) -> Exception:
     if isinstance(err, discord.Forbidden):
         return DeliveryError(channel, f"missing access or permissions (403): {err.text}")
     if isinstance(err, discord.NotFound):
-        return DeliveryError(channel, f"unknown channel (404): {err.text}")
+        gone = err.code == UNKNOWN_CHANNEL
+        return DeliveryError(channel, f"unknown channel (404): {err.text}", gone=gone)
     if err.status == 401:
         return DeliveryError(channel, "Discord refused the bot token (401)", everywhere=True)
     if err.status == 429:
@@ -280,6 +283,27 @@ def channel_of(interaction: discord.Interaction) -> Channel | None:
     if interaction.channel_id is None or interaction.guild_id is None:
         return None
     return Channel(PLATFORM, str(interaction.channel_id))
+
+
+NOT_HERE = "This bot serves only the servers listed in its settings. Ask whoever runs it."
+IN_DMS = "Use /papers in a server channel."
+
+
+def served_guilds(settings: DiscordSettings) -> frozenset[int] | None:
+    """The servers the bot answers in: `allowed_guilds`, else `guild_ids`; None for any
+    server (both empty and `any_guild` on)."""
+    guilds = frozenset(settings.allowed_guilds or settings.guild_ids)
+    return None if not guilds and settings.any_guild else guilds
+
+
+def guild_refusal(settings: DiscordSettings, interaction: discord.Interaction) -> str | None:
+    """Why the bot does not answer this interaction (a DM, another server), or None."""
+    if interaction.guild_id is None:
+        return IN_DMS
+    served = served_guilds(settings)
+    if served is not None and interaction.guild_id not in served:
+        return NOT_HERE
+    return None
 
 
 def denial(settings: DiscordSettings, interaction: discord.Interaction) -> str | None:
@@ -368,7 +392,12 @@ class _PapersGroup:
         if channel is None:
             return Reply("Use /papers in a server channel.", ok=False)
         denied = denial(self.settings, interaction) if changes else None
-        ctx = CommandContext(channel=channel, user=str(interaction.user.id), denied=denied)
+        ctx = CommandContext(
+            channel=channel,
+            user=str(interaction.user.id),
+            denied=denied,
+            space=str(interaction.guild_id or ""),
+        )
         return await self.commands.guarded(ctx, lambda: call(ctx))
 
     async def suggest(self, interaction: discord.Interaction, current: str) -> list[str]:
@@ -498,19 +527,15 @@ def interaction_claims(store: Store, ttl: float = 900.0) -> Claim:
 
 
 class _PapersTree(app_commands.CommandTree[discord.Client]):
-    def __init__(self, client: discord.Client, claim: Claim | None) -> None:
+    def __init__(
+        self, client: discord.Client, claim: Claim | None, settings: DiscordSettings
+    ) -> None:
         super().__init__(client)
         self._claim = claim
+        self._settings = settings
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if self._claim is None:
-            return True
-        try:
-            return await self._claim(interaction.id)
-        except Exception as err:
-            # Answering twice (one attempt fails) beats leaving the user without an answer.
-            log.warning("discord_claim_failed interaction=%d error=%r", interaction.id, str(err))
-            return True
+        return await admitted(interaction, self._claim, lambda i: guild_refusal(self._settings, i))
 
 
 class PapersClient(discord.Client):
@@ -518,15 +543,22 @@ class PapersClient(discord.Client):
 
     def __init__(self, settings: Settings, commands: Commands, claim: Claim | None = None) -> None:
         super().__init__(intents=discord.Intents(guilds=True), allowed_mentions=NO_MENTIONS)
-        self.guild_ids = list(settings.discord.guild_ids)
-        self.tree = _PapersTree(self, claim)
+        cfg = settings.discord
+        self.guild_ids = list(cfg.guild_ids)
+        self.served = served_guilds(cfg)
+        self.tree = _PapersTree(self, claim, cfg)
         self.tree.add_command(papers_group(settings, commands))
         self.tree.error(_on_command_error)
-        self._buttons = button_class(commands, claim)
+        self._buttons = button_class(commands, claim, lambda i: guild_refusal(cfg, i))
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(self._buttons)
         await sync_commands(self.tree, self.guild_ids)
+        if self.served is not None and not self.served:
+            log.warning(
+                "discord_no_guilds: [discord] allowed_guilds and guild_ids are empty, so every "
+                "server's /papers is refused; list the servers, or set any_guild = true"
+            )
 
     async def on_ready(self) -> None:
         log.info("discord_ready user=%s guilds=%d", self.user, len(self.guilds))

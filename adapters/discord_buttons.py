@@ -29,6 +29,35 @@ NO_MENTIONS = discord.AllowedMentions.none()
 TEMPLATE = r"(?P<action>papers_(?:vote|less|save|unsave)):(?P<paper>[\w./-]{1,40})"
 
 Claim = Callable[[int], Awaitable[bool]]
+Refusal = Callable[[discord.Interaction], str | None]
+"""Why this interaction is not served (another server, a DM), or None when it is."""
+
+
+async def admitted(
+    interaction: discord.Interaction, claim: Claim | None, refusal: Refusal | None
+) -> bool:
+    """Whether this replica answers the interaction (`claim`: exactly one replica does) and
+    the bot serves where it comes from; the one replica that claims a refused one says why."""
+    if claim is not None:
+        try:
+            if not await claim(interaction.id):
+                return False
+        except Exception as err:  # answering twice beats not answering
+            log.warning("discord_claim_failed interaction=%d error=%r", interaction.id, str(err))
+    why = refusal(interaction) if refusal is not None else None
+    if why is None:
+        return True
+    log.info(
+        "discord_refused guild=%s user=%s reason=%r",
+        interaction.guild_id,
+        interaction.user.id,
+        why,
+    )
+    if interaction.type is discord.InteractionType.autocomplete:
+        await interaction.response.autocomplete([])
+    else:
+        await interaction.response.send_message(why, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    return False
 
 
 def custom_id(action: str, paper_id: str) -> str:
@@ -70,7 +99,7 @@ def with_vote_count(message: discord.Message, paper_id: str, up: int) -> discord
 
 
 def button_class(
-    commands: Commands, claim: Claim | None = None
+    commands: Commands, claim: Claim | None = None, refusal: Refusal | None = None
 ) -> type[discord.ui.DynamicItem[Any]]:
     """The `DynamicItem` that answers every papers-bot button, for `client.add_dynamic_items`."""
 
@@ -90,15 +119,7 @@ def button_class(
             return cls(match["action"], match["paper"])
 
         async def interaction_check(self, interaction: discord.Interaction) -> bool:
-            if claim is None:
-                return True
-            try:
-                return await claim(interaction.id)
-            except Exception as err:  # answering twice beats not answering
-                log.warning(
-                    "discord_claim_failed interaction=%d error=%r", interaction.id, str(err)
-                )
-                return True
+            return await admitted(interaction, claim, refusal)
 
         async def callback(self, interaction: discord.Interaction) -> None:
             await press(commands, interaction, self.action, self.paper_id)

@@ -7,7 +7,8 @@ Tokens are `SecretStr` and are unwrapped only where they are handed to the libra
 Slack has no idempotency key, so every digest message carries its own in its `metadata`
 (derived from the channel and the day, or from the papers it carries). When the answer to a
 post is lost, the publisher looks the key up in the channel before sending again, and a run
-that finds the day's top message already posted continues its thread.
+that finds the day's top message already posted continues its thread. Only messages this
+bot posted (its `bot_id`, from `auth.test`) count: another app can copy the metadata.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ _TOKEN_REFUSED = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
 """Errors that come from the bot token, not the channel: every channel fails the same way."""
+_GONE = frozenset({"channel_not_found", "is_archived"})
+"""Errors that say the channel is gone (deleted, archived, or never reachable by the bot)."""
 
 
 # clients -------------------------------------------------------------------------------
@@ -253,6 +256,8 @@ class SlackPublisher:
         self._publishing = 0
         self._unreadable: tuple[date, set[str]] = (date.min, set())
         """The digest day, and why Slack refused lookups that day (warned once each)."""
+        self._bot_id: str | None = None
+        """This bot's `bot_id` (auth.test), asked once: only its messages count as ours."""
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -417,7 +422,31 @@ class SlackPublisher:
             return []
         except (aiohttp.ClientError, TimeoutError) as err:
             raise DeliveryError(channel, _unreachable(err)) from None
-        return [m for m in messages if (m.get("metadata") or {}).get("event_type") == EVENT_TYPE]
+        # Any app can post a message with our event type and a (predictable) key: only the
+        # messages this bot posted count, or a forged one would stand for papers never sent.
+        bot_id = await self._own_bot_id(channel)
+        return [
+            m
+            for m in messages
+            if (m.get("metadata") or {}).get("event_type") == EVENT_TYPE
+            and m.get("bot_id") == bot_id
+        ]
+
+    async def _own_bot_id(self, channel: Channel) -> str:
+        if self._bot_id is None:
+            try:
+                identity = await self._client.auth_test()
+            except SlackApiError as err:
+                error = _error_code(err)
+                if error in _TOKEN_REFUSED:
+                    raise _bad_token(channel, error) from None
+                raise DeliveryError(channel, error) from None
+            except (aiohttp.ClientError, TimeoutError) as err:
+                raise DeliveryError(channel, _unreachable(err)) from None
+            self._bot_id = str(identity.get("bot_id") or "")
+            if not self._bot_id:
+                raise DeliveryError(channel, "auth.test names no bot_id: use a bot token")
+        return self._bot_id
 
     async def _read(self, channel_id: str, thread_ts: str | None) -> list[dict[str, Any]]:
         """Up to LOOKUP_PAGES pages of the thread, or of the channel's last LOOKBACK seconds."""
@@ -475,13 +504,13 @@ def _payload(message: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _refusal(channel: Channel, err: SlackApiError) -> Exception:
     """What a Slack error means for the channel: the bot token refused (every channel), an
-    answer lost (5xx: Slack may have taken the call), or this channel refused."""
+    answer lost (5xx: Slack may have taken the call), or this channel refused (or gone)."""
     error = _error_code(err)
     if error in _TOKEN_REFUSED:
         return _bad_token(channel, error)
     if _status(err) >= 500:
         return AnswerLost(error, resend=False)
-    return DeliveryError(channel, error)
+    return DeliveryError(channel, error, gone=error in _GONE)
 
 
 def _bad_token(channel: Channel, error: str) -> DeliveryError:
@@ -726,7 +755,13 @@ def create_app(
         if ack.response is None:  # AckAtOnce acked it already
             await ack(_ack_body(command, allowed))
         await pending.settled()
-        ctx = CommandContext(Channel(PLATFORM, str(command["channel_id"])), user, denied)
+        ctx = CommandContext(
+            Channel(PLATFORM, str(command["channel_id"])),
+            user,
+            denied,
+            space=str(command.get("team_id") or ""),
+            unpostable=direct_message(command),
+        )
         started = time.monotonic()
         reply = await commands.handle(ctx, text)
         log.info(
@@ -771,6 +806,22 @@ def _ack_body(command: Mapping[str, Any], allowed: frozenset[str]) -> str:
     text = unescape(str(command.get("text") or ""))
     denied = bool(allowed) and str(command.get("user_id") or "") not in allowed
     return WORKING if _is_slow(text) and not denied else ""
+
+
+IN_DM = (
+    "Digests go to channels, not direct messages: use /papers add in a channel, and invite "
+    "the bot there (/invite @papers-bot)."
+)
+
+
+def direct_message(command: Mapping[str, Any]) -> str | None:
+    """Why a digest can't go where this command was typed: a direct message or a group DM
+    (the bot is not in it, and without the im scopes it can't tell its own DM apart)."""
+    channel_id = str(command.get("channel_id") or "")
+    name = str(command.get("channel_name") or "")
+    if channel_id.startswith("D") or name == "directmessage" or name.startswith("mpdm-"):
+        return IN_DM
+    return None
 
 
 def _verb(text: str) -> str:

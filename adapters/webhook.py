@@ -9,9 +9,11 @@ can't receive commands: its channels follow the keywords of the settings file.
 Text from arXiv is escaped for Markdown, mentions are broken (`@\u200beveryone`) and bare
 URLs are not linked, so a paper can't ping anyone or forge a link. The URL is a secret: it
 is shown only as its host and a digest (`bot.models.Channel`). Posts to one URL are paced
-`[webhook] interval` apart; a 429 is waited out (Retry-After) up to `max_retries` times;
-any other refusal, a 5xx or no answer fails the channel for this run, and its papers come
-with the next one (nothing is marked seen before its message was accepted).
+`[webhook] interval` apart; a 429 is waited out (Retry-After) up to `max_retries` times,
+unless it asks for more than `max_retry_after` seconds (or the run is asked to stop
+meanwhile); that, any other refusal, a 5xx or no answer fails the channel for this run,
+and its papers come with the next one (nothing is marked seen before its message was
+accepted).
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 
 from bot.links import code_links, venue
 from bot.models import Channel, Digest, DigestItem, Paper
-from bot.publishing import Delivered, DeliveryError
+from bot.publishing import Delivered, DeliveryError, pause
 from bot.settings import WebhookSettings
 from bot.terminal import authors, safe
 
@@ -137,10 +143,23 @@ class WebhookPublisher:
                 if 200 <= status < 300:
                     return
                 if status == 429 and attempt < self._cfg.max_retries:
-                    log.warning("webhook_rate_limited channel=%s wait=%.1fs", channel, retry_after)
-                    await asyncio.sleep(retry_after)
+                    await self._wait_out(channel, retry_after)
                     continue
                 raise DeliveryError(channel, _refusal(status))
+
+    async def _wait_out(self, channel: Channel, retry_after: float) -> None:
+        """A 429's wait, when it is no longer than `max_retry_after` and the run is not
+        asked to stop meanwhile; otherwise the channel fails for this run."""
+        cap = self._cfg.max_retry_after
+        if retry_after > cap:
+            raise DeliveryError(
+                channel,
+                f"the webhook asked to wait {retry_after:g}s (Retry-After), more than "
+                f"[webhook] max_retry_after ({cap:g}s); the papers come next run",
+            )
+        log.warning("webhook_rate_limited channel=%s wait=%.1fs", channel, retry_after)
+        if not await pause(retry_after):
+            raise DeliveryError(channel, "stopped while rate limited; the papers come next run")
 
     async def _pace(self, url: str) -> None:
         wait = self._last_post.get(url, float("-inf")) + self._cfg.interval - time.monotonic()
@@ -163,16 +182,30 @@ class WebhookPublisher:
             ) from None
 
 
+DEFAULT_RETRY_AFTER = 1.0
+"""Seconds waited after a 429 that says nothing readable about how long."""
+
+
 def _retry_after(headers: Mapping[str, str], body: bytes) -> float:
-    """Seconds to wait after a 429: Retry-After, or Discord's JSON `retry_after`; else 1."""
+    """Seconds to wait after a 429: Retry-After (seconds or an HTTP date), or Discord's JSON
+    `retry_after`; else 1. Unbounded (`inf` stays inf): the caller compares it with its cap."""
     value = headers.get("Retry-After")
     try:
         if value is not None:
-            return max(0.0, float(value))
+            return _seconds(value)
         data = json.loads(body) if body else {}
-        return max(0.0, float(data.get("retry_after", 1.0)))
-    except (ValueError, TypeError, AttributeError):
-        return 1.0
+        return _seconds(data.get("retry_after", DEFAULT_RETRY_AFTER))
+    except (ValueError, TypeError, AttributeError, OverflowError):
+        return DEFAULT_RETRY_AFTER
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)  # "86400", "2.5", "inf"
+    except ValueError:
+        when = parsedate_to_datetime(value)  # an HTTP date; ValueError when it is none
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return DEFAULT_RETRY_AFTER if math.isnan(seconds) else max(0.0, seconds)
 
 
 def _refusal(status: int) -> str:

@@ -146,7 +146,7 @@ class Commands:
             raise UserError(
                 f"This channel follows {cap} keywords, the most allowed. Remove one first."
             )
-        await self._check_channel_cap(ctx.channel)
+        await self._check_channel_room(ctx)
         now = self._clock()
         try:  # one search: its latest papers, for the preview and to count as seen
             papers = await self._source.latest(keyword, self._settings.arxiv.max_results)
@@ -172,6 +172,7 @@ class Commands:
                 f"This channel follows {cap} keywords, the most allowed. Remove one first."
             )
         log.info("keyword_added channel=%s user=%s", ctx.channel, ctx.user)
+        await self._note_opener(ctx)
         preview = tuple(newest_first(papers)[: self._settings.commands.preview_papers])
         if preview:
             text = (
@@ -182,9 +183,37 @@ class Commands:
             text = f"Added {quoted(keyword)}. No papers match it yet; new ones will appear here."
         return Reply(text, papers=preview)
 
+    async def _check_channel_room(self, ctx: CommandContext) -> None:
+        """Refuses an `add` that would bring the bot to a channel beyond a budget: all
+        channels of the platform, those one member opened, those of one workspace or server;
+        or to a place it can't post in."""
+        if ctx.unpostable is not None:
+            raise UserError(ctx.unpostable)
+        if await self._store.subscriptions(ctx.channel):
+            return  # the bot serves this channel already
+        await self._check_channel_cap(ctx.channel)
+        cfg = self._settings.commands
+        openers = (await self._store.openers(ctx.channel.platform)).values()
+        mine = sum(o.member == ctx.user for o in openers)
+        if mine >= cfg.max_channels_per_member:
+            raise UserError(
+                f"You have brought the bot to {mine} channels, the most one member may. "
+                "Remove the keywords of one of them first, or ask whoever runs the bot to "
+                "raise [commands] max_channels_per_member."
+            )
+        here = sum(o.space == ctx.space for o in openers) if ctx.space else 0
+        if here >= cfg.max_channels_per_space:
+            raise UserError(
+                f"The bot already serves {here} channels in this workspace or server, the most "
+                "allowed. Ask whoever runs it to raise [commands] max_channels_per_space."
+            )
+
+    async def _note_opener(self, ctx: CommandContext) -> None:
+        """The channel's first chat keyword: its member and space count it in their budgets."""
+        if len(await self._store.subscriptions(ctx.channel)) == 1:
+            await self._store.set_opener(ctx.channel, ctx.user, ctx.space)
+
     async def _check_channel_cap(self, channel: Channel) -> None:
-        if await self._store.subscriptions(channel):
-            return
         cap = self._settings.commands.max_channels
         same_platform = [
             c for c in await self._store.subscribed_channels() if c.platform == channel.platform

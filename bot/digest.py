@@ -33,11 +33,11 @@ from bot.listing import (
     with_details,
 )
 from bot.listing_guard import ListingMemory, StaleListing, read_day, requested_names, spec_of
-from bot.locks import Hold, expiry_wait, held
+from bot.locks import Hold, expiry_wait, held, still_held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.oai import OaiError
-from bot.publishing import DeliveryError, Publisher
+from bot.publishing import STOP_ASKED, Delivered, DeliveryError, Publisher
 from bot.ranking import rank
 from bot.settings import Settings
 from bot.store import STORE_ERRORS, LockClaim, Store
@@ -63,6 +63,10 @@ class DigestStopped(Exception):
     """Raised after a delivered message once a stop was asked for: the rest waits."""
 
 
+class LockLost(Exception):
+    """The channel's lock is another replica's now (this one paused past `lock_ttl`)."""
+
+
 class ChannelBusy(Exception):
     """Another process holds the channel's lock (found by the state read that would take it)."""
 
@@ -73,6 +77,8 @@ class ChannelOutcome:
     delivered: int = 0
     pending: int = 0
     error: str | None = None
+    gone: bool = False
+    """The platform says the channel is gone (`DeliveryError.gone`)."""
 
 
 @dataclass(slots=True)
@@ -188,6 +194,7 @@ class DigestRunner:
         concurrency: int = CHANNEL_CONCURRENCY,
         progress: Progress | None = None,
         mark_retry: float = MARK_RETRY,
+        channel_deadline: float | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -200,6 +207,8 @@ class DigestRunner:
         self._stop_asked = asyncio.Event()
         """Set with `_stopping`: ends a wait for a channel's lock at once."""
         self._mark_retry = mark_retry
+        self._deadline = channel_deadline or settings.digest.channel_deadline
+        """Seconds one channel's `publish` may take (`[digest] channel_deadline`)."""
         self.lock_ttl = settings.service.lock_ttl
 
     def stop(self) -> None:
@@ -250,7 +259,13 @@ class DigestRunner:
         busiest_first = sorted(
             channels.items(), key=lambda ck: -expected_papers(fetched, cap, ck[1])
         )
-        done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
+        asked = STOP_ASKED.set(self._stop_asked)  # publishers' waits end on a stop
+        try:
+            done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
+        finally:
+            STOP_ASKED.reset(asked)
+        if not dry_run:
+            await self._count_gone(done)
         by_channel = {outcome.channel: outcome for outcome in done}
         report = RunReport(
             keywords=len(keywords),
@@ -531,6 +546,7 @@ class DigestRunner:
             raise ChannelBusy
         if hold is not None:
             hold.taken = True
+            hold.confirm()
         options = merged_options(self._settings, channel, state.options)
         if not options.revisions:  # a replacement is news only where revisions are on
             matched = {
@@ -629,6 +645,37 @@ class DigestRunner:
         )
         return ChannelOutcome(channel, error="another replica is posting here")
 
+    async def _count_gone(self, outcomes: Sequence[ChannelOutcome]) -> None:
+        """Counts the days each channel was gone, in a row (a delivery clears its count), and
+        drops the chat subscriptions of one gone for `drop_after_failures` days."""
+        limit = self._settings.commands.drop_after_failures
+        today = self._clock().date()
+        try:
+            counts = await self._store.gone_counts([o.channel for o in outcomes])
+            back = [o.channel for o in outcomes if o.channel in counts and o.error is None]
+            await self._store.forget_gone(back)
+            for outcome in outcomes:
+                if outcome.gone:
+                    days = await self._store.note_gone(outcome.channel, today)
+                    if days >= limit:
+                        await self._drop(outcome, days)
+        except STORE_ERRORS as err:
+            log.warning("gone_not_counted error=%r", _store_error(err))
+
+    async def _drop(self, outcome: ChannelOutcome, days: int) -> None:
+        channel = outcome.channel
+        await self._store.drop_channel(channel)
+        in_file = any(
+            Channel(s.platform, s.channel) == channel for s in self._settings.subscriptions
+        )
+        log.warning(
+            "channel_dropped channel=%s days=%d reason=%r: its chat keywords are removed%s",
+            channel,
+            days,
+            outcome.error,
+            "; its settings-file keywords stay (remove them from the file)" if in_file else "",
+        )
+
     async def _reread_listing_day(self, channel: Channel, fetched: Fetched) -> None:
         """After waiting for the channel's lock: the holder may have delivered this listing in
         full meanwhile. `build` re-reads which papers the channel has; this re-reads whether it
@@ -697,14 +744,17 @@ class DigestRunner:
                 if not dry_run:
                     keys = seen_keys([versions[i] for i in ids])
                     if outcome.delivered < len(digest.items) or self._stopping:
-                        await self._record(channel, keys)
+                        # Out already: recorded even when the deadline cuts `publish` short.
+                        await asyncio.shield(self._record(channel, keys))
                     else:
                         last.extend(keys)
                 if self._stopping:
                     raise DigestStopped
+                if hold is not None and not await still_held(self._store, hold, self.lock_ttl):
+                    raise LockLost
 
             try:
-                await publisher.publish(digest, delivered)
+                await self._publish(publisher, digest, delivered)
             except BaseException:
                 if last:  # failed after its last message was out
                     await self._record(channel, last)
@@ -713,6 +763,7 @@ class DigestRunner:
                 await self._finish(channel, skipped, first_run, day, hold, posted=last)
         except DeliveryError as err:
             outcome.error = err.reason
+            outcome.gone = err.gone
             if not err.everywhere:
                 log.error("channel_failed channel=%s reason=%r", channel, err.reason)
             elif channel.platform not in refused:
@@ -729,6 +780,12 @@ class DigestRunner:
             log.error("channel_failed channel=%s reason=%r", channel, outcome.error)
         except ChannelBusy:
             raise
+        except LockLost:
+            outcome.error = (
+                "another replica took the channel's lock (this one paused longer than "
+                "lock_ttl); stopped posting here"
+            )
+            log.error("channel_failed channel=%s reason=%r", channel, outcome.error)
         except DigestStopped:
             outcome.error = "stopped; the rest comes next run"
             log.info("channel_stopped channel=%s delivered=%d", channel, outcome.delivered)
@@ -737,6 +794,22 @@ class DigestRunner:
             log.exception("channel_failed channel=%s", channel)
         outcome.pending -= outcome.delivered
         return outcome
+
+    async def _publish(self, publisher: Publisher, digest: Digest, delivered: Delivered) -> None:
+        """`publisher.publish` within the channel's deadline: a platform that makes it wait
+        (rate limits, slow answers) holds up this channel only, and not past the deadline."""
+        deadline = self._deadline
+        try:
+            async with asyncio.timeout(deadline) as limit:
+                await publisher.publish(digest, delivered)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            raise DeliveryError(
+                digest.channel,
+                f"delivery took longer than [digest] channel_deadline ({deadline:g}s); "
+                "the rest comes next run",
+            ) from None
 
     async def _record(
         self,

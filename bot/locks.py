@@ -64,9 +64,38 @@ class Hold:
     released: bool = False
     """Let go already (by a store call that releases it with other writes): the block's
     end neither renews nor releases it again."""
+    lost: bool = False
+    """A renewal found it held by another owner (this process paused past its ttl)."""
+    confirmed: float = 0.0
+    """The event loop's time when Redis last said this replica holds it."""
 
     def __bool__(self) -> bool:
         return self.taken
+
+    def confirm(self) -> None:
+        self.confirmed = asyncio.get_running_loop().time()
+
+
+async def still_held(store: Store, hold: Hold, ttl: float) -> bool:
+    """Whether this replica may go on writing under `hold`: asked of Redis (renewing it)
+    when no renewal confirmed it for a third of its ttl, as after a pause of the process (a
+    stopped VM, a long GC), during which it may have expired and been taken by another
+    replica. A Redis that doesn't answer leaves it as it was (see docs/reliability.md)."""
+    if hold.lost:
+        return False
+    if asyncio.get_running_loop().time() - hold.confirmed < ttl / 3:
+        return True
+    try:
+        renewed = await store.renew(hold.name, hold.owner, ttl)
+    except Exception as err:
+        log.warning("lock_renew_failed name=%s error=%r", hold.name, str(err))
+        return True
+    if not renewed:
+        hold.lost = True
+        log.warning("lock_lost name=%s", hold.name)
+        return False
+    hold.confirm()
+    return True
 
 
 class _Renewal:
@@ -89,8 +118,10 @@ class _Renewal:
         if hold.taken:
             try:
                 if not await self._store.renew(hold.name, hold.owner, self._ttl):
+                    hold.lost = True
                     log.warning("lock_lost name=%s", hold.name)
                     return
+                hold.confirm()
             except Exception as err:
                 log.warning("lock_renew_failed name=%s error=%r", hold.name, str(err))
         if not self._stopped:
@@ -127,6 +158,7 @@ async def held(
             yield hold
             return
         hold.taken = True
+        hold.confirm()
     renewal = _Renewal(store, hold, ttl)
     try:
         yield hold

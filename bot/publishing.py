@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Protocol
 
 from bot.models import Channel, Digest
@@ -19,19 +22,41 @@ def message_key(channel: Channel, paper_ids: Sequence[str], text: str = "") -> s
     return hashlib.sha256(material.encode()).hexdigest()[:25]
 
 
+STOP_ASKED: ContextVar[asyncio.Event | None] = ContextVar("papers_bot_stop_asked", default=None)
+"""Set by the digest runner for the publishers it calls: the event that says the run is
+asked to stop (`DigestRunner.stop`). Publishers wait through `pause`, which watches it."""
+
+
+async def pause(seconds: float) -> bool:
+    """A publisher's wait (a rate limit's Retry-After): True once `seconds` passed, False as
+    soon as the run is asked to stop, so that no wait outlives a stop."""
+    stop = STOP_ASKED.get()
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return not stop.is_set()
+
+
 class DeliveryError(Exception):
     """A channel that cannot take messages now: unknown, archived, no access, bad token.
 
     Its papers stay unseen so the next run tries again; other channels go on. `everywhere`
     says the output itself is refused (a revoked token): every channel of the platform would
     fail the same way, so the digest reports it once and skips the platform's other channels.
+    `gone` says the channel itself is gone (deleted, archived, unknown): after several runs in
+    a row the digest drops its chat subscriptions (`[commands] drop_after_failures`).
     """
 
-    def __init__(self, channel: Channel, reason: str, *, everywhere: bool = False) -> None:
+    def __init__(
+        self, channel: Channel, reason: str, *, everywhere: bool = False, gone: bool = False
+    ) -> None:
         super().__init__(f"{channel}: {reason}")
         self.channel = channel
         self.reason = reason
         self.everywhere = everywhere
+        self.gone = gone
 
 
 class Publisher(Protocol):

@@ -13,6 +13,10 @@ class CommandContext:
     user: str
     denied: str | None = None
     """Why this user may not add or remove keywords here; None when they may."""
+    space: str = ""
+    """The Slack workspace or Discord server the command comes from (channel budgets)."""
+    unpostable: str | None = None
+    """Why digests can't be posted here (a direct message), so `add` is refused; None."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +80,20 @@ class DigestSettings(_Section):
     first_run_papers: int = Field(5, ge=0, le=100)
     max_papers_per_channel: int = Field(50, ge=1, le=1000)
     seen_retention_days: int = Field(90, ge=7)
+    channel_deadline: float = Field(900.0, ge=60, le=7200)
+    """Seconds one channel's delivery may take, rate-limit waits included; what is not out by
+    then comes with the next run. At least a second per paper (Slack's pace, one message a
+    second, at worst one paper a message): `max_papers_per_channel` seconds."""
+
+    @field_validator("channel_deadline")
+    @classmethod
+    def _deadline_fits_the_cap(cls, value: float, info: ValidationInfo) -> float:
+        cap = info.data.get("max_papers_per_channel")
+        if isinstance(cap, int) and value < cap:
+            raise ValueError(
+                f"{value:g}s is less than a second per paper of max_papers_per_channel ({cap})"
+            )
+        return value
 
 
 class CommandSettings(_Section):
@@ -80,7 +102,14 @@ class CommandSettings(_Section):
     recent_default: int = Field(5, ge=1, le=50)
     recent_max: int = Field(20, ge=1, le=100)
     per_user_per_minute: int = Field(20, ge=1, le=1000)
-    max_channels: int = Field(500, ge=1)
+    max_channels: int = Field(500, ge=1, le=100_000)
+    max_channels_per_member: int = Field(10, ge=1, le=1000)
+    """Channels one member may bring the bot to (their first chat keyword there)."""
+    max_channels_per_space: int = Field(100, ge=1, le=100_000)
+    """Channels of one Slack workspace or Discord server that may follow keywords."""
+    drop_after_failures: int = Field(3, ge=1, le=30)
+    """Days in a row a channel is gone (Slack `channel_not_found`, `is_archived`; Discord
+    404 Unknown Channel) before its chat subscriptions are dropped."""
 
 
 class SignalsSettings(_Section):
@@ -108,6 +137,12 @@ class DiscordSettings(_Section):
     """Lets `papers-bot check` print the invite URL without logging in."""
     guild_ids: list[int] = []
     """Register /papers in these servers only (changes show at once); empty: globally."""
+    allowed_guilds: list[int] = Field([], max_length=1000)
+    """Servers whose members may use /papers and the buttons; empty: those of `guild_ids`.
+    Interactions from any other server, and from DMs, get one line and change nothing."""
+    any_guild: bool = False
+    """With `allowed_guilds` and `guild_ids` both empty: true serves any server the bot is
+    invited to (a public bot); false, the default, refuses every server."""
     api_url: str | None = Field(None, pattern=r"^https?://")
     """REST base with its version, e.g. `http://127.0.0.1:8080/api/v10` (proxies, tests)."""
     gateway_url: str | None = Field(None, pattern=r"^wss?://")
@@ -152,6 +187,9 @@ class WebhookSettings(_Section):
     interval: float = Field(1.0, ge=0)
     timeout: float = Field(10.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
+    max_retry_after: float = Field(60.0, ge=0, le=3600)
+    """The longest 429 wait (Retry-After) honoured, in seconds; a 429 asking for more fails
+    the channel for this run (its papers come with the next)."""
 
 
 class SubscriptionSettings(_Section):

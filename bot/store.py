@@ -102,6 +102,18 @@ class ChatSubscription:
     added_at: datetime
 
 
+class Opener(NamedTuple):
+    """Who brought the bot to a channel (its first chat keyword) and in which workspace or
+    server: what the per-member and per-space channel budgets count."""
+
+    member: str
+    space: str
+
+
+GONE_KEPT = timedelta(days=30)
+"""How long the failure counts of gone channels (`note_gone`) outlive their last failure."""
+
+
 class Store(Protocol):
     @property
     def signals(self) -> Signals:
@@ -154,6 +166,12 @@ class Store(Protocol):
     async def begin_delivery(self, channel: Channel, day: date) -> bool: ...
 
     async def channel_options(self, channel: Channel) -> dict[str, bool]: ...
+    async def set_opener(self, channel: Channel, member: str, space: str) -> None: ...
+    async def openers(self, platform: str) -> dict[Channel, Opener]: ...
+    async def gone_counts(self, channels: Sequence[Channel]) -> dict[Channel, int]: ...
+    async def note_gone(self, channel: Channel, day: date) -> int: ...
+    async def forget_gone(self, channels: Sequence[Channel]) -> None: ...
+    async def drop_channel(self, channel: Channel) -> None: ...
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None: ...
 
     async def hit(self, name: str, window: float) -> int: ...
@@ -407,6 +425,14 @@ class RedisStore:
     @property
     def _fetched(self) -> str:
         return f"{self._p}:fetched"
+
+    @property
+    def _openers(self) -> str:
+        return f"{self._p}:openers"
+
+    @property
+    def _gone(self) -> str:
+        return f"{self._p}:gone"
 
     # ---------------------------------------------------------------------
     async def ping(self) -> None:
@@ -669,6 +695,66 @@ class RedisStore:
         r = await self._client()
         await r.hset(self._options(channel), name, "1" if value else "0")
 
+    # channel budgets and gone channels (issue 22) ------------------------------
+    async def set_opener(self, channel: Channel, member: str, space: str) -> None:
+        r = await self._client()
+        await r.hset(self._openers, channel.key, json.dumps([member, space]))
+
+    async def openers(self, platform: str) -> dict[Channel, Opener]:
+        """Who opened each subscribed channel of `platform`; the records of channels that
+        follow nothing any more are deleted on the way (so they stay bounded)."""
+        r = await self._client()
+        subscribed = {c.key: c for c in await self.subscribed_channels()}
+        found: dict[Channel, Opener] = {}
+        stale: list[str] = []
+        for key, raw in (await r.hgetall(self._openers)).items():
+            channel = subscribed.get(_text(key))
+            if channel is None:
+                stale.append(_text(key))
+            elif channel.platform == platform:
+                member, space = json.loads(_text(raw))
+                found[channel] = Opener(str(member), str(space))
+        if stale:
+            await r.hdel(self._openers, *stale)
+        return found
+
+    async def gone_counts(self, channels: Sequence[Channel]) -> dict[Channel, int]:
+        if not channels:
+            return {}
+        r = await self._client()
+        raw = await r.hmget(self._gone, [c.key for c in channels])
+        return {c: _gone_count(v) for c, v in zip(channels, raw, strict=True) if v is not None}
+
+    async def note_gone(self, channel: Channel, day: date) -> int:
+        """One more day on which the channel was gone; the days so far (one per day, however
+        many runs that day saw it)."""
+        r = await self._client()
+        before = await r.hget(self._gone, channel.key)
+        count = _gone_count(before)
+        if before is None or not _text(before).startswith(day.isoformat()):
+            count += 1
+        async with r.pipeline(transaction=True) as pipe:
+            pipe.hset(self._gone, channel.key, f"{day.isoformat()} {count}")
+            pipe.expire(self._gone, int(GONE_KEPT.total_seconds()))
+            await pipe.execute()
+        return count
+
+    async def forget_gone(self, channels: Sequence[Channel]) -> None:
+        if channels:
+            r = await self._client()
+            await r.hdel(self._gone, *(c.key for c in channels))
+
+    async def drop_channel(self, channel: Channel) -> None:
+        """Forget the channel's chat subscriptions, first runs, opener and failure count."""
+        r = await self._client()
+        async with r.pipeline(transaction=True) as pipe:
+            pipe.delete(self._subs(channel))
+            pipe.delete(self._baseline(channel))
+            await pipe.execute()
+        await r.srem(self._channels, channel.key)
+        await r.hdel(self._openers, channel.key)
+        await r.hdel(self._gone, channel.key)
+
     async def hit(self, name: str, window: float) -> int:
         """Counts one event in a fixed window; the count so far in this window."""
         key = f"{self._p}:rate:{name}:{int(self._clock().timestamp() // window)}"
@@ -728,6 +814,14 @@ class RedisStore:
         await r.set(self._done(name), "1", px=_ms(ttl))
 
 
+def _gone_count(stored: Any) -> int:
+    """The count of a `note_gone` record (`2026-11-04 2`); 0 for none."""
+    if stored is None:
+        return 0
+    _, _, count = _text(stored).partition(" ")
+    return int(count) if count.isdecimal() else 0
+
+
 def _same_day(stored: Any, day: date) -> bool:
     return isinstance(stored, str | bytes) and _text(stored) == day.isoformat()
 
@@ -785,6 +879,8 @@ class MemoryStore:
     _hits: dict[str, int] = field(default_factory=dict)
     _done: dict[str, datetime] = field(default_factory=dict)
     _next: dict[str, float] = field(default_factory=dict)
+    _openers: dict[str, Opener] = field(default_factory=dict)
+    _gone: dict[str, tuple[date, int]] = field(default_factory=dict)
     signals: MemorySignals = field(init=False)
 
     def __post_init__(self) -> None:
@@ -919,6 +1015,33 @@ class MemoryStore:
 
     async def set_channel_option(self, channel: Channel, name: str, value: bool) -> None:
         self._options.setdefault(channel.key, {})[name] = value
+
+    async def set_opener(self, channel: Channel, member: str, space: str) -> None:
+        self._openers[channel.key] = Opener(member, space)
+
+    async def openers(self, platform: str) -> dict[Channel, Opener]:
+        subscribed = {c.key: c for c in await self.subscribed_channels()}
+        for key in [k for k in self._openers if k not in subscribed]:
+            del self._openers[key]
+        return {
+            subscribed[k]: o for k, o in self._openers.items() if subscribed[k].platform == platform
+        }
+
+    async def gone_counts(self, channels: Sequence[Channel]) -> dict[Channel, int]:
+        return {c: self._gone[c.key][1] for c in channels if c.key in self._gone}
+
+    async def note_gone(self, channel: Channel, day: date) -> int:
+        last, count = self._gone.get(channel.key, (date.min, 0))
+        self._gone[channel.key] = (day, count + (last != day))
+        return self._gone[channel.key][1]
+
+    async def forget_gone(self, channels: Sequence[Channel]) -> None:
+        for channel in channels:
+            self._gone.pop(channel.key, None)
+
+    async def drop_channel(self, channel: Channel) -> None:
+        for kept in (self._subs, self._baseline, self._openers, self._gone):
+            kept.pop(channel.key, None)
 
     async def hit(self, name: str, window: float) -> int:
         key = f"{name}:{int(self.clock().timestamp() // window)}"

@@ -181,3 +181,50 @@ async def test_recent_does_not_ask_arxiv_again_for_a_keyword_it_just_fetched(
     )
     await later.handle(ctx(), "recent")
     assert len(arxiv.requests) == asked + 1  # outside the window: asked again
+
+
+# -- issue 22, finding 7: channel budgets ------------------------------------------------------
+
+
+def in_space(user: str, channel: str, space: str = "T1") -> CommandContext:
+    return CommandContext(channel=Channel("slack", channel), user=user, space=space)
+
+
+async def test_one_member_cannot_fill_the_channel_pool(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    commands = commands_for(arxiv, redis_store, max_channels_per_member=2)
+    for channel in ("C1", "C2"):
+        assert (await commands.handle(in_space("U1", channel), "add reward model")).ok
+    refused = await commands.handle(in_space("U1", "C3"), "add reward model")
+    assert not refused.ok and "max_channels_per_member" in refused.text
+    assert (
+        "\n" not in refused.text and await redis_store.subscriptions(Channel("slack", "C3")) == []
+    )
+    # Another keyword in a channel the bot serves, and another member, are not held back.
+    assert (await commands.handle(in_space("U1", "C1"), "add rlhf")).ok
+    assert (await commands.handle(in_space("U2", "C3"), "add reward model")).ok
+    # A channel whose keywords are all removed frees its place in the budget.
+    assert (await commands.handle(in_space("U1", "C2"), "remove reward model")).ok
+    assert (await commands.handle(in_space("U1", "C4"), "add reward model")).ok
+
+
+async def test_one_workspace_has_a_budget_of_its_own(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    commands = commands_for(arxiv, redis_store, max_channels_per_space=2)
+    assert (await commands.handle(in_space("U1", "C1"), "add reward model")).ok
+    assert (await commands.handle(in_space("U2", "C2"), "add reward model")).ok
+    refused = await commands.handle(in_space("U3", "C3"), "add reward model")
+    assert not refused.ok and "max_channels_per_space" in refused.text
+    assert (await commands.handle(in_space("U3", "C3", space="T2"), "add reward model")).ok
+
+
+async def test_add_is_refused_where_digests_cannot_go(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    commands = commands_for(arxiv, redis_store)
+    dm = CommandContext(Channel("slack", "D1"), "U1", unpostable="Digests go to channels.")
+    reply = await commands.handle(dm, "add reward model")
+    assert not reply.ok and reply.text == "Digests go to channels."
+    assert await redis_store.subscriptions(Channel("slack", "D1")) == []

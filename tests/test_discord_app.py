@@ -19,6 +19,8 @@ import pytest
 
 from adapters.discord_app import (
     FAILED,
+    IN_DMS,
+    NOT_HERE,
     STALE,
     Claim,
     DiscordPublisher,
@@ -567,6 +569,9 @@ async def test_forbidden_and_unknown_channels_do_not_stop_the_others(
     )
     assert outcome(report, UNKNOWN_CHANNEL_ID) == (0, "unknown channel (404): Unknown Channel")
     assert discord_fake.posted(OTHER_CHANNEL_ID) == []
+    # Unknown Channel (10003) says the channel is gone; a 403 does not (issue 22, finding 7).
+    gone = {c.channel.id for c in report.channels if c.gone}
+    assert gone == {str(UNKNOWN_CHANNEL_ID)}
 
     discord_fake.heal_channel(OTHER_CHANNEL_ID)
     report = await run_digest(settings, redis_store)
@@ -702,28 +707,37 @@ CAPTURES = [
 
 @pytest.mark.parametrize(("name", "user_id", "command"), CAPTURES)
 async def test_captured_interactions_become_interactions(
-    bot: Bot, corpus: Path, name: str, user_id: int, command: str
+    discord_fake: FakeDiscord,
+    arxiv: FakeArxiv,
+    redis_store: RedisStore,
+    corpus: Path,
+    name: str,
+    user_id: int,
+    command: str,
 ) -> None:
-    payload = bot.fake.complete(corpus_payload(corpus, f"discord_{name}.json"))
-    seen = asyncio.ensure_future(bot.client.wait_for("interaction"))
-    token = await bot.fake.send_interaction(payload)
-    interaction: discord.Interaction = await asyncio.wait_for(seen, 5)
-    assert interaction.type is discord.InteractionType.application_command
-    assert interaction.user.id == user_id
-    assert interaction.guild_id == int(payload["guild_id"])
-    assert interaction.channel_id == int(payload["channel_id"])
-    assert interaction.data is not None and interaction.data.get("name") == command
-    assert interaction.permissions.value == int(payload["member"]["permissions"])
-    # Not one of ours: a short notice instead of silence, and the bot carries on.
-    (notice,) = await bot.answers(token)
-    assert notice.content == escape(STALE) and notice.ephemeral
-    assert "/papers add" in await bot.text("help")
+    payload = discord_fake.complete(corpus_payload(corpus, f"discord_{name}.json"))
+    served = [GUILD_ID, int(payload["guild_id"])]
+    settings = make_settings(discord_fake, arxiv, allowed_guilds=served)
+    async with running(discord_fake, settings, redis_store) as bot:
+        seen = asyncio.ensure_future(bot.client.wait_for("interaction"))
+        token = await bot.fake.send_interaction(payload)
+        interaction: discord.Interaction = await asyncio.wait_for(seen, 5)
+        assert interaction.type is discord.InteractionType.application_command
+        assert interaction.user.id == user_id
+        assert interaction.guild_id == int(payload["guild_id"])
+        assert interaction.channel_id == int(payload["channel_id"])
+        assert interaction.data is not None and interaction.data.get("name") == command
+        assert interaction.permissions.value == int(payload["member"]["permissions"])
+        # Not one of ours: a short notice instead of silence, and the bot carries on.
+        (notice,) = await bot.answers(token)
+        assert notice.content == escape(STALE) and notice.ephemeral
+        assert "/papers add" in await bot.text("help")
 
 
 async def test_the_docs_slash_command_can_carry_papers_add(
     discord_fake: FakeDiscord, arxiv: FakeArxiv, redis_store: RedisStore, corpus: Path
 ) -> None:
-    settings = make_settings(discord_fake, arxiv, guild_ids=[])
+    settings = make_settings(discord_fake, arxiv, guild_ids=[], any_guild=True)
     async with running(discord_fake, settings, redis_store) as bot:
         payload = corpus_payload(
             corpus, "discord_interaction_docs_slash_command_string_option.json"
@@ -806,3 +820,58 @@ async def test_every_seed_row_reaches_discord(
     assert report.ok and report.delivered == len(set().union(*seed_ids().values()))
     links = {embed["url"] for m in discord_fake.posted() for embed in m.embeds}
     assert {link.rsplit("/", 1)[1] for link in links} == set().union(*seed_ids().values())
+
+
+# -- issue 22, finding 6: only the servers the settings name -----------------------------------
+
+OTHER_GUILD_ID = GUILD_ID + 1
+
+
+def from_guild(payload: dict[str, Any], guild_id: int) -> dict[str, Any]:
+    """The interaction as it comes from server `guild_id` (a global command, or a stale one
+    there), made from one of GUILD_ID's."""
+    if guild_id == GUILD_ID:
+        return payload
+    payload["data"].pop("guild_id", None)
+    payload["guild_id"] = payload["guild"]["id"] = payload["channel"]["guild_id"] = str(guild_id)
+    payload["authorizing_integration_owners"] = {"0": str(guild_id)}
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("options", "served", "refused"),
+    [
+        ({}, GUILD_ID, OTHER_GUILD_ID),  # allowed_guilds defaults to guild_ids
+        ({"guild_ids": [], "allowed_guilds": [OTHER_GUILD_ID]}, OTHER_GUILD_ID, GUILD_ID),
+        ({"guild_ids": [], "any_guild": True}, OTHER_GUILD_ID, None),
+        ({"guild_ids": []}, None, GUILD_ID),  # nothing listed: no server is served
+    ],
+)
+async def test_only_the_servers_of_the_settings_are_served(
+    discord_fake: FakeDiscord,
+    arxiv: FakeArxiv,
+    redis_store: RedisStore,
+    options: dict[str, Any],
+    served: int | None,
+    refused: int | None,
+) -> None:
+    settings = make_settings(discord_fake, arxiv, **options)
+    async with running(discord_fake, settings, redis_store) as bot:
+        if served is not None:
+            payload = from_guild(bot.fake.slash("add", keyword="reward model"), served)
+            (added,) = await bot.answers(await bot.fake.send_interaction(payload))
+            assert added.content.startswith("Added “reward model”")
+        if refused is not None:
+            payload = from_guild(bot.fake.slash("add", keyword="diffusion"), refused)
+            (answer,) = await bot.answers(await bot.fake.send_interaction(payload))
+            assert answer.content == NOT_HERE and answer.ephemeral
+            assert [s.keyword for s in await redis_store.subscriptions(HERE)] == (
+                ["reward model"] if served is not None else []
+            )
+
+
+async def test_a_dm_is_refused_in_one_line(bot: Bot) -> None:
+    payload = bot.fake.in_dm(bot.fake.slash("add", keyword="reward model"))
+    (answer,) = await bot.answers(await bot.fake.send_interaction(payload))
+    assert answer.content == IN_DMS and answer.ephemeral
+    assert await bot.store.subscriptions(HERE) == []

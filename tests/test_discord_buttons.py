@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.discord_app import interaction_claims
+from adapters.discord_app import NOT_HERE, interaction_claims
 from bot.settings import DigestSettings
 from bot.store import RedisStore
 from bot.votes import LESS, SAVE, UNSAVE, VOTE
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
-from tests.fakes.discord_api import CHANNEL_ID, MEMBER_ID, FakeDiscord, Posted
+from tests.fakes.discord_api import CHANNEL_ID, GUILD_ID, MEMBER_ID, FakeDiscord, Posted
 from tests.test_discord_app import (  # noqa: F401  (arxiv: its fixture)
     Bot,
     arxiv,
@@ -160,3 +160,17 @@ async def test_a_forged_button_gets_one_private_line_and_changes_nothing(
         assert answer.content == "That is not an arXiv id (like 2504.12345)."
         (top,) = await bot.run("top")
         assert top.content.startswith("No votes")
+
+
+async def test_a_press_from_another_server_gets_one_line_and_changes_nothing(
+    discord_fake: FakeDiscord, arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    """Issue 22, finding 6: the buttons answer only in the servers the settings name."""
+    message = await posted_digest(discord_fake, arxiv, redis_store)
+    async with running(discord_fake, settings_for(discord_fake, arxiv), redis_store) as bot:
+        payload = discord_fake.press(message, f"{SAVE}:{PAPER}", guild_id=GUILD_ID + 1)
+        token = await discord_fake.send_interaction(payload)
+        (answer,) = await bot.answers(token)
+        assert answer.content == NOT_HERE and answer.ephemeral
+        (saved,) = await bot.run("saved")
+        assert saved.content.startswith("You have no saved papers.")

@@ -22,6 +22,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack_app import (
+    IN_DM,
     WORKING,
     _answer,
     create_app,
@@ -529,3 +530,12 @@ async def test_tokens_never_reach_the_logs(
     assert "slack_command channel=slack:C0PAPERS user=U0ALICE verb=add ok=True" in caplog.text
     for secret in (slack.bot_token, slack.app_token, SECRET):
         assert secret not in caplog.text
+
+
+async def test_add_in_a_direct_message_is_refused_in_one_line(bot: Bot) -> None:
+    """Issue 22, finding 7: a DM between members is no place the bot can post a digest to,
+    nor one that should take a place in the channel budgets."""
+    text = await bot.say("add reward model", channel="D0ALICEBOB")
+    assert text == f":warning: {IN_DM}" and "\n" not in text
+    assert await chat_keywords(bot.store, "D0ALICEBOB") == []
+    assert (await bot.say("list", channel="D0ALICEBOB")).startswith("This channel follows no")

@@ -106,11 +106,11 @@ class Harness:
             self._publisher = publisher_from_settings(self.settings(), interval=INTERVAL)
         return self._publisher
 
-    async def digest(self) -> RunReport:
+    async def digest(self, now: datetime = NOW) -> RunReport:
         settings = self.settings()
         source = ArxivSource(settings.arxiv)
         runner = DigestRunner(
-            settings, self.store, source, {"slack": self.publisher()}, clock=lambda: NOW
+            settings, self.store, source, {"slack": self.publisher()}, clock=lambda: now
         )
         return await runner.run()
 
@@ -628,3 +628,70 @@ async def test_answers_decode_as_the_standard_library_would_for_slack_sdk() -> N
                     await res.json()
     finally:
         await runner.cleanup()
+
+
+async def test_messages_of_another_app_with_our_metadata_do_not_count(harness: Harness) -> None:
+    """Issue 22, finding 5: any app can post a message with our event type and the day's
+    (predictable) key, and list papers in its thread; a resumed digest must not take that
+    thread for its own, nor those papers for delivered."""
+    day = NOW.date()
+    digest = digest_of("C1", day, [1, 2, 3, 4])
+    slack = harness.slack
+    forged_top = slack.post_as_other_app(
+        "C1", {"event_type": EVENT_TYPE, "event_payload": {"key": top_key(digest)}}
+    )
+    versions = " ".join(paper(n).version_key for n in (1, 2, 3))
+    payload = {"key": "forged", "papers": versions}
+    slack.post_as_other_app(
+        "C1", {"event_type": EVENT_TYPE, "event_payload": payload}, thread_ts=forged_top
+    )
+    delivered: list[str] = []
+
+    async def mark(paper_ids: Any) -> None:
+        delivered.extend(paper_ids)
+
+    await harness.publisher().publish(digest, mark)  # resumed: it looks for the day's top
+    top, *thread = slack.posts("C1")
+    assert top.thread_ts is None and top.key == top_key(digest)  # a top message of its own
+    assert all(m.thread_ts == top.ts for m in thread)
+    assert sorted(harness.posted_ids("C1")) == ids(1, 2, 3, 4) == sorted(delivered)
+
+
+async def test_a_gone_channel_is_dropped_after_three_days_in_a_row(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 22, finding 7: a channel deleted or archived stops costing every run (and a
+    place in the budgets): its chat keywords go after `drop_after_failures` days in a row
+    of `channel_not_found` or `is_archived`; a day it works starts the count again."""
+    gone = Channel("slack", "C9")
+    await harness.store.add_subscription(gone, "reward model", added_by="U1", cap=25)
+    slack = harness.slack
+    schedule = [  # (day, fails): two runs on day 0 count once; day 2 works
+        (0, "channel_not_found"),
+        (0, "channel_not_found"),
+        (1, "is_archived"),
+        (2, None),
+        (3, "channel_not_found"),
+        (4, "channel_not_found"),
+    ]
+    for n, (day, error) in enumerate(schedule):
+        harness.arxiv.papers.append(reward(10 + n))  # something new to post each run
+        if error is None:
+            slack.heal_channel("C9")
+        else:
+            slack.fail_channel("C9", error)
+        report = await harness.digest(NOW + timedelta(days=day))
+        (outcome,) = [c for c in report.channels if c.channel == gone]
+        assert (outcome.error is None) == (error is None)
+        assert [s.keyword for s in await harness.store.subscriptions(gone)] == ["reward model"]
+    assert not [r for r in caplog.records if r.message.startswith("channel_dropped")]
+    await harness.digest(NOW + timedelta(days=5))  # the third day in a row
+    assert await harness.store.subscriptions(gone) == []
+    assert gone not in await harness.store.subscribed_channels()
+    (line,) = [r.message for r in caplog.records if r.message.startswith("channel_dropped")]
+    assert "slack:C9" in line and "days=3" in line and "channel_not_found" in line
+    tried = len(slack.posts("C9", ok_only=False))
+    harness.arxiv.papers.append(reward(30))
+    report = await harness.digest(NOW + timedelta(days=6))
+    assert len(slack.posts("C9", ok_only=False)) == tried  # not even tried any more
+    assert gone not in {c.channel for c in report.channels}

@@ -254,3 +254,34 @@ async def test_channel_state_reads_the_taste_when_asked(store: Store) -> None:
     assert len(state.taste.liked) == 1 and state.taste.disliked == ()
     assert (await store.channel_state(CH, ["a"])).taste.empty, "not asked"
     assert (await store.channel_state(Channel("slack", "C9"), [], taste=True)).taste.empty
+
+
+async def test_openers_count_only_channels_that_follow_something(store: Store) -> None:
+    """Issue 22, finding 7: what the channel budgets count, bounded by what is followed."""
+    a, b, d = Channel("slack", "C1"), Channel("slack", "C2"), Channel("discord", "9")
+    for channel in (a, b, d):
+        await store.add_subscription(channel, "x", added_by="U1", cap=5)
+        await store.set_opener(channel, "U1", "T1")
+    assert await store.openers("slack") == {a: ("U1", "T1"), b: ("U1", "T1")}
+    await store.remove_subscription(b, "x")
+    assert await store.openers("slack") == {a: ("U1", "T1")}
+    await store.add_subscription(b, "x", added_by="U2", cap=5)
+    assert await store.openers("slack") == {a: ("U1", "T1")}  # its record went with it
+
+
+async def test_gone_days_count_once_a_day_and_drop_forgets_the_channel(store: Store) -> None:
+    gone, fine = Channel("slack", "C9"), Channel("slack", "C1")
+    await store.add_subscription(gone, "x", added_by="U1", cap=5)
+    await store.set_opener(gone, "U1", "T1")
+    day = date(2026, 11, 4)
+    assert await store.note_gone(gone, day) == 1
+    assert await store.note_gone(gone, day) == 1
+    assert await store.note_gone(gone, day + timedelta(days=1)) == 2
+    assert await store.gone_counts([gone, fine]) == {gone: 2}
+    await store.forget_gone([gone])
+    assert await store.gone_counts([gone]) == {}
+    assert await store.note_gone(gone, day + timedelta(days=2)) == 1
+    await store.drop_channel(gone)
+    assert await store.subscriptions(gone) == []
+    assert gone not in await store.subscribed_channels()
+    assert await store.gone_counts([gone]) == {} and await store.openers("slack") == {}

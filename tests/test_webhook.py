@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from adapters.webhook import ZERO_WIDTH, WebhookPublisher, escape, messages
 from bot.arxiv_source import ArxivSource
@@ -225,3 +227,149 @@ async def test_papers_bot_digest_posts_to_a_webhook_from_the_settings_file(
 @pytest.fixture
 def redis_url(redis_server: RedisServer, redis_store: RedisStore) -> str:
     return redis_server.url  # emptied by redis_store
+
+
+# -- issue 22, finding 4: a Retry-After can't stall the run ----------------------------------
+
+
+def runner_for(
+    settings: Settings, store: RedisStore, output: WebhookPublisher, **options: float
+) -> DigestRunner:
+    source = ArxivSource(settings.arxiv)
+    return DigestRunner(settings, store, source, {"webhook": output}, clock=lambda: NOW, **options)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [({"Retry-After": "86400"}, ""), ({"Retry-After": "inf"}, ""), ({}, {"retry_after": 1e12})],
+)
+async def test_a_retry_after_beyond_the_cap_fails_that_channel_at_once(
+    arxiv: FakeArxiv,
+    hook: FakeWebhook,
+    redis_store: RedisStore,
+    caplog: pytest.LogCaptureFixture,
+    headers: dict[str, str],
+    body: object,
+) -> None:
+    settings = settings_for(arxiv)
+    team, other = Channel("webhook", hook.url(SECRET)), Channel("webhook", hook.url("other"))
+    hook.fail_next(429, headers=headers, body=body)
+    started = asyncio.get_running_loop().time()
+    report = await asyncio.wait_for(
+        digest(settings, redis_store, {team: ["reward model"], other: ["optics"]}), 10
+    )
+    assert asyncio.get_running_loop().time() - started < 5
+    by_channel = {c.channel: c for c in report.channels}
+    assert "max_retry_after (60s)" in (by_channel[team].error or "")
+    assert by_channel[team].delivered == 0 and by_channel[other].delivered == 1
+    (line,) = [r.message for r in caplog.records if r.message.startswith("channel_failed")]
+    assert "max_retry_after" in line and SECRET not in line
+    again = await digest(settings, redis_store, {team: ["reward model"], other: ["optics"]})
+    assert again.ok and len(linked_ids(hook.texts(SECRET))) == 25  # all of them, next run
+
+
+async def test_a_stop_ends_a_rate_limit_wait(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    settings = settings_for(arxiv)
+    team = Channel("webhook", hook.url("team"))
+    hook.fail_next(429, headers={"Retry-After": "30"})  # within max_retry_after
+    output = WebhookPublisher(settings.webhook)
+    runner = runner_for(settings, redis_store, output)
+    try:
+        run = asyncio.create_task(runner.run({team: ["reward model"]}))
+        while not hook.requests:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        runner.stop()
+        (outcome,) = (await asyncio.wait_for(run, 3)).channels
+    finally:
+        await output.aclose()
+    assert outcome.error is not None and "stopped" in outcome.error
+    assert outcome.delivered == 0 and hook.requests == 1
+
+
+async def test_a_channel_past_its_deadline_fails_alone(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    settings = settings_for(arxiv, max_retries=10)
+    slow, other = Channel("webhook", hook.url("slow")), Channel("webhook", hook.url("other"))
+    hook.fail_next(429, times=10, headers={"Retry-After": "0.4"}, name="slow")  # 4 s in all
+    output = WebhookPublisher(settings.webhook)
+    runner = runner_for(settings, redis_store, output, channel_deadline=1.0)
+    try:
+        started = asyncio.get_running_loop().time()
+        report = await runner.run({slow: ["reward model"], other: ["optics"]})
+    finally:
+        await output.aclose()
+    assert asyncio.get_running_loop().time() - started < 3
+    by_channel = {c.channel: c for c in report.channels}
+    assert "channel_deadline (1s)" in (by_channel[slow].error or "")
+    assert by_channel[other].error is None and by_channel[other].delivered == 1
+
+
+def test_the_deadline_leaves_a_second_per_paper() -> None:
+    with pytest.raises(ValueError, match="a second per paper"):
+        Settings.model_validate(
+            {"digest": {"max_papers_per_channel": 1000, "channel_deadline": 600}}
+        )
+    with pytest.raises(ValueError):
+        Settings.model_validate({"webhook": {"max_retry_after": 86400}})
+
+
+# -- issue 22, point 16: a lost lock, a timed-out post ------------------------------------------
+
+
+async def test_a_replica_that_paused_past_its_lock_stops_posting(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore, redis_server: RedisServer
+) -> None:
+    """Fencing, as far as it goes without the platform's help: the process pauses (the fake
+    blocks the event loop) longer than `lock_ttl` while its first message is answered, the
+    lock expires and another replica takes it; the next `delivered` asks Redis, finds the
+    lock gone and posts nothing more. The message in flight during the pause is out."""
+    settings = Settings.model_validate(
+        {
+            **settings_for(arxiv, max_chars=600).model_dump(mode="json"),
+            "service": {"lock_ttl": 1},
+        }
+    )
+    team = Channel("webhook", hook.url("team"))
+    other_replica = redis.Redis.from_url(redis_server.url, decode_responses=True)
+
+    def pause_then_lose_the_lock(accepted: int) -> None:
+        if accepted == 1:
+            time.sleep(1.3)  # the whole process stops: no renewal runs
+            lock = f"test:lock:channel:{{{team.key}}}"
+            assert other_replica.set(lock, "another-replica", nx=True, px=60_000)
+
+    hook.on_accept = pause_then_lose_the_lock
+    try:
+        report = await digest(settings, redis_store, {team: ["reward model"]})
+    finally:
+        other_replica.close()
+    (outcome,) = report.channels
+    assert outcome.error is not None and "took the channel's lock" in outcome.error
+    assert len(hook.texts("team")) == 1  # 25 papers need several messages: one went out
+    assert outcome.delivered == len(linked_ids(hook.texts("team")))
+
+
+async def test_a_post_that_times_out_is_sent_again_next_run(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    """Doubles (docs/reliability.md): a webhook has no idempotency key and no way to look a
+    message up, so a post the server took but answered after `timeout` fails the channel
+    and the next run sends it again. Only that message: the rest wait for the next run."""
+    settings = settings_for(arxiv, max_chars=1000, timeout=0.3)
+    team = Channel("webhook", hook.url("team"))
+    hook.answer_delay = 0.6
+    first = await digest(settings, redis_store, {team: ["reward model"]})
+    (outcome,) = first.channels
+    assert outcome.error == "cannot reach the webhook: TimeoutError" and outcome.delivered == 0
+    assert len(hook.texts("team")) == 1  # accepted, but the bot never heard so
+    hook.answer_delay = 0
+    again = await digest(settings, redis_store, {team: ["reward model"]})
+    assert again.ok
+    posted = linked_ids(hook.texts("team"))
+    doubled = {i for i in posted if posted.count(i) > 1}
+    assert doubled == set(linked_ids(hook.texts("team")[:1]))  # the first message, twice
+    assert set(posted) == {f"2611.{n:05d}" for n in range(1, 26)}

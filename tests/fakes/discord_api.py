@@ -496,7 +496,26 @@ class FakeDiscord:
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
 
-    def press(self, message: Posted, custom_id: str, *, user_id: int = MEMBER_ID) -> dict[str, Any]:
+    def in_dm(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The same interaction as Discord sends it from a DM with the bot: no guild, the
+        `user` in place of the `member`, a DM channel."""
+        done = {k: v for k, v in payload.items() if k not in ("guild_id", "guild", "member")}
+        user = payload["member"]["user"]
+        done["user"] = user
+        done["channel"] = {"id": done["channel_id"], "type": 1, "recipients": [user], "flags": 0}
+        done["context"] = 1
+        done["authorizing_integration_owners"] = {"1": user["id"]}
+        done["data"] = {k: v for k, v in payload["data"].items() if k != "guild_id"}
+        return done
+
+    def press(
+        self,
+        message: Posted,
+        custom_id: str,
+        *,
+        user_id: int = MEMBER_ID,
+        guild_id: int = GUILD_ID,
+    ) -> dict[str, Any]:
         """The INTERACTION_CREATE payload of `user_id` pressing the button `custom_id` of
         `message`, as Discord sends it (`type` 3, the message with its components)."""
         ids = [
@@ -511,6 +530,7 @@ class FakeDiscord:
             type=3,
             user_id=user_id,
             channel_id=message.channel_id or CHANNEL_ID,
+            guild_id=guild_id,
         )
         payload["message"] = self._message(
             message.channel_id or CHANNEL_ID, message.body, message.id

@@ -41,6 +41,16 @@ MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2000
 WAIT = 5.0
 """Seconds the waiting helpers give the app before failing the test."""
+APP_ID = "A0PAPERS"
+_AUTH_TEST = {
+    "ok": True,
+    "url": "https://fake.slack.com/",
+    "team": "Fake Team",
+    "user": "papers-bot",
+    "team_id": "T0FAKE",
+    "user_id": "U0BOT",
+    "bot_id": "B0BOT",
+}
 SCOPES = frozenset(
     {"commands", "chat:write", "chat:write.public", "channels:history", "groups:history"}
 )
@@ -580,7 +590,7 @@ class FakeSlack:
             "type": "block_actions",
             "team": {"id": "T0FAKE", "domain": "fake"},
             "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
-            "api_app_id": "A0PAPERS",
+            "api_app_id": APP_ID,
             "token": "legacy-verification-token",
             "container": {
                 "type": "message",
@@ -601,12 +611,28 @@ class FakeSlack:
             ],
         }
 
-    def _create(self, channel: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    def post_as_other_app(
+        self, channel: str, metadata: Mapping[str, Any], *, thread_ts: str | None = None
+    ) -> str:
+        """A message another app (its own bot_id and app_id) posts with the metadata it
+        likes, as any app installed in the workspace can; its ts."""
+        args = {"text": "forged", "metadata": dict(metadata), "thread_ts": thread_ts}
+        message = self._create(channel, args, bot_id="B0OTHER", app_id="A0OTHER")
+        return str(message["ts"])
+
+    def _create(
+        self,
+        channel: str,
+        args: Mapping[str, Any],
+        *,
+        bot_id: str = str(_AUTH_TEST["bot_id"]),
+        app_id: str = APP_ID,
+    ) -> dict[str, Any]:
         message: dict[str, Any] = {
             "type": "message",
-            "user": _AUTH_TEST["user_id"],
-            "bot_id": _AUTH_TEST["bot_id"],
-            "app_id": "A0PAPERS",
+            "user": _AUTH_TEST["user_id"] if bot_id == _AUTH_TEST["bot_id"] else "U0OTHER",
+            "bot_id": bot_id,
+            "app_id": app_id,
             "text": args.get("text"),
             "ts": self._next_ts(),
         }
@@ -619,17 +645,6 @@ class FakeSlack:
         self._messages[channel].append(message)
         self._created[channel] += 1
         return message
-
-
-_AUTH_TEST = {
-    "ok": True,
-    "url": "https://fake.slack.com/",
-    "team": "Fake Team",
-    "user": "papers-bot",
-    "team_id": "T0FAKE",
-    "user_id": "U0BOT",
-    "bot_id": "B0BOT",
-}
 
 
 def _drop(request: web.Request) -> web.Response:
@@ -748,7 +763,7 @@ class SlashCommand:
             "user_name": "alice",
             "command": self.command,
             "text": self.text,
-            "api_app_id": "A0PAPERS",
+            "api_app_id": APP_ID,
             "is_enterprise_install": "false",
             "response_url": self.response_url,
             "trigger_id": "1234.5678.abcdef",

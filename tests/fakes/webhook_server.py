@@ -9,9 +9,11 @@ Retry-After, 5xx, 404), and those are not recorded as accepted.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -39,8 +41,15 @@ class FakeWebhook:
         self.accepted: list[Accepted] = []
         self.requests = 0
         self._faults: deque[_Fault] = deque()
+        self._faults_of: defaultdict[str, deque[_Fault]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self.on_accept: Callable[[int], None] | None = None
+        """Called with the number of messages accepted so far, before the 200 is sent (in
+        the test's event loop: a `time.sleep` there pauses the bot as a stopped VM would)."""
+        self.answer_delay = 0.0
+        """Seconds between accepting a message and answering (a client timing out before
+        then never learns it was accepted)."""
 
     async def __aenter__(self) -> Self:
         app = web.Application()
@@ -67,18 +76,27 @@ class FakeWebhook:
         return f"http://127.0.0.1:{self._port}/hooks/{name}"
 
     def fail_next(
-        self, status: int, *, times: int = 1, headers: dict[str, str] | None = None, body: Any = ""
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = "",
+        name: str | None = None,
     ) -> None:
+        """The next `times` requests (to the hook `name` only, when given) get `status`."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode() if body else b""
-        self._faults.extend(_Fault(status, dict(headers or {}), raw) for _ in range(times))
+        faults = self._faults if name is None else self._faults_of[f"/hooks/{name}"]
+        faults.extend(_Fault(status, dict(headers or {}), raw) for _ in range(times))
 
     def texts(self, name: str) -> list[str]:
         return [a.text for a in self.accepted if a.path == f"/hooks/{name}"]
 
     async def _hook(self, request: web.Request) -> web.Response:
         self.requests += 1
-        if self._faults:
-            fault = self._faults.popleft()
+        faults = self._faults_of.get(request.path) or self._faults
+        if faults:
+            fault = faults.popleft()
             return web.Response(status=fault.status, headers=fault.headers, body=fault.body)
         try:
             payload = await request.json()
@@ -87,4 +105,8 @@ class FakeWebhook:
         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
             return web.Response(status=400, text="missing_text")
         self.accepted.append(Accepted(request.path, payload["text"], time.monotonic()))
+        if self.on_accept is not None:
+            self.on_accept(len(self.accepted))
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return web.Response(text="ok")
