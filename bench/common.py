@@ -1,10 +1,10 @@
-"""What every benchmark shares: a redis-server of its own, results rows, the machine."""
+"""What every benchmark shares: a redis-server of its own (the tests' choice of binary,
+tests/redis_binary.py), results rows, the machine."""
 
 from __future__ import annotations
 
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
+from tests.redis_binary import find_binaries
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -64,13 +66,14 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    server = find_binaries().server
     redis_version = subprocess.run(
-        ["redis-server", "--version"], capture_output=True, text=True, check=False
+        [server, "--version"], capture_output=True, text=True, check=False
     ).stdout.split()
     version = next((p[2:] for p in redis_version if p.startswith("v=")), "?")
     return (
         f"{os.cpu_count()} CPU(s) ({model}), Python {platform.python_version()} "
-        f"on {platform.system()} {platform.release()}, redis-server {version}"
+        f"on {platform.system()} {platform.release()}, {Path(server).name} {version}"
     )
 
 
@@ -88,9 +91,7 @@ def free_port() -> int:
 @contextmanager
 def redis_server() -> Iterator[str]:
     """A throwaway redis-server on a free loopback port; yields its URL, stops it after."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
+    binary = find_binaries().server
     with tempfile.TemporaryDirectory(prefix="papers-bench-redis-") as workdir:
         port = free_port()
         process = subprocess.Popen(

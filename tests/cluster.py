@@ -1,5 +1,6 @@
 """A real Redis Cluster on loopback for tests: 3 masters and 3 replicas, each its own
-redis-server process with cluster mode on, joined by `redis-cli --cluster create`.
+redis-server process with cluster mode on, joined by `redis-cli --cluster create` (the
+server and cli of tests/redis_binary.py: Valkey's `valkey-cli` does the same).
 
     cluster = RedisCluster(tmp_path)
     cluster.start()          # about two seconds; raises ClusterUnsupported when it can't be
@@ -12,7 +13,6 @@ built without cluster support): a fixture skips with that reason.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from tests.conftest import free_port
+from tests.redis_binary import find_binaries
 
 MASTERS = 3
 NODES = 2 * MASTERS  # one replica per master
@@ -47,10 +48,10 @@ class RedisCluster:
     """Six redis-server processes (no persistence) forming one cluster; `stop` ends them."""
 
     def __init__(self, workdir: Path) -> None:
-        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-        if server is None or cli is None:
-            raise ClusterUnsupported("redis-server and redis-cli are needed for a Redis Cluster")
-        self.server_binary, self.cli_binary = server, cli
+        binaries = find_binaries()
+        if binaries.cli is None:
+            raise ClusterUnsupported(f"no redis-cli or valkey-cli to go with {binaries.server}")
+        self.server_binary, self.cli_binary = binaries.server, binaries.cli
         self.workdir = workdir
         self.nodes = [Node(free_port(), free_port()) for _ in range(NODES)]
         self.processes: list[subprocess.Popen[bytes]] = []

@@ -1,11 +1,11 @@
-"""Shared fixtures: a real redis-server on loopback, the corpus folder, a guard that fails
-any test which tries to leave 127.0.0.1, and one that fails any test whose captured output
-(stdout, stderr, log records at INFO and above) shows a token or secret."""
+"""Shared fixtures: a real redis-server on loopback (which binary: tests/redis_binary.py), the
+corpus folder, a guard that fails any test which tries to leave 127.0.0.1, and one that fails
+any test whose captured output (stdout, stderr, log records at INFO and above) shows a token
+or secret."""
 
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import socket
 import subprocess
 import time
@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from bot.store import RedisStore
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.slack_api import FakeSlack
+from tests.redis_binary import NoRedisServer, find_binaries
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
@@ -79,6 +80,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.log_level = "INFO"
 
 
+def pytest_report_header() -> str:
+    try:
+        binaries = find_binaries()
+    except NoRedisServer as err:
+        return f"redis: {err}"
+    return f"redis: {binaries.server} (from {binaries.source}), cli: {binaries.cli}"
+
+
 KNOWN_SECRETS = (
     "xoxb-fake-bot-token",  # FakeSlack's tokens
     "xapp-fake-app-token",
@@ -125,11 +134,8 @@ def free_port() -> int:
 class RedisServer:
     """A real redis-server process on a free loopback port; can be stopped and restarted."""
 
-    def __init__(self, workdir: Path, *, persist: bool = False) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
-        self.binary = binary
+    def __init__(self, workdir: Path, *, persist: bool = False, binary: str | None = None) -> None:
+        self.binary = binary or find_binaries().server
         self.workdir = workdir
         self.persist = persist
         """Keep data across stop() and start() (append-only file, as docker-compose.yml)."""
