@@ -56,9 +56,10 @@ class Service:
         self.runs: list[RunReport] = []
 
     # schedule -------------------------------------------------------------
-    async def run_slot(self, slot: datetime) -> RunReport | None:
-        """Run the digest of one scheduled slot unless any replica already did or does."""
-        name = f"digest:{slot_id(slot)}"
+    async def run_slot(self, slot: datetime, *, reread: int = 0) -> RunReport | None:
+        """Run the digest of one scheduled slot unless any replica already did or does
+        (`reread`: the nth reading of a listing that was stale, a slot of its own)."""
+        name = f"digest:{slot_id(slot)}" + (f":reread{reread}" if reread else "")
         if await self._store.is_done(name):
             return None
         async with held(self._store, name, self._settings.service.lock_ttl) as mine:
@@ -90,8 +91,10 @@ class Service:
         while not self._runner.stopping:
             wait = RETRY_FAILED_RUN
             try:
-                await self.run_slot(slot)
+                report = await self.run_slot(slot)
                 if await self._store.is_done(done):
+                    if report is not None and report.stale is not None:
+                        await self._reread_stale(slot)
                     return
                 wait = BUSY_POLL
             except STORE_ERRORS as err:
@@ -110,6 +113,21 @@ class Service:
             if self._schedule.next(slot) <= self._clock() + timedelta(seconds=wait):
                 return
             await self._sleep(wait)
+
+    async def _reread_stale(self, slot: datetime) -> None:
+        """Read a stale listing again every `stale_recheck_minutes`, at most `stale_rechecks`
+        times and never past the next slot, until it is fresh (the day is then delivered);
+        if it never is, the next run catches the day up."""
+        cfg = self._settings.arxiv
+        pause = timedelta(minutes=cfg.stale_recheck_minutes)
+        for reread in range(1, cfg.stale_rechecks + 1):
+            if self._runner.stopping or self._schedule.next(slot) <= self._clock() + pause:
+                break
+            await self._sleep(pause.total_seconds())
+            report = await self.run_slot(slot, reread=reread)
+            if report is None or report.stale is None:
+                return
+        log.warning("listing_still_stale slot=%s: the next run catches this day up", slot_id(slot))
 
     async def _sleep_until(self, when: datetime) -> None:
         while (left := (when - self._clock()).total_seconds()) > 0:
