@@ -1640,10 +1640,10 @@ class FakeArxiv:
 
 
 def _etag(body: bytes) -> str:
-    """A strong validator of the items alone: ``lastBuildDate`` and the ``pubDate``s change
-    daily whatever the items, so they are left out (as a stale feed shows)."""
-    text = re.sub(rb"<(lastBuildDate|pubDate)>[^<]*</\1>", b"", body)
-    return '"' + hashlib.sha256(text).hexdigest()[:20] + '"'
+    """As arXiv's feed server computes it (arxiv-feed ``feed/utils.py``, ``etag``): the
+    SHA-256 of the whole answer, so a new day's ``pubDate`` alone changes it; a 304 on a
+    later day means a cache in front serves the old day's bytes."""
+    return '"' + hashlib.sha256(body).hexdigest() + '"'
 
 
 def _fault_reply(fault: _Fault, path: str) -> _Reply:
