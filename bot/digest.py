@@ -468,7 +468,12 @@ class DigestRunner:
         skipped: list[Paper] = []
         first_run_quota = {normalize(k): cfg.first_run_papers for k in first_run}
         for paper in new:
-            kws = matched[paper.id][1]
+            # Held back only when every keyword it matches holds it (just added, shown in
+            # the add's preview), or is in its first run with the quota used up.
+            kws = [k for k in matched[paper.id][1] if not held_back(state.held, k, paper)]
+            if not kws:
+                skipped.append(paper)
+                continue
             if all(normalize(k) in first_run_quota for k in kws):
                 quota_key = normalize(kws[0])
                 if first_run_quota[quota_key] <= 0:
@@ -715,6 +720,13 @@ class DigestRunner:
             if hold:
                 hold.released = False  # `held` lets it go (or it expires)
             raise
+
+
+def held_back(holds: Mapping[str, frozenset[str]], keyword: str, paper: Paper) -> bool:
+    """Whether `/papers add` of the keyword held the paper back in this version (a later
+    version is news where `revisions` is on)."""
+    keys = holds.get(normalize(keyword), frozenset())
+    return paper.id in keys and (paper.version <= 1 or paper.version_key in keys)
 
 
 def expected_papers(fetched: Fetched, cap: int, keywords: Sequence[str]) -> int:

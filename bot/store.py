@@ -85,6 +85,35 @@ class ChannelState:
     locked: bool = True
     """With `lock`: whether its owner holds it now. False: another owner does, and the
     `attempt` was not noted."""
+    held: dict[str, frozenset[str]] = field(default_factory=dict)
+    """With `keywords`: per keyword asked about (normalized) that `/papers add` added lately,
+    the seen keys of the papers its preview showed (`Hold`), while the hold lasts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The papers a keyword's `/papers add` preview showed: the digest doesn't post them for
+    that keyword (the flood guard), but still does for the channel's other keywords."""
+
+    keys: Sequence[str]
+    """Their seen keys (`bot.digest.seen_keys`)."""
+    kept: timedelta
+    """How long they are held."""
+
+    def to_json(self, now: datetime) -> str:
+        return json.dumps({"until": (now + self.kept).timestamp(), "keys": list(self.keys)})
+
+
+def _holds(
+    raw: Mapping[str, str], keywords: Iterable[str], now: datetime
+) -> dict[str, frozenset[str]]:
+    """The unexpired holds of `keywords` (normalized) among a channel's `raw` ones."""
+    found: dict[str, frozenset[str]] = {}
+    for name in {normalize(k) for k in keywords} & raw.keys():
+        data = json.loads(raw[name])
+        if data["until"] > now.timestamp():
+            found[name] = frozenset(data["keys"])
+    return found
 
 
 class LockClaim(NamedTuple):
@@ -116,9 +145,11 @@ class Store(Protocol):
     async def add_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
     ) -> AddResult: ...
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool: ...
+    async def followed(self, keyword: str) -> bool: ...
+    async def forget_keyword(self, keyword: str) -> None: ...
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]: ...
     async def subscribed_channels(self) -> list[Channel]: ...
 
@@ -174,11 +205,18 @@ def _keyword_tag(keyword: str) -> str:
     return hashlib.sha1(normalize(keyword).encode()).hexdigest()[:16]
 
 
-# Adds a keyword to a channel unless it is there already or the channel is at its cap.
+# Adds a keyword to a channel unless it is there already or the channel is at its cap
+# (KEYS: subs, baseline, held; ARGV: keyword, record, cap, held JSON or '', seconds held);
+# with a hold, once added, its first run is done and its preview's papers are held, at once.
 _ADD_SUBSCRIPTION = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'exists' end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 'full' end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[4] ~= '' then
+    redis.call('SADD', KEYS[2], ARGV[1])
+    redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+    if redis.call('TTL', KEYS[3]) < tonumber(ARGV[5]) then redis.call('EXPIRE', KEYS[3], ARGV[5]) end
+end
 return 'added'
 """
 
@@ -374,6 +412,9 @@ class RedisStore:
     def _attempt(self, channel: Channel) -> str:
         return f"{self._p}:attempt:{{{channel.key}}}"
 
+    def _held(self, channel: Channel) -> str:
+        return f"{self._p}:held:{{{channel.key}}}"
+
     def _day(self, channel: Channel) -> str:
         return f"{self._p}:day:{{{channel.key}}}"
 
@@ -466,34 +507,58 @@ class RedisStore:
         await self.batch.send(lambda pipe: pipe.eval(_FINISH, len(keys), *keys, *args))
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
     ) -> AddResult:
-        record = json.dumps(
-            {"keyword": keyword, "added_by": added_by, "added_at": self._clock().isoformat()}
-        )
+        """Adds the keyword unless the channel follows it or is at `cap`; with `hold`, in the
+        same script, its first run counts as done and the hold's papers are held for it.
+        Nothing is written when it is refused."""
+        now = self._clock()
+        record = json.dumps({"keyword": keyword, "added_by": added_by, "added_at": now.isoformat()})
+        held = "" if hold is None else hold.to_json(now)
+        kept = 1 if hold is None else max(1, int(hold.kept.total_seconds()))
         r = await self._client()
+        keys = [self._subs(channel), self._baseline(channel), self._held(channel)]
         result = await self._add_script(
-            keys=[self._subs(channel)], args=[normalize(keyword), record, cap], client=r
+            keys=keys, args=[normalize(keyword), record, cap, held, kept], client=r
         )
         if result == AddResult.ADDED.value:
             await r.sadd(self._channels, channel.key)
         return AddResult(result)
 
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
-        """Also forgets the keyword's first run in the channel, and the channel once it
-        follows nothing from chat (unless an `add` came in between)."""
+        """Also forgets the keyword's first run and hold in the channel, and the channel once
+        it follows nothing from chat (unless an `add` came in between)."""
         subs = self._subs(channel)
         r = await self._client()
         async with r.pipeline(transaction=True) as pipe:
             pipe.hdel(subs, normalize(keyword))
             pipe.srem(self._baseline(channel), normalize(keyword))
+            pipe.hdel(self._held(channel), normalize(keyword))
             pipe.hlen(subs)
-            removed, _, left = await pipe.execute()
+            removed, _, _, left = await pipe.execute()
         if removed and not left:
             await r.srem(self._channels, channel.key)
             if await r.hlen(subs):
                 await r.sadd(self._channels, channel.key)
         return bool(removed)
+
+    async def followed(self, keyword: str) -> bool:
+        """Whether any channel follows the keyword from chat (one round trip per node)."""
+        channels = await self.subscribed_channels()
+        if not channels:
+            return False
+        r = await self._client()
+        async with r.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                pipe.hexists(self._subs(channel), normalize(keyword))
+            return any(await pipe.execute())
+
+    async def forget_keyword(self, keyword: str) -> None:
+        """Drops the keyword's caches (recent list, last fetch): nobody follows it any more.
+        A later `recent` or `add` asks arXiv again."""
+        r = await self._client()
+        await r.delete(self._recent_ids(keyword), self._recent_papers(keyword))
+        await r.zrem(self._fetched, normalize(keyword))
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
         r = await self._client()
@@ -591,6 +656,7 @@ class RedisStore:
                 pipe.zmscore(self._seen(channel), list(ids))
             if keywords:
                 pipe.smismember(self._baseline(channel), [normalize(k) for k in keywords])
+                pipe.hgetall(self._held(channel))
             if taste:
                 self.signals.queue_taste(pipe, channel)
 
@@ -604,6 +670,7 @@ class RedisStore:
         options = answers.pop(0)
         scores = answers.pop(0) if ids else []
         flags = answers.pop(0) if keywords else []
+        held = _holds(answers.pop(0), keywords, self._clock()) if keywords else {}
         return ChannelState(
             options={_text(k): _text(v) == "1" for k, v in options.items()},
             unseen={pid for pid, score in zip(ids, scores, strict=True) if score is None},
@@ -611,6 +678,7 @@ class RedisStore:
             resumed=locked and attempt is not None and _same_day(before, attempt),
             taste=taste_from(answers.pop(0)) if taste else Taste(),
             locked=locked,
+            held=held,
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
@@ -759,6 +827,7 @@ class MemoryStore:
     _recent: dict[str, dict[str, Paper]] = field(default_factory=dict)
     _fetched: dict[str, datetime] = field(default_factory=dict)
     _baseline: dict[str, set[str]] = field(default_factory=dict)
+    _held: dict[str, dict[str, str]] = field(default_factory=dict)
     _options: dict[str, dict[str, bool]] = field(default_factory=dict)
     _days: dict[str, date] = field(default_factory=dict)
     _attempts: dict[str, date] = field(default_factory=dict)
@@ -797,19 +866,31 @@ class MemoryStore:
             del seen[pid]
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
     ) -> AddResult:
         subs = self._subs.setdefault(channel.key, {})
-        if normalize(keyword) in subs:
+        name = normalize(keyword)
+        if name in subs:
             return AddResult.EXISTS
         if len(subs) >= cap:
             return AddResult.FULL
-        subs[normalize(keyword)] = ChatSubscription(keyword, added_by, self.clock())
+        subs[name] = ChatSubscription(keyword, added_by, self.clock())
+        if hold is not None:
+            self._baseline.setdefault(channel.key, set()).add(name)
+            self._held.setdefault(channel.key, {})[name] = hold.to_json(self.clock())
         return AddResult.ADDED
 
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
         self._baseline.get(channel.key, set()).discard(normalize(keyword))
+        self._held.get(channel.key, {}).pop(normalize(keyword), None)
         return self._subs.get(channel.key, {}).pop(normalize(keyword), None) is not None
+
+    async def followed(self, keyword: str) -> bool:
+        return any(normalize(keyword) in subs for subs in self._subs.values())
+
+    async def forget_keyword(self, keyword: str) -> None:
+        self._recent.pop(normalize(keyword), None)
+        self._fetched.pop(normalize(keyword), None)
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
         return _sorted_subscriptions_memory(self._subs.get(channel.key, {}).values())
@@ -859,6 +940,7 @@ class MemoryStore:
             locked and attempt is not None and await self.begin_delivery(channel, attempt),
             await self.signals.taste(channel) if taste else Taste(),
             locked,
+            _holds(self._held.get(channel.key, {}), keywords, self.clock()),
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
