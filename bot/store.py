@@ -215,7 +215,9 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[4] ~= '' then
     redis.call('SADD', KEYS[2], ARGV[1])
     redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-    if redis.call('TTL', KEYS[3]) < tonumber(ARGV[5]) then redis.call('EXPIRE', KEYS[3], ARGV[5]) end
+    if redis.call('TTL', KEYS[3]) < tonumber(ARGV[5]) then
+        redis.call('EXPIRE', KEYS[3], ARGV[5])
+    end
 end
 return 'added'
 """
