@@ -16,7 +16,7 @@ from bot.replies import CommandContext as CommandContext
 from bot.replies import Reply as Reply
 from bot.replies import UserError as UserError
 from bot.settings import Settings
-from bot.store import STORE_ERRORS, AddResult, Hold, Store
+from bot.store import AddResult, Hold, Store, write_cache
 from bot.votes import Pressed, Votes
 
 log = logging.getLogger(__name__)
@@ -183,11 +183,12 @@ class Commands:
     async def _cache_latest(self, keyword: str, papers: Sequence[Paper]) -> None:
         """The search's answer becomes the keyword's recent list: best effort, as the
         keyword is added already (`recent` asks arXiv when it is missing)."""
-        try:
+
+        async def write() -> None:
             await self._store.save_recent({keyword: papers}, self._settings.arxiv.max_results)
             await self._store.set_fetched([keyword], self._clock())
-        except STORE_ERRORS as err:
-            log.warning("recent_not_saved error=%r", str(err))
+
+        await write_cache(self._store, "recent", write)
 
     async def _check_channel_cap(self, channel: Channel) -> None:
         if await self._store.subscriptions(channel):

@@ -34,7 +34,7 @@ from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.publishing import DeliveryError, Publisher
 from bot.ranking import rank
 from bot.settings import Settings
-from bot.store import STORE_ERRORS, LockClaim, Store
+from bot.store import STORE_ERRORS, LockClaim, Store, write_cache
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,9 @@ class DigestRunner:
         """Each keyword's recent list gains what the listing announced as new and what
         catch-up found; a keyword that a full-list output (Markdown) shows for the first
         time gets its latest `max_results` from a search of its own."""
+        await write_cache(self._store, "recent", lambda: self._save_recent_now(channels, fetched))
+
+    async def _save_recent_now(self, channels: Subscriptions, fetched: Fetched) -> None:
         cfg = self._settings.arxiv
         found: dict[str, list[Paper]] = {}
         for keyword, papers in [*fetched.papers.items(), *fetched.catch_up.items()]:
@@ -359,12 +362,13 @@ class DigestRunner:
             return
         papers = {p.id: p for found in fetched.papers.values() for p in found}
         papers.update((p.id, p) for found in fetched.catch_up.values() for p in found)
-        try:
-            await self._store.signals.remember(
+        await write_cache(
+            self._store,
+            "papers",
+            lambda: self._store.signals.remember(
                 with_details(p, fetched.details.get(p.id)) for p in papers.values()
-            )
-        except STORE_ERRORS as err:
-            log.warning("papers_not_remembered error=%r", _store_error(err))
+            ),
+        )
 
     def _advance(self, done: int, total: int) -> None:
         if self._progress is not None:

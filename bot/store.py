@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
@@ -25,7 +26,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.driver_info import DriverInfo
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
 
 from bot import __version__
 from bot.batching import Batcher
@@ -35,6 +36,7 @@ from bot.ranking import Taste
 from bot.signals import MemorySignals, RedisSignals, Signals, taste_from
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
@@ -60,6 +62,38 @@ cluster client raises `RedisClusterException`s, e.g. while a slot has no master)
 
 Client = aioredis.Redis | RedisCluster
 """A plain client for one Redis server, or the cluster client for a Redis Cluster."""
+
+
+CACHE_HEADROOM = 0.1
+"""Share of Redis's `maxmemory` kept for delivery state: caches (recent lists, the papers
+remembered for buttons) are not written above 90 % of it, so the small writes that keep a
+paper from being posted twice (seen ids, locks) still fit."""
+
+OOM_REMEMBERED = 600.0
+"""Seconds `/healthz` says "out of memory" after Redis last refused a write for memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What Redis says of its memory (`INFO memory`); zeros when it won't say."""
+
+    used: int = 0
+    """Bytes in use (`used_memory`)."""
+    limit: int = 0
+    """`maxmemory` in bytes; 0: no limit."""
+    refused: bool = False
+    """Redis refused a write for memory (`OutOfMemoryError`) in the last `OOM_REMEMBERED`
+    seconds."""
+
+    @property
+    def full(self) -> bool:
+        """Redis refuses writes (`maxmemory` reached), or did so lately."""
+        return self.refused or (self.limit > 0 and self.used >= self.limit)
+
+    @property
+    def caches_fit(self) -> bool:
+        """Caches may be written: below `1 - CACHE_HEADROOM` of the limit."""
+        return not self.full and (not self.limit or self.used < self.limit * (1 - CACHE_HEADROOM))
 
 
 class AddResult(Enum):
@@ -139,6 +173,9 @@ class Store(Protocol):
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
+    async def eviction_policy(self) -> str | None: ...
+    async def memory(self) -> Memory: ...
+    def refused_for_memory(self) -> None: ...
 
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]: ...
     async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
@@ -195,6 +232,43 @@ class Store(Protocol):
     async def release(self, name: str, owner: str) -> None: ...
     async def is_done(self, name: str) -> bool: ...
     async def mark_done(self, name: str, ttl: float) -> None: ...
+
+
+async def write_cache(store: Store, what: str, write: Callable[[], Awaitable[None]]) -> bool:
+    """A cache write (recent lists, the papers remembered for buttons) that never fails its
+    caller: skipped while Redis is near its `maxmemory` (`Memory.caches_fit`), logged when
+    Redis refuses it. True when it was written."""
+    try:
+        memory = await store.memory()
+        if not memory.caches_fit:
+            log.warning(
+                "cache_skipped what=%s used=%d maxmemory=%d: Redis is near its memory limit; "
+                "what keeps papers from doubling goes first",
+                what,
+                memory.used,
+                memory.limit,
+            )
+            return False
+        await write()
+    except OutOfMemoryError as err:
+        store.refused_for_memory()
+        log.error("redis_out_of_memory what=%s error=%r: the cache is not written", what, str(err))
+        return False
+    except STORE_ERRORS as err:
+        log.warning("cache_not_written what=%s error=%r", what, str(err))
+        return False
+    return True
+
+
+def _policy_in(answer: Mapping[Any, Any]) -> str | None:
+    """`maxmemory-policy` in CONFIG GET's answer (a cluster client's: one per node)."""
+    for name, value in answer.items():
+        if isinstance(value, Mapping):
+            if (policy := _policy_in(value)) is not None:
+                return policy
+        elif _text(name) == "maxmemory-policy":
+            return _text(value)
+    return None
 
 
 def _text(value: bytes | str) -> str:
@@ -342,6 +416,7 @@ class RedisStore:
         self._use(client)
         self._unchecked_url: str | None = None
         """Set by `from_url` until the server said whether it is a cluster node."""
+        self._oom_at = -OOM_REMEMBERED
         self._checking = asyncio.Lock()
         self.signals = RedisSignals(self._client, prefix, clock=clock)
         self.batch = Batcher(self._client)
@@ -453,6 +528,32 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._r.aclose()
+
+    async def eviction_policy(self) -> str | None:
+        """The server's `maxmemory-policy`; None when it won't say (CONFIG disabled, as on
+        some managed Redis)."""
+        r = await self._client()
+        try:
+            found = await r.config_get("maxmemory-policy")
+        except ResponseError:
+            return None
+        return _policy_in(found)
+
+    async def memory(self) -> Memory:
+        """`INFO memory` of a single server (a cluster's nodes each have their own: zeros)."""
+        refused = time.monotonic() - self._oom_at < OOM_REMEMBERED
+        r = await self._client()
+        if isinstance(r, RedisCluster):
+            return Memory(refused=refused)
+        try:
+            info = await r.info("memory")
+        except ResponseError:
+            return Memory(refused=refused)
+        return Memory(int(info.get("used_memory", 0)), int(info.get("maxmemory", 0)), refused)
+
+    def refused_for_memory(self) -> None:
+        """Notes that Redis refused a write for memory just now (`memory().refused`)."""
+        self._oom_at = time.monotonic()
 
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -846,6 +947,15 @@ class MemoryStore:
         return None
 
     async def close(self) -> None:
+        return None
+
+    async def eviction_policy(self) -> str | None:
+        return "noeviction"
+
+    async def memory(self) -> Memory:
+        return Memory()
+
+    def refused_for_memory(self) -> None:
         return None
 
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]:

@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,7 @@ def free_port() -> int:
 class RedisServer:
     """A real redis-server process on a free loopback port; can be stopped and restarted."""
 
-    def __init__(self, workdir: Path, *, persist: bool = False) -> None:
+    def __init__(self, workdir: Path, *, persist: bool = False, args: Sequence[str] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
@@ -133,6 +133,8 @@ class RedisServer:
         self.workdir = workdir
         self.persist = persist
         """Keep data across stop() and start() (append-only file, as docker-compose.yml)."""
+        self.args = tuple(args)
+        """More of redis-server's options, e.g. ("--maxmemory", "8mb")."""
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -158,6 +160,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -49,11 +49,14 @@ async def spawn(cwd: Path, env: dict[str, str], *args: str) -> asyncio.subproces
 
 async def finished(process: asyncio.subprocess.Process, within: float = 30) -> tuple[int, str]:
     """Its exit code and stderr, once it ended (killed after `within` seconds)."""
+    assert process.stderr is not None
+    reader = asyncio.ensure_future(process.stderr.read())
     try:
-        _, err = await asyncio.wait_for(process.communicate(), within)
+        await asyncio.wait_for(process.wait(), within)
     except TimeoutError:
         process.kill()
-        _, err = await process.communicate()
+        await process.wait()
+    err = await reader
     assert process.returncode is not None
     return process.returncode, err.decode()
 
