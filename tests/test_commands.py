@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
@@ -242,3 +243,15 @@ async def test_an_add_refused_by_its_final_check_holds_nothing_back(
     assert await redis_store.unseen(HERE, [BOTH.id]) == {BOTH.id}
     assert await redis_store.last_fetched(["RLHF"]) == {"RLHF": None}
     assert BOTH.id in await next_digest(settings, redis_store)
+
+
+async def test_an_add_and_remove_leave_nothing_behind_in_redis(
+    arxiv: FakeArxiv, redis_store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    settings = settings_with(arxiv)
+    commands = Commands(settings, redis_store, ArxivSource(settings.arxiv), clock=lambda: NOW)
+    for _ in range(3):
+        assert (await commands.handle(ctx("U2"), "add reward model")).ok
+        assert (await commands.handle(ctx("U2"), "remove reward model")).ok
+    left = [k for k in await redis_client.keys("test:*") if not k.startswith("test:rate:")]
+    assert left == []
