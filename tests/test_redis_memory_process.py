@@ -176,3 +176,20 @@ async def test_healthz_says_redis_is_out_of_memory(
     assert code == 0, err[-2000:]
     status, body = answer
     assert (status, body["status"], body["redis"]) == (503, "degraded", "out of memory")
+
+
+async def test_a_redis_that_hides_its_policy_is_said_so_and_used(
+    tmp_path: Path, arxiv: FakeArxiv, discord_fake: FakeDiscord
+) -> None:
+    server = RedisServer(tmp_path / "redis", args=["--rename-command", "CONFIG", ""])
+    server.workdir.mkdir()
+    server.start()
+    try:
+        subscribed(tmp_path)
+        env = bot_env(server.url, arxiv, discord_fake)
+        code, err = await finished(await spawn(tmp_path, env, "digest"))
+        assert code == 0, err[-2000:]
+        assert "redis_policy_unknown" in err
+        assert len(posted(discord_fake)) == PAPERS
+    finally:
+        server.stop()
