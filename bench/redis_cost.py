@@ -6,8 +6,12 @@ and per keyword for the fetch phase. (b) Memory (`INFO memory` used_memory, and
 `MEMORY USAGE` per key) after 365 simulated daily digests of 100 keywords, sampled along
 the way to show whether it levels off after the retention window (`seen_retention_days`).
 
-Both drive the real `DigestRunner` and `RedisStore` on a real redis-server; arXiv is
-replaced by a canned `ArxivSource` (no HTTP), so a simulated year takes seconds.
+(c) Memory under `/papers add` and `/papers remove` churn at the command rate limit (issue
+22): one member adding and removing a new keyword each time, and the ceiling a channel and a
+keyword can hold.
+
+All drive the real `DigestRunner`, `Commands` and `RedisStore` on a real redis-server; arXiv
+is replaced by a canned `ArxivSource` (no HTTP), so a simulated year takes seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from bench.common import Row, ratio, say, verdict
 from bench.sinks import RecordingPublisher
 from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
 from bot.arxiv_source import ArxivSource
+from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, Fetched
 from bot.keywords import normalize
 from bot.listing import Announcement, Listing
@@ -378,6 +383,103 @@ async def simulate_year(url: str, admin: aioredis.Redis, days: int = 365) -> Yea
     return result
 
 
+# (c) add/remove churn -------------------------------------------------------------------
+
+
+class LatestSource(ArxivSource):
+    """`latest` answers any keyword with `n` papers of its own (realistic text, ids unique
+    to the keyword), as arXiv answers a popular one."""
+
+    def __init__(self, settings: Settings, texts: Sequence[Paper]) -> None:
+        super().__init__(settings.arxiv)
+        self.texts = texts
+        self.keywords: dict[str, int] = {}
+
+    async def latest(self, keyword: str, n: int) -> list[Paper]:
+        k = self.keywords.setdefault(normalize(keyword), len(self.keywords))
+        return [
+            replace_id(
+                self.texts[i % len(self.texts)], f"{2600 + k // 1000:04d}.{k % 1000:03d}{i:02d}"
+            )
+            for i in range(n)
+        ]
+
+
+def replace_id(paper: Paper, pid: str) -> Paper:
+    return Paper(
+        id=pid,
+        version=1,
+        title=paper.title,
+        authors=paper.authors,
+        summary=paper.summary,
+        comment=None,
+        primary_category=paper.primary_category,
+        categories=paper.categories,
+        published=paper.published,
+        updated=paper.updated,
+    )
+
+
+@dataclass
+class ChurnResult:
+    pairs: int
+    samples: list[tuple[int, int]]
+    """(pairs done, used_memory above the start) pairs."""
+    idle: int
+    """used_memory above the start 3 s after the last pair."""
+    refused: int
+    per_keyword: int
+    """Bytes of one followed keyword's caches (recent list, fetched mark)."""
+    per_channel: int
+    """Bytes of a channel following `max_keywords_per_channel` keywords added from chat."""
+    keywords: int
+
+
+async def churn(url: str, admin: aioredis.Redis, pairs: int = 2000) -> ChurnResult:
+    """One member at the command rate limit (`per_user_per_minute` commands a minute, the
+    clock moved to match) adds a new keyword and removes it, `pairs` times."""
+    await admin.flushdb()
+    settings = Settings.model_validate({"arxiv": {"request_interval": 0}})
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    clock = Clock(EPOCH)
+    store = RedisStore(client, prefix="churn", clock=clock)
+    maker = PaperMaker(keyword_pool(100), seed=3)
+    texts = [as_paper(maker.one(EPOCH)) for _ in range(200)]
+    source = LatestSource(settings, texts)
+    commands = Commands(settings, store, source, clock=clock)
+    here = CommandContext(Channel("slack", "C1"), "U1")
+    step = timedelta(seconds=60 / settings.commands.per_user_per_minute)
+    pool = keyword_pool(600)
+    start = int((await admin.info("memory"))["used_memory"])
+    samples, refused = [(0, 0)], 0
+    for n in range(1, pairs + 1):
+        keyword = f"{pool[n % len(pool)]} {n}"
+        for verb in ("add", "remove"):
+            clock.now += step
+            refused += not (await commands.handle(here, f"{verb} {keyword}")).ok
+        if n % (pairs // 4) == 0:
+            samples.append((n, int((await admin.info("memory"))["used_memory"]) - start))
+    # Redis shrinks an idle connection's query buffer (grown by an add's 160 kB script)
+    # within a few seconds: what stays after that is what the churn left.
+    await asyncio.sleep(3)
+    idle = int((await admin.info("memory"))["used_memory"]) - start
+    # The ceiling: a channel following its cap of keywords, each added from chat.
+    cap = settings.commands.max_keywords_per_channel
+    channel = CommandContext(Channel("slack", "C2"), "U2")
+    for n in range(cap):
+        clock.now += step
+        await commands.handle(channel, f"add {pool[n]}")
+    sizes = {
+        key: int(await client.memory_usage(key, samples=0) or 0)
+        async for key in client.scan_iter(match="churn:*", count=1000)
+    }
+    per_channel = sum(v for k, v in sizes.items() if "{slack:C2}" in k)
+    recent = sum(v for k, v in sizes.items() if k.startswith("churn:recent:"))
+    fetched = sizes.get("churn:fetched", 0)
+    await client.aclose()
+    return ChurnResult(pairs, samples, idle, refused, (recent + fetched) // cap, per_channel, cap)
+
+
 # ------------------------------------------------------------------------------------------
 
 
@@ -519,7 +621,52 @@ async def measure(url: str) -> list[Row]:
         ),
     ]
     say(f"  redis: memory by kind {year.by_kind}")
+    rows += await churn_rows(url)
     return rows
+
+
+async def churn_rows(url: str) -> list[Row]:
+    admin = aioredis.Redis.from_url(url, decode_responses=True)
+    c = await churn(url, admin)
+    await admin.aclose()
+    say(f"  redis: churn {c.samples}, idle {c.idle}, refused {c.refused}")
+    last = c.idle
+    (first_n, first), (last_n, end) = c.samples[1], c.samples[-1]
+    slope = (end - first) / (last_n - first_n)  # the first step: Lua's heap, buffers
+    per_day = 24 * 60 * Settings().commands.per_user_per_minute // 2
+    return [
+        Row(
+            "4",
+            f"used_memory after N add/remove pairs of new keywords by one member at the rate "
+            f"limit ({per_day:,} pairs a day), kB above the start",
+            ", ".join(f"{n}: {b / 1e3:.0f}" for n, b in c.samples)
+            + f"; idle 3 s: {last / 1e3:.0f}",
+            "176 kB a pair at ecc81ab (this churn, 400 pairs: 71 MB)",
+            f"{slope:.0f} B a pair after the first {first_n}",
+            "flat: a remove takes away what its add wrote",
+            verdict(slope < 100),
+        ),
+        Row(
+            "4",
+            f"ceiling of one followed keyword's caches (recent list of "
+            f"{Settings().arxiv.max_results} papers as JSON, fetched mark)",
+            f"{c.per_keyword / 1e3:.0f} kB",
+            "—",
+            "—",
+            "bounded by max_results",
+            "—",
+        ),
+        Row(
+            "4",
+            f"a channel following its cap of {c.keywords} chat keywords, each added with its "
+            "preview held (subscriptions, first runs, holds); its seen set comes on top",
+            f"{c.per_channel / 1e3:.0f} kB",
+            "—",
+            "—",
+            "bounded by max_keywords_per_channel × max_results",
+            "—",
+        ),
+    ]
 
 
 def run(url: str) -> list[Row]:

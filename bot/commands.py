@@ -16,7 +16,7 @@ from bot.replies import CommandContext as CommandContext
 from bot.replies import Reply as Reply
 from bot.replies import UserError as UserError
 from bot.settings import Settings
-from bot.store import AddResult, Store
+from bot.store import AddResult, Hold, Store, write_cache
 from bot.votes import Pressed, Votes
 
 log = logging.getLogger(__name__)
@@ -147,23 +147,20 @@ class Commands:
                 f"This channel follows {cap} keywords, the most allowed. Remove one first."
             )
         await self._check_channel_room(ctx)
-        now = self._clock()
-        try:  # one search: its latest papers, for the preview and to count as seen
+        try:  # one search: its latest papers, for the preview and to hold back
             papers = await self._source.latest(keyword, self._settings.arxiv.max_results)
         except ArxivError as err:
             log.warning("add_failed channel=%s error=%r", ctx.channel, str(err))
             raise UserError(
                 "arXiv didn't answer, so nothing was added. Please try again in a few minutes."
             ) from None
-        # What is visible now counts as seen before the keyword exists, so a digest
-        # running meanwhile cannot post the backlog.
-        await self._store.save_recent({keyword: papers}, self._settings.arxiv.max_results)
-        await self._store.mark_seen(ctx.channel, seen_keys(papers))
-        await self._store.set_baselined(ctx.channel, [keyword])
-        await self._store.set_fetched([keyword], now)
+        # What is visible now is held back for this keyword alone, in the same script that
+        # adds it: a digest running meanwhile cannot post the backlog, and still posts
+        # these papers for the channel's other keywords.
+        hold = Hold(seen_keys(papers), timedelta(days=self._settings.arxiv.window_days + 1))
         file_count = len(await self._file_keywords(ctx.channel))
         result = await self._store.add_subscription(
-            ctx.channel, keyword, added_by=ctx.user, cap=max(0, cap - file_count)
+            ctx.channel, keyword, added_by=ctx.user, cap=max(0, cap - file_count), hold=hold
         )
         if result is AddResult.EXISTS:
             raise UserError(f"This channel already follows {quoted(keyword)}.")
@@ -171,6 +168,7 @@ class Commands:
             raise UserError(
                 f"This channel follows {cap} keywords, the most allowed. Remove one first."
             )
+        await self._cache_latest(keyword, papers)
         log.info("keyword_added channel=%s user=%s", ctx.channel, ctx.user)
         await self._note_opener(ctx)
         preview = tuple(newest_first(papers)[: self._settings.commands.preview_papers])
@@ -213,6 +211,16 @@ class Commands:
         if len(await self._store.subscriptions(ctx.channel)) == 1:
             await self._store.set_opener(ctx.channel, ctx.user, ctx.space)
 
+    async def _cache_latest(self, keyword: str, papers: Sequence[Paper]) -> None:
+        """The search's answer becomes the keyword's recent list: best effort, as the
+        keyword is added already (`recent` asks arXiv when it is missing)."""
+
+        async def write() -> None:
+            await self._store.save_recent({keyword: papers}, self._settings.arxiv.max_results)
+            await self._store.set_fetched([keyword], self._clock())
+
+        await write_cache(self._store, "recent", write)
+
     async def _check_channel_cap(self, channel: Channel) -> None:
         cap = self._settings.commands.max_channels
         same_platform = [
@@ -252,7 +260,18 @@ class Commands:
                 f"This channel doesn't follow {quoted(keyword)}. It follows: {listing}."
             )
         log.info("keyword_removed channel=%s user=%s", ctx.channel, ctx.user)
+        await self._forget_if_unfollowed(keyword)
         return Reply(f"Removed {quoted(keyword)}.")
+
+    async def _forget_if_unfollowed(self, keyword: str) -> None:
+        """A keyword no channel follows any more leaves no cache behind (recent list, last
+        fetch): what an add/remove pair leaves in Redis is bounded and goes away."""
+        name = kw.normalize(keyword)
+        in_file = any(
+            name == kw.normalize(k) for s in self._settings.subscriptions for k in s.keywords
+        )
+        if not in_file and not await self._store.followed(keyword):
+            await self._store.forget_keyword(keyword)
 
     async def list(self, ctx: CommandContext) -> Reply:
         from_file = await self._file_keywords(ctx.channel)

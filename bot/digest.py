@@ -40,7 +40,7 @@ from bot.oai import OaiError
 from bot.publishing import STOP_ASKED, Delivered, DeliveryError, Publisher
 from bot.ranking import rank
 from bot.settings import Settings
-from bot.store import STORE_ERRORS, LockClaim, Store
+from bot.store import STORE_ERRORS, LockClaim, Store, write_cache
 
 log = logging.getLogger(__name__)
 
@@ -431,6 +431,9 @@ class DigestRunner:
         """Each keyword's recent list gains what the listing announced as new and what
         catch-up found; a keyword that a full-list output (Markdown) shows for the first
         time gets its latest `max_results` from a search of its own."""
+        await write_cache(self._store, "recent", lambda: self._save_recent_now(channels, fetched))
+
+    async def _save_recent_now(self, channels: Subscriptions, fetched: Fetched) -> None:
         cfg = self._settings.arxiv
         found: dict[str, list[Paper]] = {}
         for keyword, papers in [*fetched.papers.items(), *fetched.catch_up.items()]:
@@ -465,12 +468,13 @@ class DigestRunner:
             return
         papers = {p.id: p for found in fetched.papers.values() for p in found}
         papers.update((p.id, p) for found in fetched.catch_up.values() for p in found)
-        try:
-            await self._store.signals.remember(
+        await write_cache(
+            self._store,
+            "papers",
+            lambda: self._store.signals.remember(
                 with_details(p, fetched.details.get(p.id)) for p in papers.values()
-            )
-        except STORE_ERRORS as err:
-            log.warning("papers_not_remembered error=%r", _store_error(err))
+            ),
+        )
 
     def _advance(self, done: int, total: int) -> None:
         if self._progress is not None:
@@ -575,7 +579,12 @@ class DigestRunner:
         skipped: list[Paper] = []
         first_run_quota = {normalize(k): cfg.first_run_papers for k in first_run}
         for paper in new:
-            kws = matched[paper.id][1]
+            # Held back only when every keyword it matches holds it (just added, shown in
+            # the add's preview), or is in its first run with the quota used up.
+            kws = [k for k in matched[paper.id][1] if not held_back(state.held, k, paper)]
+            if not kws:
+                skipped.append(paper)
+                continue
             if all(normalize(k) in first_run_quota for k in kws):
                 quota_key = normalize(kws[0])
                 if first_run_quota[quota_key] <= 0:
@@ -879,6 +888,13 @@ class DigestRunner:
             if hold:
                 hold.released = False  # `held` lets it go (or it expires)
             raise
+
+
+def held_back(holds: Mapping[str, frozenset[str]], keyword: str, paper: Paper) -> bool:
+    """Whether `/papers add` of the keyword held the paper back in this version (a later
+    version is news where `revisions` is on)."""
+    keys = holds.get(normalize(keyword), frozenset())
+    return paper.id in keys and (paper.version <= 1 or paper.version_key in keys)
 
 
 def expected_papers(fetched: Fetched, cap: int, keywords: Sequence[str]) -> int:

@@ -27,7 +27,7 @@ from bot.platforms import Platform
 from bot.publishing import Delivered, Publisher
 from bot.service import Server, Service
 from bot.settings import Settings, SettingsError
-from bot.store import MemoryStore, Store, StoreUnavailable, open_store
+from bot.store import STORE_ERRORS, MemoryStore, Store, StoreUnavailable, open_store
 from bot.terminal import format_paper
 
 T = TypeVar("T")
@@ -67,6 +67,39 @@ async def connect_store(settings: Settings) -> Store:
             'or set redis_url = "memory://" for Markdown and console outputs only '
             "(it remembers nothing)"
         ) from None
+    return store
+
+
+async def eviction_problem(settings: Settings, store: Store) -> str | None:
+    """Why the Redis can't be used as it is (it evicts keys), or None. A server that won't
+    say (CONFIG disabled, as on some managed Redis) is logged and accepted."""
+    policy = await store.eviction_policy()
+    if policy is None:
+        log.warning(
+            "redis_policy_unknown: the server refuses CONFIG GET maxmemory-policy; make sure "
+            "it is noeviction (an evicting Redis forgets what channels received)"
+        )
+        return None
+    if policy == "noeviction" or settings.redis_allow_eviction:
+        return None
+    return (
+        f"Redis evicts keys (maxmemory-policy {policy}): it would forget what channels "
+        "received (papers posted again) or follow (no papers); set maxmemory-policy "
+        "noeviction, or redis_allow_eviction = true to accept that"
+    )
+
+
+async def connect_checked(settings: Settings) -> Store:
+    """`connect_store`, refusing a Redis that evicts keys (`eviction_problem`)."""
+    store = await connect_store(settings)
+    try:
+        problem = await eviction_problem(settings, store)
+    except BaseException:
+        await store.close()
+        raise
+    if problem is not None:
+        await store.close()
+        raise CliError(problem)
     return store
 
 
@@ -185,7 +218,7 @@ async def digest(args: argparse.Namespace, settings: Settings) -> int:
         from_file = load_platforms({sub.platform for sub in settings.subscriptions})
         if not args.dry_run:
             _refuse_memory_for_stateful(settings, from_file)
-        store = await (store_or_memory(settings) if args.dry_run else connect_store(settings))
+        store = await (store_or_memory(settings) if args.dry_run else connect_checked(settings))
         channels = await all_subscriptions(settings, store)
         if not channels:
             await store.close()
@@ -256,7 +289,7 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"redis: FAILED: {err}")
         problems += 1
     else:
-        print(f"redis: ok ({redacted(settings.redis_url)})")
+        problems += await _check_redis(settings, store)
         await store.close()
     source = ArxivSource(settings.arxiv)
     try:
@@ -283,6 +316,30 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if problems else 0
 
 
+async def _check_redis(settings: Settings, store: Store) -> int:
+    """`check`'s lines on the Redis it reached: its eviction policy and memory."""
+    where = redacted(settings.redis_url)
+    try:
+        problem = await eviction_problem(settings, store)
+        policy = await store.eviction_policy()
+        memory = await store.memory()
+    except STORE_ERRORS as err:
+        print(f"redis: FAILED: {err}")
+        return 1
+    if problem is not None:
+        print(f"redis: FAILED: {problem}")
+        return 1
+    said = "maxmemory-policy unknown (CONFIG is disabled): make sure it is noeviction"
+    if policy is not None:
+        said = f"maxmemory-policy {policy}"
+    limit = f"maxmemory {memory.limit / 1e6:.0f} MB" if memory.limit else "no maxmemory"
+    print(f"redis: ok ({where}; {said}; {memory.used / 1e6:.1f} MB used, {limit})")
+    if memory.full:
+        print("redis: FAILED: out of memory: Redis refuses writes (raise maxmemory)")
+        return 1
+    return 0
+
+
 def chat_servers(settings: Settings, store: Store, commands: Commands) -> dict[str, Server]:
     """The command servers of the installed platforms that the settings enable; a
     half-configured one is an error."""
@@ -301,7 +358,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     enabled = {n: p for n, p in every.items() if p.serve is not None and p.configured(settings)}
     from_file = load_platforms({sub.platform for sub in settings.subscriptions})
     _refuse_memory_for_stateful(settings, {**from_file, **enabled})
-    store = await connect_store(settings)
+    store = await connect_checked(settings)
     log.info("event_loop name=%r", runtime.running_loop_name())
     source = ArxivSource(settings.arxiv, shared=store)  # replicas share arXiv's interval
     commands = Commands(settings, store, source)

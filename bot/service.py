@@ -161,7 +161,9 @@ class Service:
     async def health(self) -> tuple[int, dict[str, object]]:
         try:
             await asyncio.wait_for(self._store.ping(), timeout=2)
-            redis_state = "ok"
+            memory = await asyncio.wait_for(self._store.memory(), timeout=2)
+            # Redis refuses writes: papers can be posted but not remembered (they double).
+            redis_state = "out of memory" if memory.full else "ok"
         except Exception as err:
             redis_state = f"unreachable: {type(err).__name__}"
         adapters = {

@@ -223,6 +223,8 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://localhost:6379/0"
     key_prefix: str = Field("papers-bot", min_length=1)
+    redis_allow_eviction: bool = False
+    """Start on a Redis whose `maxmemory-policy` evicts keys (anything but `noeviction`)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     arxiv: ArxivSettings = ArxivSettings()
     digest: DigestSettings = DigestSettings()

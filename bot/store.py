@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
@@ -25,7 +26,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.driver_info import DriverInfo
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
 
 from bot import __version__
 from bot.batching import Batcher
@@ -35,6 +36,7 @@ from bot.ranking import Taste
 from bot.signals import MemorySignals, RedisSignals, Signals, taste_from
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
@@ -62,6 +64,38 @@ Client = aioredis.Redis | RedisCluster
 """A plain client for one Redis server, or the cluster client for a Redis Cluster."""
 
 
+CACHE_HEADROOM = 0.1
+"""Share of Redis's `maxmemory` kept for delivery state: caches (recent lists, the papers
+remembered for buttons) are not written above 90 % of it, so the small writes that keep a
+paper from being posted twice (seen ids, locks) still fit."""
+
+OOM_REMEMBERED = 600.0
+"""Seconds `/healthz` says "out of memory" after Redis last refused a write for memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What Redis says of its memory (`INFO memory`); zeros when it won't say."""
+
+    used: int = 0
+    """Bytes in use (`used_memory`)."""
+    limit: int = 0
+    """`maxmemory` in bytes; 0: no limit."""
+    refused: bool = False
+    """Redis refused a write for memory (`OutOfMemoryError`) in the last `OOM_REMEMBERED`
+    seconds."""
+
+    @property
+    def full(self) -> bool:
+        """Redis refuses writes (`maxmemory` reached), or did so lately."""
+        return self.refused or (self.limit > 0 and self.used >= self.limit)
+
+    @property
+    def caches_fit(self) -> bool:
+        """Caches may be written: below `1 - CACHE_HEADROOM` of the limit."""
+        return not self.full and (not self.limit or self.used < self.limit * (1 - CACHE_HEADROOM))
+
+
 class AddResult(Enum):
     ADDED = "added"
     EXISTS = "exists"
@@ -85,6 +119,35 @@ class ChannelState:
     locked: bool = True
     """With `lock`: whether its owner holds it now. False: another owner does, and the
     `attempt` was not noted."""
+    held: dict[str, frozenset[str]] = field(default_factory=dict)
+    """With `keywords`: per keyword asked about (normalized) that `/papers add` added lately,
+    the seen keys of the papers its preview showed (`Hold`), while the hold lasts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The papers a keyword's `/papers add` preview showed: the digest doesn't post them for
+    that keyword (the flood guard), but still does for the channel's other keywords."""
+
+    keys: Sequence[str]
+    """Their seen keys (`bot.digest.seen_keys`)."""
+    kept: timedelta
+    """How long they are held."""
+
+    def to_json(self, now: datetime) -> str:
+        return json.dumps({"until": (now + self.kept).timestamp(), "keys": list(self.keys)})
+
+
+def _holds(
+    raw: Mapping[str, str], keywords: Iterable[str], now: datetime
+) -> dict[str, frozenset[str]]:
+    """The unexpired holds of `keywords` (normalized) among a channel's `raw` ones."""
+    found: dict[str, frozenset[str]] = {}
+    for name in {normalize(k) for k in keywords} & raw.keys():
+        data = json.loads(raw[name])
+        if data["until"] > now.timestamp():
+            found[name] = frozenset(data["keys"])
+    return found
 
 
 class LockClaim(NamedTuple):
@@ -122,15 +185,20 @@ class Store(Protocol):
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
+    async def eviction_policy(self) -> str | None: ...
+    async def memory(self) -> Memory: ...
+    def refused_for_memory(self) -> None: ...
 
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]: ...
     async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
     async def add_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
     ) -> AddResult: ...
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool: ...
+    async def followed(self, keyword: str) -> bool: ...
+    async def forget_keyword(self, keyword: str) -> None: ...
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]: ...
     async def subscribed_channels(self) -> list[Channel]: ...
 
@@ -186,6 +254,43 @@ class Store(Protocol):
     async def mark_done(self, name: str, ttl: float) -> None: ...
 
 
+async def write_cache(store: Store, what: str, write: Callable[[], Awaitable[None]]) -> bool:
+    """A cache write (recent lists, the papers remembered for buttons) that never fails its
+    caller: skipped while Redis is near its `maxmemory` (`Memory.caches_fit`), logged when
+    Redis refuses it. True when it was written."""
+    try:
+        memory = await store.memory()
+        if not memory.caches_fit:
+            log.warning(
+                "cache_skipped what=%s used=%d maxmemory=%d: Redis is near its memory limit; "
+                "what keeps papers from doubling goes first",
+                what,
+                memory.used,
+                memory.limit,
+            )
+            return False
+        await write()
+    except OutOfMemoryError as err:
+        store.refused_for_memory()
+        log.error("redis_out_of_memory what=%s error=%r: the cache is not written", what, str(err))
+        return False
+    except STORE_ERRORS as err:
+        log.warning("cache_not_written what=%s error=%r", what, str(err))
+        return False
+    return True
+
+
+def _policy_in(answer: Mapping[Any, Any]) -> str | None:
+    """`maxmemory-policy` in CONFIG GET's answer (a cluster client's: one per node)."""
+    for name, value in answer.items():
+        if isinstance(value, Mapping):
+            if (policy := _policy_in(value)) is not None:
+                return policy
+        elif _text(name) == "maxmemory-policy":
+            return _text(value)
+    return None
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -194,11 +299,20 @@ def _keyword_tag(keyword: str) -> str:
     return hashlib.sha1(normalize(keyword).encode()).hexdigest()[:16]
 
 
-# Adds a keyword to a channel unless it is there already or the channel is at its cap.
+# Adds a keyword to a channel unless it is there already or the channel is at its cap
+# (KEYS: subs, baseline, held; ARGV: keyword, record, cap, held JSON or '', seconds held);
+# with a hold, once added, its first run is done and its preview's papers are held, at once.
 _ADD_SUBSCRIPTION = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'exists' end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 'full' end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[4] ~= '' then
+    redis.call('SADD', KEYS[2], ARGV[1])
+    redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+    if redis.call('TTL', KEYS[3]) < tonumber(ARGV[5]) then
+        redis.call('EXPIRE', KEYS[3], ARGV[5])
+    end
+end
 return 'added'
 """
 
@@ -325,6 +439,7 @@ class RedisStore:
         self._use(client)
         self._unchecked_url: str | None = None
         """Set by `from_url` until the server said whether it is a cluster node."""
+        self._oom_at = -OOM_REMEMBERED
         self._checking = asyncio.Lock()
         self.signals = RedisSignals(self._client, prefix, clock=clock)
         self.batch = Batcher(self._client)
@@ -397,6 +512,9 @@ class RedisStore:
     def _attempt(self, channel: Channel) -> str:
         return f"{self._p}:attempt:{{{channel.key}}}"
 
+    def _held(self, channel: Channel) -> str:
+        return f"{self._p}:held:{{{channel.key}}}"
+
     def _day(self, channel: Channel) -> str:
         return f"{self._p}:day:{{{channel.key}}}"
 
@@ -444,6 +562,32 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._r.aclose()
+
+    async def eviction_policy(self) -> str | None:
+        """The server's `maxmemory-policy`; None when it won't say (CONFIG disabled, as on
+        some managed Redis)."""
+        r = await self._client()
+        try:
+            found = await r.config_get("maxmemory-policy")
+        except ResponseError:
+            return None
+        return _policy_in(found)
+
+    async def memory(self) -> Memory:
+        """`INFO memory` of a single server (a cluster's nodes each have their own: zeros)."""
+        refused = time.monotonic() - self._oom_at < OOM_REMEMBERED
+        r = await self._client()
+        if isinstance(r, RedisCluster):
+            return Memory(refused=refused)
+        try:
+            info = await r.info("memory")
+        except ResponseError:
+            return Memory(refused=refused)
+        return Memory(int(info.get("used_memory", 0)), int(info.get("maxmemory", 0)), refused)
+
+    def refused_for_memory(self) -> None:
+        """Notes that Redis refused a write for memory just now (`memory().refused`)."""
+        self._oom_at = time.monotonic()
 
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -500,34 +644,58 @@ class RedisStore:
         await self.batch.send(lambda pipe: pipe.eval(_FINISH, len(keys), *keys, *args))
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
     ) -> AddResult:
-        record = json.dumps(
-            {"keyword": keyword, "added_by": added_by, "added_at": self._clock().isoformat()}
-        )
+        """Adds the keyword unless the channel follows it or is at `cap`; with `hold`, in the
+        same script, its first run counts as done and the hold's papers are held for it.
+        Nothing is written when it is refused."""
+        now = self._clock()
+        record = json.dumps({"keyword": keyword, "added_by": added_by, "added_at": now.isoformat()})
+        held = "" if hold is None else hold.to_json(now)
+        kept = 1 if hold is None else max(1, int(hold.kept.total_seconds()))
         r = await self._client()
+        keys = [self._subs(channel), self._baseline(channel), self._held(channel)]
         result = await self._add_script(
-            keys=[self._subs(channel)], args=[normalize(keyword), record, cap], client=r
+            keys=keys, args=[normalize(keyword), record, cap, held, kept], client=r
         )
         if result == AddResult.ADDED.value:
             await r.sadd(self._channels, channel.key)
         return AddResult(result)
 
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
-        """Also forgets the keyword's first run in the channel, and the channel once it
-        follows nothing from chat (unless an `add` came in between)."""
+        """Also forgets the keyword's first run and hold in the channel, and the channel once
+        it follows nothing from chat (unless an `add` came in between)."""
         subs = self._subs(channel)
         r = await self._client()
         async with r.pipeline(transaction=True) as pipe:
             pipe.hdel(subs, normalize(keyword))
             pipe.srem(self._baseline(channel), normalize(keyword))
+            pipe.hdel(self._held(channel), normalize(keyword))
             pipe.hlen(subs)
-            removed, _, left = await pipe.execute()
+            removed, _, _, left = await pipe.execute()
         if removed and not left:
             await r.srem(self._channels, channel.key)
             if await r.hlen(subs):
                 await r.sadd(self._channels, channel.key)
         return bool(removed)
+
+    async def followed(self, keyword: str) -> bool:
+        """Whether any channel follows the keyword from chat (one round trip per node)."""
+        channels = await self.subscribed_channels()
+        if not channels:
+            return False
+        r = await self._client()
+        async with r.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                pipe.hexists(self._subs(channel), normalize(keyword))
+            return any(await pipe.execute())
+
+    async def forget_keyword(self, keyword: str) -> None:
+        """Drops the keyword's caches (recent list, last fetch): nobody follows it any more.
+        A later `recent` or `add` asks arXiv again."""
+        r = await self._client()
+        await r.delete(self._recent_ids(keyword), self._recent_papers(keyword))
+        await r.zrem(self._fetched, normalize(keyword))
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
         r = await self._client()
@@ -625,6 +793,7 @@ class RedisStore:
                 pipe.zmscore(self._seen(channel), list(ids))
             if keywords:
                 pipe.smismember(self._baseline(channel), [normalize(k) for k in keywords])
+                pipe.hgetall(self._held(channel))
             if taste:
                 self.signals.queue_taste(pipe, channel)
 
@@ -638,6 +807,7 @@ class RedisStore:
         options = answers.pop(0)
         scores = answers.pop(0) if ids else []
         flags = answers.pop(0) if keywords else []
+        held = _holds(answers.pop(0), keywords, self._clock()) if keywords else {}
         return ChannelState(
             options={_text(k): _text(v) == "1" for k, v in options.items()},
             unseen={pid for pid, score in zip(ids, scores, strict=True) if score is None},
@@ -645,6 +815,7 @@ class RedisStore:
             resumed=locked and attempt is not None and _same_day(before, attempt),
             taste=taste_from(answers.pop(0)) if taste else Taste(),
             locked=locked,
+            held=held,
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:
@@ -871,6 +1042,7 @@ class MemoryStore:
     _recent: dict[str, dict[str, Paper]] = field(default_factory=dict)
     _fetched: dict[str, datetime] = field(default_factory=dict)
     _baseline: dict[str, set[str]] = field(default_factory=dict)
+    _held: dict[str, dict[str, str]] = field(default_factory=dict)
     _options: dict[str, dict[str, bool]] = field(default_factory=dict)
     _days: dict[str, date] = field(default_factory=dict)
     _listings: dict[str, str] = field(default_factory=dict)
@@ -890,6 +1062,15 @@ class MemoryStore:
         return None
 
     async def close(self) -> None:
+        return None
+
+    async def eviction_policy(self) -> str | None:
+        return "noeviction"
+
+    async def memory(self) -> Memory:
+        return Memory()
+
+    def refused_for_memory(self) -> None:
         return None
 
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]:
@@ -912,19 +1093,31 @@ class MemoryStore:
             del seen[pid]
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int
+        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
     ) -> AddResult:
         subs = self._subs.setdefault(channel.key, {})
-        if normalize(keyword) in subs:
+        name = normalize(keyword)
+        if name in subs:
             return AddResult.EXISTS
         if len(subs) >= cap:
             return AddResult.FULL
-        subs[normalize(keyword)] = ChatSubscription(keyword, added_by, self.clock())
+        subs[name] = ChatSubscription(keyword, added_by, self.clock())
+        if hold is not None:
+            self._baseline.setdefault(channel.key, set()).add(name)
+            self._held.setdefault(channel.key, {})[name] = hold.to_json(self.clock())
         return AddResult.ADDED
 
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
         self._baseline.get(channel.key, set()).discard(normalize(keyword))
+        self._held.get(channel.key, {}).pop(normalize(keyword), None)
         return self._subs.get(channel.key, {}).pop(normalize(keyword), None) is not None
+
+    async def followed(self, keyword: str) -> bool:
+        return any(normalize(keyword) in subs for subs in self._subs.values())
+
+    async def forget_keyword(self, keyword: str) -> None:
+        self._recent.pop(normalize(keyword), None)
+        self._fetched.pop(normalize(keyword), None)
 
     async def subscriptions(self, channel: Channel) -> list[ChatSubscription]:
         return _sorted_subscriptions_memory(self._subs.get(channel.key, {}).values())
@@ -974,6 +1167,7 @@ class MemoryStore:
             locked and attempt is not None and await self.begin_delivery(channel, attempt),
             await self.signals.taste(channel) if taste else Taste(),
             locked,
+            _holds(self._held.get(channel.key, {}), keywords, self.clock()),
         )
 
     async def set_baselined(self, channel: Channel, keywords: Iterable[str]) -> None:

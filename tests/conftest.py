@@ -9,7 +9,7 @@ import ipaddress
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +134,20 @@ def free_port() -> int:
 class RedisServer:
     """A real redis-server process on a free loopback port; can be stopped and restarted."""
 
-    def __init__(self, workdir: Path, *, persist: bool = False, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        persist: bool = False,
+        binary: str | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.binary = binary or find_binaries().server
         self.workdir = workdir
         self.persist = persist
         """Keep data across stop() and start() (append-only file, as docker-compose.yml)."""
+        self.args = tuple(args)
+        """More of redis-server's options, e.g. ("--maxmemory", "8mb")."""
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -164,6 +173,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

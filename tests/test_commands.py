@@ -4,11 +4,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, channel_options
-from bot.models import Channel, Digest, utcnow
+from bot.models import Channel, Digest, Paper, utcnow
 from bot.publishing import Delivered
 from bot.settings import Settings
 from bot.store import RedisStore
@@ -228,3 +229,81 @@ async def test_add_is_refused_where_digests_cannot_go(
     reply = await commands.handle(dm, "add reward model")
     assert not reply.ok and reply.text == "Digests go to channels."
     assert await redis_store.subscriptions(Channel("slack", "D1")) == []
+
+
+# -- issue 22, finding 1: an add holds back for its keyword alone ------------------------
+
+
+BOTH = make_paper(10, title="A reward model trained with RLHF")
+
+
+async def follows_reward_model(store: RedisStore) -> None:
+    """The channel followed "reward model" before today (its first run is done)."""
+    await store.add_subscription(HERE, "reward model", added_by="U0", cap=25)
+    await store.set_baselined(HERE, ["reward model"])
+
+
+async def test_add_then_remove_of_a_keyword_leaves_the_other_keywords_papers_to_post(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    arxiv.papers.append(BOTH)
+    await follows_reward_model(redis_store)
+    settings = settings_with(arxiv)
+    commands = Commands(settings, redis_store, ArxivSource(settings.arxiv), clock=lambda: NOW)
+    assert (await commands.handle(ctx("U2"), "add RLHF")).ok
+    assert (await commands.handle(ctx("U2"), "remove RLHF")).ok
+    posted = await next_digest(settings, redis_store)
+    assert BOTH.id in posted
+
+
+async def test_an_added_keyword_holds_back_its_preview_for_itself_alone(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    arxiv.papers.append(BOTH)
+    await follows_reward_model(redis_store)
+    settings = settings_with(arxiv)
+    commands = Commands(settings, redis_store, ArxivSource(settings.arxiv), clock=lambda: NOW)
+    assert (await commands.handle(ctx("U2"), "add RLHF")).ok
+    posted = await next_digest(settings, redis_store)
+    assert BOTH.id in posted  # "reward model" matches it too
+    assert "2611.00009" not in posted  # "RLHF without a reward": RLHF's backlog, held
+    assert await next_digest(settings, redis_store) == []  # and nothing comes later
+
+
+class ConcurrentAdd(ArxivSource):
+    """Another member's add lands while this add's search is in flight (fills the cap)."""
+
+    def __init__(self, settings: Settings, store: RedisStore) -> None:
+        super().__init__(settings.arxiv)
+        self.store = store
+
+    async def latest(self, keyword: str, n: int) -> list[Paper]:
+        found = await super().latest(keyword, n)
+        await follows_reward_model(self.store)
+        return list(found)
+
+
+async def test_an_add_refused_by_its_final_check_holds_nothing_back(
+    arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    arxiv.papers.append(BOTH)
+    settings = settings_with(arxiv)
+    settings.commands.max_keywords_per_channel = 1
+    commands = Commands(settings, redis_store, ConcurrentAdd(settings, redis_store))
+    reply = await commands.handle(ctx("U2"), "add RLHF")
+    assert not reply.ok and "the most allowed" in reply.text
+    assert await redis_store.unseen(HERE, [BOTH.id]) == {BOTH.id}
+    assert await redis_store.last_fetched(["RLHF"]) == {"RLHF": None}
+    assert BOTH.id in await next_digest(settings, redis_store)
+
+
+async def test_an_add_and_remove_leave_nothing_behind_in_redis(
+    arxiv: FakeArxiv, redis_store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    settings = settings_with(arxiv)
+    commands = Commands(settings, redis_store, ArxivSource(settings.arxiv), clock=lambda: NOW)
+    for _ in range(3):
+        assert (await commands.handle(ctx("U2"), "add reward model")).ok
+        assert (await commands.handle(ctx("U2"), "remove reward model")).ok
+    left = [k for k in await redis_client.keys("test:*") if not k.startswith("test:rate:")]
+    assert left == []

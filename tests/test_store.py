@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.models import Channel
-from bot.store import POOL_SIZE, AddResult, LockClaim, MemoryStore, RedisStore, Store
+from bot.store import POOL_SIZE, AddResult, Hold, LockClaim, MemoryStore, RedisStore, Store
 from tests.conftest import RedisServer
 from tests.factories import Clock, either_store, paper
 
@@ -61,6 +61,38 @@ async def test_subscriptions_add_exists_full_remove(store: Store, clock: Clock) 
     assert await store.remove_subscription(CH, "diffusion")
     assert await store.subscribed_channels() == []
     assert await store.baselined(CH, ["diffusion"]) == set()
+
+
+async def test_a_hold_is_per_keyword_expires_and_goes_with_remove(
+    store: Store, clock: Clock
+) -> None:
+    hold = Hold(["a", "bv2"], timedelta(days=2))
+    assert await store.add_subscription(CH, "RLHF", added_by="U1", cap=1, hold=hold) is (
+        AddResult.ADDED
+    )
+    assert await store.add_subscription(CH, "x", added_by="U1", cap=1, hold=hold) is (
+        AddResult.FULL
+    )
+    state = await store.channel_state(CH, ["a"], ["rlhf", "x"])
+    assert state.held == {"rlhf": frozenset({"a", "bv2"})}
+    assert state.baselined == {"rlhf"}
+    clock.now += timedelta(days=2)
+    assert (await store.channel_state(CH, ["a"], ["rlhf"])).held == {}
+    clock.now -= timedelta(days=1)
+    assert await store.remove_subscription(CH, "rlhf")
+    assert (await store.channel_state(CH, ["a"], ["rlhf"])).held == {}
+
+
+async def test_forgetting_a_keyword_drops_its_caches(store: Store, clock: Clock) -> None:
+    await store.save_recent({"kw": [paper(1)], "other": [paper(2)]}, cap=5)
+    await store.set_fetched(["kw", "other"], clock.now)
+    assert not await store.followed("kw")
+    await store.add_subscription(CH, "Other", added_by="U1", cap=5)
+    assert await store.followed("other")
+    await store.forget_keyword("KW")
+    assert await store.recent("kw", 5) == []
+    assert await store.last_fetched(["kw", "other"]) == {"kw": None, "other": clock.now}
+    assert [p.id for p in await store.recent("other", 5)] == [paper(2).id]
 
 
 async def test_recent_is_capped_newest_first(store: Store) -> None:
