@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from bench import (
     arxiv_requests,
+    busy_day,
     matching_speed,
     ranking,
     redis_cost,
@@ -23,7 +24,7 @@ from bench import (
 from bench.common import Row, machine, redis_server, say, table
 
 FIGURES: dict[str, Callable[[str], list[Row]]] = {
-    "1": arxiv_requests.run,
+    "1": lambda url: arxiv_requests.run(url) + busy_day.run(url),
     "2": slack_delivery.run,
     "3": slack_latency.run,
     "4": redis_cost.run,
