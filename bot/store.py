@@ -677,6 +677,8 @@ class RedisStore:
             await r.srem(self._channels, channel.key)
             if await r.hlen(subs):
                 await r.sadd(self._channels, channel.key)
+            else:  # nothing followed: the channel no longer counts in anyone's budget
+                await r.hdel(self._openers, channel.key)
         return bool(removed)
 
     async def followed(self, keyword: str) -> bool:
@@ -1110,7 +1112,10 @@ class MemoryStore:
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool:
         self._baseline.get(channel.key, set()).discard(normalize(keyword))
         self._held.get(channel.key, {}).pop(normalize(keyword), None)
-        return self._subs.get(channel.key, {}).pop(normalize(keyword), None) is not None
+        removed = self._subs.get(channel.key, {}).pop(normalize(keyword), None) is not None
+        if not self._subs.get(channel.key):
+            self._openers.pop(channel.key, None)
+        return removed
 
     async def followed(self, keyword: str) -> bool:
         return any(normalize(keyword) in subs for subs in self._subs.values())
