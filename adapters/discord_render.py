@@ -114,6 +114,15 @@ def shorten(text: str, limit: int) -> str:
     return best
 
 
+def fit_units(text: str, limit: int) -> str:
+    """`text` as it is (no escaping), cut with an ellipsis if needed to fit `limit` units;
+    never between the two halves of a character outside the BMP."""
+    if units(text) <= limit:
+        return text
+    head = text.encode("utf-16-le")[: 2 * (limit - units(ELLIPSIS))]
+    return head.decode("utf-16-le", errors="ignore") + ELLIPSIS
+
+
 def embed_size(embed: discord.Embed) -> int:
     """What counts toward the 6000 units shared by a message's embeds."""
     parts = [embed.title or "", embed.description or "", embed.footer.text or ""]
@@ -151,7 +160,7 @@ def _footer(paper: Paper, keywords: Sequence[str], number: int | None) -> str:
         footer = f"#{number} · {footer}"
     if len(keywords) > 1:
         footer += " · also matches " + ", ".join(f"“{k}”" for k in keywords[1:])
-    return neutralize_mentions(footer)[:FOOTER_LIMIT]
+    return fit_units(neutralize_mentions(footer), FOOTER_LIMIT)
 
 
 def paper_embed(
@@ -172,21 +181,25 @@ def paper_embed(
     if label:
         title = f"{label} · {title}"
     embed = discord.Embed(title=shorten(title, TITLE_LIMIT), url=paper.abs_url, color=ARXIV_RED)
-    embed.add_field(name="Authors", value=shorten(authors_line(paper.authors), AUTHORS_LIMIT))
-    embed.add_field(name="Category", value=shorten(paper.primary_category, 64))
-    embed.add_field(name="Submitted", value=_date_line(paper))
-    embed.add_field(name="Links", value=_links(paper))
-    where = venue(paper)
-    if where:
-        embed.add_field(name="Venue", value=shorten(where, VENUE_LIMIT))
-    if paper.comment:
-        embed.add_field(name="Comment", value=shorten(paper.comment, COMMENT_LIMIT), inline=False)
+    _field(embed, "Authors", shorten(authors_line(paper.authors), AUTHORS_LIMIT))
+    _field(embed, "Category", shorten(paper.primary_category, 64))
+    _field(embed, "Submitted", _date_line(paper))
+    _field(embed, "Links", _links(paper))
+    _field(embed, "Venue", shorten(venue(paper) or "", VENUE_LIMIT))
+    _field(embed, "Comment", shorten(paper.comment or "", COMMENT_LIMIT), inline=False)
     embed.set_footer(text=_footer(paper, keywords, number))
     room = EMBEDS_TOTAL_LIMIT - embed_size(embed)
     budget = min(abstract_chars, DESCRIPTION_LIMIT, room)
     if budget > 0 and paper.summary:
         embed.description = shorten(paper.summary, budget)
     return embed
+
+
+def _field(embed: discord.Embed, name: str, value: str, *, inline: bool = True) -> None:
+    """The field, unless its value is blank: Discord refuses a message with an empty one
+    (a paper without a primary category, a comment of spaces)."""
+    if value.strip():
+        embed.add_field(name=name, value=value, inline=inline)
 
 
 Numbered = tuple[str, discord.Embed, int | None]

@@ -1,7 +1,8 @@
 """The Daily Papers README: one `## Keyword` table of the latest papers per keyword.
 
-Byte-compatible with the seed project's output for ordinary text; unlike the seed, a `|`
-or newline in a title, abstract or comment can never break a row.
+Byte-compatible with the seed project's output for ordinary text; unlike the seed, a `|`,
+a newline or a trailing backslash in a title, abstract or comment can never break a row,
+and HTML in a title is shown as text.
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ def _cell(text: str) -> str:
 
 def _html_cell(text: str) -> str:
     # Only `<` can open a tag inside the <details> HTML; `>` and `&` stay as the seed has them.
+    # A backslash at the end would escape the `<` of the closing tag that follows.
+    if text.endswith("\\"):
+        text = text[:-1] + "&#92;"
     return _cell(text.replace("<", "&lt;"))
 
 
 def _title(paper: Paper) -> str:
-    text = _cell(_one_line(paper.title)).replace("[", "\\[").replace("]", "\\]")
+    """The title as the text of its link: every backslash literal (one at the end escaped
+    the link's `]`), no HTML (`<img>`, `<a href>` from arXiv shown as text)."""
+    text = _one_line(paper.title).replace("\\", "\\\\").replace("<", "&lt;")
+    text = _cell(text).replace("[", "\\[").replace("]", "\\]")
     return f"**[{text}]({paper.versioned_abs_url})**"
 
 

@@ -5,8 +5,10 @@ for each request, its middleware chain) held up the acks still to come: about 0.
 a request, measured (BENCHMARKS.md, figure 3). Here a signed slash command seen for the
 first time is acked at once; bolt then handles the same request in the background, once no
 request awaits its ack (`settled`), marked `ACKED_HERE`, and runs the listener as before (its
-own response is dropped). Everything else goes to bolt unchanged: a request without a good
-signature (bolt refuses it with 401), buttons and other payloads.
+own response is dropped). A request without a good signature is refused here with 401 and
+one log line of ours, never with its body (bolt logs the whole body, so a newline in it
+would forge log lines, and answers a timestamp that is not a number with HTTP 500).
+Everything else goes to bolt unchanged: buttons and other payloads.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ ACKED_HERE = "papers_bot_acked_here"
 it alone, and nothing bolt answers reaches Slack."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SIGNATURE_WINDOW = 5 * 60
+"""Seconds a request's timestamp may be off: Slack's window, as `SignatureVerifier` has it."""
+TIMESTAMP_DIGITS = 12
+"""Digits a timestamp may have (seconds since 1970 have 10 until the year 2286)."""
 
 
 class AcksFirst:
@@ -59,9 +66,11 @@ class AcksFirst:
         body = await request.text()  # aiohttp keeps it for bolt's handler
         headers = request.headers
         signature = headers.get("x-slack-signature", "")
-        timestamp = headers.get("x-slack-request-timestamp", "0")
-        if not self._verifier.is_valid(body, timestamp, signature):
-            return await handler(request)
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        refused = self._refusal(body, timestamp, signature)
+        if refused is not None:
+            log.warning("slack_request_refused reason=%r", refused)
+            return web.json_response({"error": "invalid request"}, status=401)
         form = dict(parse_qsl(body))
         if "command" not in form:
             return await handler(request)
@@ -78,6 +87,18 @@ class AcksFirst:
         self._handling.add(task)
         task.add_done_callback(self._handled)
         return web.Response(text=self._ack_body(form))
+
+    def _refusal(self, body: str, timestamp: str, signature: str) -> str | None:
+        """Why a request is not Slack's, in a few words; None when it is."""
+        if not signature or not timestamp:
+            return "no signature"
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= TIMESTAMP_DIGITS):
+            return "bad timestamp"
+        if abs(self._verifier.clock.now() - int(timestamp)) > SIGNATURE_WINDOW:
+            return "stale timestamp"
+        if not self._verifier.is_valid(body, timestamp, signature):
+            return "bad signature"
+        return None
 
     async def _dispatch(self, body: str, query: str, headers: Mapping[str, str]) -> None:
         if self._settled is not None:

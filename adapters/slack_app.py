@@ -742,7 +742,10 @@ def create_app(
     secret = ""  # Socket Mode needs none: Slack's messages come over our own connection
     if cfg.mode == "http":
         secret = _secret(cfg.signing_secret, "signing_secret")
-    app = AsyncApp(client=web_client(cfg), signing_secret=secret, name="papers-bot")
+    # bolt's own loggers take the level of the one it is given, else the root's at creation
+    # (INFO), past `bot.logs`' quieting of "slack_bolt": it would log refused bodies whole.
+    quiet = logging.getLogger("slack_bolt")
+    app = AsyncApp(client=web_client(cfg), signing_secret=secret, name="papers-bot", logger=quiet)
     pending = pending or PendingAcks()
     if cfg.mode == "http":
         app.use(_refuse_replays(first_use or RecentSignatures()))

@@ -15,11 +15,15 @@ from bot.models import Channel, Paper, newest_first, utcnow
 from bot.replies import CommandContext as CommandContext
 from bot.replies import Reply as Reply
 from bot.replies import UserError as UserError
+from bot.replies import whole_number
 from bot.settings import Settings
 from bot.store import AddResult, Hold, Store, write_cache
 from bot.votes import Pressed, Votes
 
 log = logging.getLogger(__name__)
+
+MAX_RECENT_ASKED = 9999
+"""The largest count `parse_recent` reads; `recent` then holds it to `recent_max`."""
 
 USAGE = (
     "/papers add <keyword>: follow a keyword in this channel (searched in titles and abstracts)\n"
@@ -343,8 +347,8 @@ def parse_recent(rest: str) -> tuple[str | None, int | None]:
     """`reward model 5` -> ("reward model", 5); `7` -> (None, 7); `` -> (None, None)."""
     words = rest.split()
     n: int | None = None
-    if words and words[-1].isdecimal() and words[-1].isascii():
-        if len(words[-1]) > 4:
+    if words and words[-1].isascii() and words[-1].isdecimal():  # meant as a count
+        n = whole_number(words.pop(), MAX_RECENT_ASKED)
+        if n is None:
             raise UserError("Ask for between 1 and a few dozen papers.")
-        n = int(words.pop())
     return (" ".join(words) or None), n

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import timedelta
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from bot import platforms as plugins
 from bot import runtime
@@ -26,7 +25,7 @@ from bot.models import Channel, Digest
 from bot.platforms import Platform
 from bot.publishing import Delivered, Publisher
 from bot.service import Server, Service
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, redacted_url
 from bot.store import STORE_ERRORS, MemoryStore, Store, StoreUnavailable, open_store
 from bot.terminal import format_paper
 
@@ -37,15 +36,6 @@ TERMINAL = Channel("console", "terminal")
 
 class CliError(Exception):
     """A one-line reason to exit non-zero."""
-
-
-def redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _memory_store(settings: Settings) -> MemoryStore:
@@ -63,7 +53,7 @@ async def connect_store(settings: Settings) -> Store:
     except StoreUnavailable:
         await store.close()
         raise CliError(
-            f"cannot reach Redis at {redacted(settings.redis_url)}: start redis-server, "
+            f"cannot reach Redis at {redacted_url(settings.redis_url)}: start redis-server, "
             'or set redis_url = "memory://" for Markdown and console outputs only '
             "(it remembers nothing)"
         ) from None
@@ -294,7 +284,7 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     source = ArxivSource(settings.arxiv)
     try:
         await source.search('ti:"electron"', 1, ["check"])
-        print(f"arxiv: ok ({settings.arxiv.api_url})")
+        print(f"arxiv: ok ({redacted_url(settings.arxiv.api_url)})")
     except ArxivError as err:
         print(f"arxiv: FAILED: {err}")
         problems += 1
@@ -318,7 +308,7 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _check_redis(settings: Settings, store: Store) -> int:
     """`check`'s lines on the Redis it reached: its eviction policy and memory."""
-    where = redacted(settings.redis_url)
+    where = redacted_url(settings.redis_url)
     try:
         problem = await eviction_problem(settings, store)
         policy = await store.eviction_policy()

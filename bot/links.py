@@ -16,6 +16,10 @@ from bot.models import Paper
 MAX_CODE_LINKS = 3
 MAX_URL_CHARS = 200
 VENUE_CHARS = 80
+VENUE_SOURCE_CHARS = 1000
+"""Characters of a comment or journal reference read for a venue: authors name it in the
+first few hundred (the longest comment in the shared corpus has 449 characters), and
+arXiv does not bound a comment."""
 
 # A host not preceded by a name character (so `gist.github.com`, `notgithub.com`,
 # `git@github.com:` are not it), then the path up to whatever can't be part of it.
@@ -138,7 +142,7 @@ _PROCEEDINGS = re.compile(
     r"^(?:(?:in\s*)?(?:proceedings|proc\.)\s+of\s+|in:?\s+(?=[A-Z])|the\s+)(?:the\s+)?", re.I
 )
 _PUNCTUATION = " \t.,;:-–—\"'“”‘’`{}"
-_YEAR_AFTER = re.compile(rf"^\s*,?\s*(?P<year>{_YEAR})\b")
+_YEAR_AFTER = re.compile(rf"\s*,?\s*(?P<year>{_YEAR})\b")  # matched from a position
 _ANY_YEAR = re.compile(rf"\b{_YEAR}\b")
 _VENUE_END = re.compile(
     r"\s*(?:https?://|www\.|\(arXiv|,?\s*\d+\s*pages\b|\s+as\s+(?:an?\s+)?(?i:oral|spotlight"
@@ -160,10 +164,10 @@ def venue(paper: Paper) -> str | None:
     what the comment says ("NeurIPS 2025", "ICLR 2025 (oral)", "Findings of ACL 2025").
     None when the comment names no venue or only one the paper was submitted to."""
     if paper.journal_ref and paper.journal_ref.strip():
-        return _short(" ".join(paper.journal_ref.split()))
+        return _short(" ".join(paper.journal_ref[:VENUE_SOURCE_CHARS].split()))
     if not paper.comment:
         return None
-    for segment in _segments(" ".join(paper.comment.split())):
+    for segment in _segments(" ".join(paper.comment[:VENUE_SOURCE_CHARS].split())):
         if _NOT_ACCEPTED.search(segment):
             continue
         found = _from_segment(segment)
@@ -174,13 +178,13 @@ def venue(paper: Paper) -> str | None:
 
 def _segments(comment: str) -> list[str]:
     """The comment's sentences and `;`-separated parts, without their page counts."""
-    parts: list[str] = []
+    parts: list[list[str]] = []  # each part's pieces: joined once, at the end
     for piece in _SENTENCE_END.split(comment):
-        if parts and _ABBREVIATION.search(parts[-1]):
-            parts[-1] += " " + piece
+        if parts and _ABBREVIATION.search(parts[-1][-1]):  # the part ends as its last piece
+            parts[-1].append(piece)
         elif piece.strip():
-            parts.append(piece.strip())
-    return [_COUNTS.sub("", p).strip() for p in parts]
+            parts.append([piece.strip()])
+    return [_COUNTS.sub("", " ".join(p)).strip() for p in parts]
 
 
 def _from_segment(segment: str) -> str | None:
@@ -227,12 +231,13 @@ def _short(phrase: str, mark: re.Match[str] | None = None) -> str | None:
 
 
 def _acronym(phrase: str) -> str | None:
+    anywhere = _any_year(phrase)  # once: the phrase can hold many acronyms
     for match in _PAREN_ACRONYM.finditer(phrase):
         if not _is_acronym(match["acronym"]):
             continue
         if match["year"]:
             return match.group()[1:-1]
-        year = _year_after(phrase[match.end() :]) or _any_year(phrase)
+        year = _year_after(phrase, match.end()) or anywhere
         if year:
             return f"{match['acronym']} {year}"
     return None
@@ -243,8 +248,8 @@ def _is_acronym(words: str) -> bool:
     return all(sum(ch.isupper() for ch in word) >= 2 for word in words.split())
 
 
-def _year_after(rest: str) -> str | None:
-    found = _YEAR_AFTER.match(rest)
+def _year_after(phrase: str, start: int) -> str | None:
+    found = _YEAR_AFTER.match(phrase, start)
     return found["year"] if found else None
 
 

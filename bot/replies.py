@@ -36,3 +36,15 @@ class Reply:
 class UserError(Exception):
     """Raised by the command methods with a message for the user; `handle` turns it into a
     Reply. Adapters calling `add`/`remove`/`list`/`recent` directly catch it the same way."""
+
+
+def whole_number(text: str, high: int) -> int | None:
+    """`text` as a number from 0 to `high`, else None. ASCII digits only, written without
+    leading zeros ("07", "+7", "٧" and "7.0" are None: one spelling per number), and never
+    longer than `high` written out, so `int()` only ever reads a few digits."""
+    if not (0 < len(text) <= len(str(high)) and text.isascii() and text.isdigit()):
+        return None
+    if text[0] == "0" and len(text) > 1:
+        return None
+    value = int(text)
+    return value if value <= high else None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -17,6 +18,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -24,6 +26,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
+from redis.connection import parse_url
 
 from bot import categories as taxonomy
 from bot import keywords as kw
@@ -34,6 +38,19 @@ ENV_PREFIX = "PAPERS_BOT_"
 
 class SettingsError(Exception):
     """A one-line explanation of what is wrong with the settings."""
+
+
+class Conflict(ValueError):
+    """Two settings that contradict each other, raised by a model validator: `key` (under
+    the model's own place) is the one reported."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+Snowflake = Annotated[int, Field(ge=0, lt=2**64)]
+"""A Discord id: an unsigned 64-bit number."""
 
 
 class _Section(BaseModel):
@@ -56,8 +73,10 @@ class ArxivSettings(_Section):
     stale_rechecks: int = Field(12, ge=0, le=96)
     """How many times it does, at most, before the next scheduled run."""
     max_retries: int = Field(3, ge=0, le=10)
-    retry_backoff: float = Field(5.0, ge=0)
-    max_retry_after: float = Field(120.0, ge=0)
+    retry_backoff: float = Field(5.0, ge=0, le=300)
+    """Seconds before the first retry, doubled for each next one."""
+    max_retry_after: float = Field(120.0, ge=0, le=3600)
+    """The longest arXiv's Retry-After is honoured, in seconds: the run waits that long."""
     max_results: int = Field(100, ge=1, le=2000)
     categories: list[str] = []
     window_days: int = Field(7, ge=1, le=60)
@@ -79,7 +98,8 @@ class ArxivSettings(_Section):
 class DigestSettings(_Section):
     first_run_papers: int = Field(5, ge=0, le=100)
     max_papers_per_channel: int = Field(50, ge=1, le=1000)
-    seen_retention_days: int = Field(90, ge=7)
+    seen_retention_days: int = Field(90, ge=7, le=3650)
+    """Ten years at most: a channel's seen set holds every paper it got in this time."""
     channel_deadline: float = Field(900.0, ge=60, le=7200)
     """Seconds one channel's delivery may take, rate-limit waits included; what is not out by
     then comes with the next run. At least a second per paper (Slack's pace, one message a
@@ -111,6 +131,15 @@ class CommandSettings(_Section):
     """Days in a row a channel is gone (Slack `channel_not_found`, `is_archived`; Discord
     404 Unknown Channel) before its chat subscriptions are dropped."""
 
+    @model_validator(mode="after")
+    def _default_within_max(self) -> Self:
+        if self.recent_default > self.recent_max:
+            raise Conflict(
+                "recent_default",
+                f"{self.recent_default} is more than recent_max ({self.recent_max})",
+            )
+        return self
+
 
 class SignalsSettings(_Section):
     buttons: bool = True
@@ -133,9 +162,9 @@ class SlackSettings(_Section):
 class DiscordSettings(_Section):
     token: SecretStr | None = None
     """The bot's token (Developer Portal, Bot, Reset Token)."""
-    application_id: int | None = None
+    application_id: Snowflake | None = None
     """Lets `papers-bot check` print the invite URL without logging in."""
-    guild_ids: list[int] = []
+    guild_ids: list[Snowflake] = []
     """Register /papers in these servers only (changes show at once); empty: globally."""
     allowed_guilds: list[int] = Field([], max_length=1000)
     """Servers whose members may use /papers and the buttons; empty: those of `guild_ids`.
@@ -146,10 +175,17 @@ class DiscordSettings(_Section):
     api_url: str | None = Field(None, pattern=r"^https?://")
     """REST base with its version, e.g. `http://127.0.0.1:8080/api/v10` (proxies, tests)."""
     gateway_url: str | None = Field(None, pattern=r"^wss?://")
-    allowed_users: list[int] = []
+    allowed_users: list[Snowflake] = []
     """User and role IDs that may add and remove keywords; when both are empty, members
     with the Manage Channels permission may."""
-    allowed_roles: list[int] = []
+    allowed_roles: list[Snowflake] = []
+
+    @field_validator("token")
+    @classmethod
+    def _stripped(cls, value: SecretStr | None) -> SecretStr | None:
+        """The token as it is sent (a pasted token often ends in a newline), so that the
+        log scrubber looks for what is used."""
+        return None if value is None else SecretStr(value.get_secret_value().strip())
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -175,8 +211,10 @@ class ServiceSettings(_Section):
     health_host: str = "0.0.0.0"
     health_port: int = Field(8080, ge=0, le=65535)
     log_format: Literal["kv", "json"] = "kv"
-    lock_ttl: float = Field(60.0, ge=1)
-    shutdown_grace: float = Field(10.0, ge=0)
+    lock_ttl: float = Field(60.0, ge=1, le=3600)
+    """Seconds; a channel whose holder died waits this long, so an hour at most."""
+    shutdown_grace: float = Field(10.0, ge=0, le=600)
+    """Seconds; orchestrators kill a process that takes longer to stop anyway."""
 
 
 class WebhookSettings(_Section):
@@ -184,8 +222,9 @@ class WebhookSettings(_Section):
     Slack-compatible integration, Discord's `/slack` endpoint)."""
 
     max_chars: int = Field(2000, ge=500, le=40000)
-    interval: float = Field(1.0, ge=0)
-    timeout: float = Field(10.0, gt=0)
+    interval: float = Field(1.0, ge=0, le=60)
+    """Seconds between posts to one URL; every message of a digest waits it."""
+    timeout: float = Field(10.0, gt=0, le=120)
     max_retries: int = Field(3, ge=0, le=10)
     max_retry_after: float = Field(60.0, ge=0, le=3600)
     """The longest 429 wait (Retry-After) honoured, in seconds; a 429 asking for more fails
@@ -239,6 +278,17 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     subscriptions: list[SubscriptionSettings] = []
 
+    @model_validator(mode="after")
+    def _retention_covers_the_window(self) -> Self:
+        days, window = self.digest.seen_retention_days, self.arxiv.window_days
+        if days < window:
+            raise Conflict(
+                "digest.seen_retention_days",
+                f"{days} is less than arxiv.window_days ({window}): "
+                "papers still in the window would be posted again",
+            )
+        return self
+
 
 def config_path(explicit: Path | None = None) -> Path | None:
     """`--config`, else `PAPERS_BOT_CONFIG`, else `./settings.toml` when it exists."""
@@ -279,20 +329,101 @@ def load_settings(explicit: Path | None = None) -> Settings:
         return _FromFile()
     except ValidationError as err:
         raise SettingsError(_describe(err, path)) from None
+    except SourceError as err:  # a variable pydantic-settings could not parse as JSON
+        raise SettingsError(_unparsed(err)) from None
 
 
 def _describe(err: ValidationError, path: Path | None) -> str:
     first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(settings)"
-    env_name = ENV_PREFIX + "__".join(
-        str(part).upper() for part in first["loc"] if not isinstance(part, int)
-    )
-    where = f"{path} or {env_name}" if path else env_name
+    loc = [str(part) for part in first["loc"]]
     message = first["msg"]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, ValueError):
+        message = str(cause)  # without pydantic's "Value error, "
+    if isinstance(cause, Conflict):
+        loc += cause.key.split(".")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+    key = ".".join(loc) or "(settings)"
+    env_name = ENV_PREFIX + "__".join(part.upper() for part in loc if not part.isdigit())
+    where = f"{path} or {env_name}" if path else env_name
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"invalid setting {key} (from {where}): {message}{more}"
+
+
+def _unparsed(err: SourceError) -> str:
+    """One line for pydantic-settings' 'error parsing value for field "arxiv"': the
+    variable (or the variables it could be) and what JSON says is wrong."""
+    field = str(err).split('"')[1] if str(err).count('"') >= 2 else ""
+    prefix = (ENV_PREFIX + field).upper()
+    names = sorted(
+        name
+        for name, value in os.environ.items()
+        if name.upper().startswith(prefix) and not _json_or_plain(value)
+    )
+    where = names[0] if len(names) == 1 else f"{prefix}…"
+    cause = err.__cause__
+    reason = f"not valid JSON: {cause}" if isinstance(cause, ValueError) else str(err)
+    return f"invalid setting {field or '(settings)'} (from {where}): {reason}"
+
+
+def _json_or_plain(value: str) -> bool:
+    """False for a value that looks like JSON (a list or a table) and isn't."""
+    if not value.lstrip().startswith(("[", "{")):
+        return True
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def redacted_url(url: str) -> str:
+    """`url` safe to print. A Redis URL as redis-py reads it (`parse_url`): host, port and
+    database, `***@` for a user or password, no query options (`?password=` is one); any
+    other URL without its user, password, query and fragment."""
+    if not url.lower().startswith(REDIS_SCHEMES):
+        parts = urlsplit(url)
+        if "@" not in parts.netloc and not parts.query and not parts.fragment:
+            return url
+        netloc = parts.netloc.rpartition("@")[2]
+        netloc = "***@" + netloc if "@" in parts.netloc else netloc
+        query = "***" if parts.query else ""
+        return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
+    scheme = url.partition(":")[0].lower()
+    found = _redis_parts(url)
+    if found is None:
+        return f"{scheme}://(unreadable URL)"
+    secret = "***@" if found.get("username") or found.get("password") else ""
+    if scheme == "unix":
+        db = f"?db={found['db']}" if "db" in found else ""
+        return f"unix://{secret}{found.get('path', '')}{db}"
+    host = str(found.get("host", ""))
+    host = f"[{host}]" if ":" in host else host
+    port = f":{found['port']}" if "port" in found else ""
+    db = f"/{found['db']}" if "db" in found else ""
+    return f"{scheme}://{secret}{host}{port}{db}"
+
+
+def _redis_parts(url: str) -> dict[str, Any] | None:
+    """What redis-py connects with (`redis.connection.parse_url`); None when it can't."""
+    try:
+        parts: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return None
+    return parts
+
+
+def _redis_password(url: str) -> str | None:
+    if not url.lower().startswith(REDIS_SCHEMES):
+        return None
+    parts = _redis_parts(url)
+    if parts is None:
+        return urlsplit(url).password  # redis-py would not connect; still never logged
+    return str(parts["password"]) if parts.get("password") else None
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -304,7 +435,7 @@ def secret_values(settings: Settings) -> list[str]:
         settings.discord.token,
     ]
     found = [s.get_secret_value() for s in secrets if s is not None]
-    password = urlsplit(settings.redis_url).password
+    password = _redis_password(settings.redis_url)
     # A channel that is a URL (an incoming webhook) is a secret too.
     hooks = [sub.channel for sub in settings.subscriptions if "://" in sub.channel]
     return [*found, *([password] if password else []), *hooks]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.models import Paper, split_version
-from bot.replies import CommandContext, Reply, UserError
+from bot.replies import CommandContext, Reply, UserError, whole_number
 from bot.settings import Settings
 from bot.signals import Tally, top
 from bot.store import Store
@@ -107,9 +107,10 @@ class Votes:
         text = raw.strip()
         days = TOP_DAYS
         if text:
-            if not (text.isascii() and text.isdecimal() and 1 <= int(text[:4]) <= MAX_TOP_DAYS):
+            asked = whole_number(text, MAX_TOP_DAYS)
+            if not asked:
                 raise UserError(f"Use: top [days], with days between 1 and {MAX_TOP_DAYS}.")
-            days = int(text)
+            days = asked
         period = "day" if days == 1 else f"{days} days"
         since = self._clock() - timedelta(days=days)
         best = top(await self._store.signals.voted(ctx.channel, since), TOP_PAPERS)

@@ -211,3 +211,32 @@ def test_console_marks_new_versions_and_says_how_many_more() -> None:
     assert "• New version v2: Reward model\n" in text
     assert "• Paper number 2\n" in text
     assert text.rstrip().endswith("…and 3 more new papers.")
+
+
+@pytest.mark.parametrize("command", [["check"], ["run"], ["digest"]])
+def test_no_command_prints_a_redis_password_given_in_the_query(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fake: FakeArxiv,
+    command: list[str],
+) -> None:
+    """Issue 22, finding 8: `?password=` (redis-py reads it) was printed as given, and
+    `check` printed `arxiv.api_url` with its credentials."""
+    (tmp_path / "settings.toml").write_text(
+        '[[subscriptions]]\nplatform = "markdown"\nchannel = "R.md"\nkeywords = ["reward model"]\n'
+    )
+    port = free_port()
+    monkeypatch.setenv(
+        "PAPERS_BOT_REDIS_URL", f"redis://127.0.0.1:{port}/0?password=hunter2-redis-password"
+    )
+    monkeypatch.setenv(
+        "PAPERS_BOT_ARXIV__API_URL", fake.url.replace("://", "://reader:hunter2-arxiv-pass@")
+    )
+    expected = 1 if command == ["check"] else 2
+    assert main(command) == expected
+    out, err = capsys.readouterr()
+    assert f"cannot reach Redis at redis://***@127.0.0.1:{port}/0: " in out + err
+    if command == ["check"]:
+        assert f"arxiv: ok ({fake.url.replace('://', '://***@')})" in out
+    assert "hunter2" not in out + err

@@ -7,7 +7,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.arxiv_source import ArxivSource
-from bot.commands import CommandContext, Commands
+from bot.commands import CommandContext, Commands, UserError, parse_recent
 from bot.digest import DigestRunner, channel_options
 from bot.models import Channel, Digest, Paper, utcnow
 from bot.publishing import Delivered
@@ -307,3 +307,25 @@ async def test_an_add_and_remove_leave_nothing_behind_in_redis(
         assert (await commands.handle(ctx("U2"), "remove reward model")).ok
     left = [k for k in await redis_client.keys("test:*") if not k.startswith("test:rate:")]
     assert left == []
+
+
+@pytest.mark.parametrize(
+    ("rest", "parsed"),
+    [
+        ("reward model 5", ("reward model", 5)),
+        ("7", (None, 7)),
+        ("", (None, None)),
+        ("reward model", ("reward model", None)),
+        ("gpt 4o", ("gpt 4o", None)),
+        ("reward model 0", ("reward model", 0)),  # refused by `recent` with the range
+    ],
+)
+def test_parse_recent(rest: str, parsed: tuple[str | None, int | None]) -> None:
+    assert parse_recent(rest) == parsed
+
+
+@pytest.mark.parametrize("count", ["05", "0000000000005", "99999", "100000000000000000000"])
+def test_parse_recent_refuses_a_count_written_oddly_or_too_long(count: str) -> None:
+    """Issue 22, finding 11: one strict helper reads numbers (`bot.replies.whole_number`)."""
+    with pytest.raises(UserError, match=r"^Ask for between 1 and a few dozen papers\.$"):
+        parse_recent(f"reward model {count}")

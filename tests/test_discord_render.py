@@ -16,6 +16,7 @@ from adapters.discord_render import (
     DESCRIPTION_LIMIT,
     EMBEDS_PER_MESSAGE,
     EMBEDS_TOTAL_LIMIT,
+    FOOTER_LIMIT,
     TITLE_LIMIT,
     ZWSP,
     Outgoing,
@@ -191,6 +192,32 @@ def test_paper_embed_fields() -> None:
     assert fields["Comment"] == "12 pages, code: https://github.com/x/y_z"
     assert embed.footer.text == "arXiv:2611.00007v3 · also matches “rlhf”"
     assert embed.description == "Abstract 7."
+
+
+def test_the_fake_refuses_what_discord_refuses() -> None:
+    """Empty field values, and lengths counted in UTF-16 units (what the render promises)."""
+    empty = {"embeds": [{"title": "t", "fields": [{"name": "Category", "value": ""}]}]}
+    assert limit_violations(empty) == ["embed 0 field 0 value is empty"]
+    astral = {"embeds": [{"title": "t", "footer": {"text": "𝔸" * 1100}}]}
+    assert limit_violations(astral) == ["embed 0 footer has 2200 characters (limit 2048)"]
+
+
+def test_a_paper_without_a_category_has_no_empty_field() -> None:
+    """Issue 22, finding 14: an empty `Category` field was sent, which Discord refuses."""
+    embed = paper_embed(paper(1, primary_category="", categories=()))
+    assert "Category" not in [f.name for f in embed.fields]
+    assert limit_violations({"embeds": [embed.to_dict()]}) == []
+
+
+def test_the_footer_fits_in_utf16_units() -> None:
+    """Issue 22, finding 14: the footer was cut by code points (2,149 units seen)."""
+    keywords = ("main", *(f"𝔸{n:03d}" + "𝔹" * 40 for n in range(30)))
+    embed = paper_embed(paper(1), keywords, number=12)
+    footer = embed.footer.text or ""
+    assert units(footer) <= FOOTER_LIMIT < units(footer) + 100  # cut, and near the limit
+    assert footer.startswith("#12 · arXiv:2611.00001v1 · also matches “𝔸000")
+    assert footer.endswith("…")
+    assert limit_violations({"embeds": [embed.to_dict()]}) == []
 
 
 def test_paper_embed_with_34_authors_from_corpus(corpus: Path) -> None:

@@ -307,6 +307,29 @@ def test_the_journal_reference_is_the_venue(journal_ref: str, expected: str) -> 
     assert venue(paper(1, journal_ref=journal_ref, comment="Accepted to ICML 2099")) == expected
 
 
+HOSTILE = 100_000
+
+
+@pytest.mark.parametrize("filler", ["A. ", "Phys. ", "(AB) ", "A.; ", "x "])
+def test_only_the_start_of_a_huge_comment_is_read_for_a_venue(filler: str) -> None:
+    """Issue 22, finding 13: `venue()` was quadratic in "A. A. A. …" (5 s at 32k characters)
+    and Discord renders it per channel on the event loop. It is linear now, and reads the
+    first `VENUE_SOURCE_CHARS` only (measured: BENCHMARKS.md, "venue() on hostile text")."""
+    padding = filler * (HOSTILE // len(filler))
+    named = "Accepted at ICLR 2025. "
+    assert venue(paper(1, comment=named + padding)) == "ICLR 2025"
+    assert venue(paper(1, comment=padding + named)) is None  # past what is read
+    found = venue(paper(1, comment="Accepted at " + padding))
+    assert found is None or len(found) <= VENUE_CHARS
+
+
+def test_only_the_start_of_a_huge_journal_reference_is_read() -> None:
+    cited = "Proceedings of NeurIPS (NIPS) " + "(AB) " * (HOSTILE // 5) + "2025"
+    found = venue(paper(1, journal_ref=cited))
+    assert found is not None and found.startswith("NeurIPS (NIPS) (AB)")  # no year read
+    assert len(found) <= VENUE_CHARS
+
+
 # the whole corpus -------------------------------------------------------------------------
 
 

@@ -82,3 +82,33 @@ async def test_publisher_rewrites_the_file_and_reports_delivery(tmp_path: Path) 
     assert text.count("| **[Paper number") == 2
     assert delivered == [paper(1).id]
     assert list(target.parent.iterdir()) == [target]
+
+
+def test_html_in_a_title_reaches_the_readme_as_text() -> None:
+    """Issue 22, finding 15: `<img>` and `<a href>` in a title reached the README as HTML."""
+    hostile = paper(1, title='<img src=x onerror=alert(1)> <a href="https://evil.example">x</a>')
+    line = row(hostile)
+    assert "<img" not in line and "<a " not in line
+    assert line.startswith(
+        '| **[&lt;img src=x onerror=alert(1)> &lt;a href="https://evil.example">x&lt;/a>]('
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        ("Ends in a backslash \\", "Ends in a backslash \\\\"),
+        ("Escapes \\] a bracket", "Escapes \\\\\\] a bracket"),
+        ("$\\alpha$-divergence \\| pipes", "$\\\\alpha$-divergence \\\\\\| pipes"),
+    ],
+)
+def test_a_backslash_in_a_title_never_breaks_its_link(title: str, text: str) -> None:
+    """Issue 22, finding 15: a trailing backslash escaped the `]` that closes the link."""
+    line = row(paper(1, title=title))
+    assert line.startswith(f"| **[{text}](http://arxiv.org/abs/2611.00001v1)** |")
+
+
+def test_a_trailing_backslash_in_an_abstract_or_comment_closes_no_tag() -> None:
+    line = row(paper(1, summary="ends in \\", comment="a comment that ends in \\"))
+    assert "<p>ends in &#92;</p>" in line
+    assert "<p>a comment that ends in &#92;</p></details> |" in line

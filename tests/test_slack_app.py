@@ -409,6 +409,54 @@ async def test_requests_not_signed_by_slack_get_401(
     assert await chat_keywords(bot.store) == []
 
 
+FORGED = "text=x\ntime=2026-11-04 level=ERROR logger=bot.digest digest_failed forged=yes"
+"""A body whose newline would start a log line of its own, were the body logged."""
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"signed": False}, "no signature"),
+        ({"signature": "v0=" + "0" * 64}, "bad signature"),
+        ({"timestamp": str(int(time.time()) - 10 * 60)}, "stale timestamp"),
+        ({"timestamp": "soon"}, "bad timestamp"),
+        ({"timestamp": "1" * 40}, "bad timestamp"),
+    ],
+)
+async def test_a_refused_request_is_one_line_of_ours_without_its_body(
+    bot: Bot, caplog: pytest.LogCaptureFixture, options: dict[str, Any], reason: str
+) -> None:
+    """Issue 22, finding 9: bolt logged every refused body at INFO (its loggers escape the
+    quieting), so a newline in a body forged log lines; a timestamp that is not a number
+    gave HTTP 500 and a traceback."""
+    caplog.clear()
+    ack = await bot.post(FORGED, **options)
+    assert ack.status == 401
+    assert [r.getMessage() for r in caplog.records] == [f"slack_request_refused reason='{reason}'"]
+    assert caplog.records[0].name == "adapters.slack_acks"
+    assert "forged" not in caplog.text
+
+
+async def test_bolt_itself_follows_the_quieting_of_its_logger(
+    slack: FakeSlack,
+    arxiv: FakeArxiv,
+    redis_store: RedisStore,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `bot.logs.configure` does to "slack_bolt" reaches bolt's request verification,
+    for a request that comes to bolt some other way than `serve`'s middleware."""
+    from slack_bolt.request.async_request import AsyncBoltRequest
+
+    monkeypatch.setattr(logging.getLogger("slack_bolt"), "level", logging.WARNING)
+    settings = make_settings(slack, arxiv)
+    app = create_app(settings, Commands(settings, redis_store, ArxivSource(settings.arxiv)))
+    caplog.clear()
+    response = await app.async_dispatch(AsyncBoltRequest(body=FORGED, headers={}))
+    assert response.status == 401
+    assert "forged" not in caplog.text
+
+
 async def test_a_body_changed_after_signing_gets_401(bot: Bot) -> None:
     fields = bot.slash("list").fields()
     timestamp = str(int(time.time()))

@@ -115,10 +115,21 @@ async def test_top_counts_votes_in_the_period(
     assert empty.ok and empty.papers == () and empty.text.startswith("No votes")
 
 
-@pytest.mark.parametrize("days", ["0", "366", "-1", "week", "１", "99999999999"])
+@pytest.mark.parametrize(
+    "days",
+    # Issue 22, finding 11: "0100000" passed the check (its first four digits), then
+    # "0001000000000" overflowed. A number is written without leading zeros.
+    ["0", "366", "-1", "week", "１", "99999999999", "0100000", "0001000000000", "07", "+7"],
+)
 async def test_top_refuses_odd_periods(commands: Commands, days: str) -> None:
     reply = await commands.handle(ctx(), f"top {days}")
     assert not reply.ok and reply.text == "Use: top [days], with days between 1 and 365."
+
+
+@pytest.mark.parametrize("days", ["1", "365"])
+async def test_top_takes_any_period_within_a_year(commands: Commands, days: str) -> None:
+    reply = await commands.handle(ctx(), f"top {days}")
+    assert reply.ok and reply.text.startswith("No votes in this channel in the last ")
 
 
 async def test_the_team_commands_are_in_help(commands: Commands) -> None:

@@ -88,12 +88,18 @@ def error_response(status: int, *, retry_after: float = 0.05) -> web.Response:
     return json_response({"message": message, "code": code}, status)
 
 
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
 def limit_violations(body: Mapping[str, Any]) -> list[str]:
-    """What Discord would refuse in a message body (counted in code points, as Discord does)."""
+    """What Discord would refuse in a message body. Lengths are counted in UTF-16 code units
+    (never fewer than Discord counts: the render promises to fit in those); a field whose
+    value or name is empty, or only spaces, is refused, as Discord does."""
     problems: list[str] = []
     content = body.get("content") or ""
-    if len(content) > 2000:
-        problems.append(f"content has {len(content)} characters (limit 2000)")
+    if _units(content) > 2000:
+        problems.append(f"content has {_units(content)} characters (limit 2000)")
     embeds = body.get("embeds") or []
     if len(embeds) > 10:
         problems.append(f"{len(embeds)} embeds (limit 10)")
@@ -111,10 +117,13 @@ def limit_violations(body: Mapping[str, Any]) -> list[str]:
         for j, f in enumerate(fields):
             parts[f"field {j} name"] = (f.get("name") or "", 256)
             parts[f"field {j} value"] = (f.get("value") or "", 1024)
+            for key in ("name", "value"):
+                if not str(f.get(key) or "").strip():
+                    problems.append(f"embed {i} field {j} {key} is empty")
         for name, (text, limit) in parts.items():
-            if len(text) > limit:
-                problems.append(f"embed {i} {name} has {len(text)} characters (limit {limit})")
-            total += len(text)
+            if _units(text) > limit:
+                problems.append(f"embed {i} {name} has {_units(text)} characters (limit {limit})")
+            total += _units(text)
     if total > 6000:
         problems.append(f"embeds have {total} characters in all (limit 6000)")
     if not content and not embeds:
