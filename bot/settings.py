@@ -166,7 +166,7 @@ class DiscordSettings(_Section):
     """Lets `papers-bot check` print the invite URL without logging in."""
     guild_ids: list[Snowflake] = []
     """Register /papers in these servers only (changes show at once); empty: globally."""
-    allowed_guilds: list[int] = Field([], max_length=1000)
+    allowed_guilds: list[Snowflake] = Field([], max_length=1000)
     """Servers whose members may use /papers and the buttons; empty: those of `guild_ids`.
     Interactions from any other server, and from DMs, get one line and change nothing."""
     any_guild: bool = False
