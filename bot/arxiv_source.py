@@ -298,14 +298,7 @@ class ArxivSource:
         return await self._with_retries(lambda: self._fetch_oai(url), "OAI-PMH catch-up")
 
     def _fetch_oai(self, url: str) -> bytes:
-        try:
-            response = self._session.get(url, headers={"Accept": "text/xml, application/xml"})
-        except requests.Timeout:
-            raise _Retryable(f"no answer within {self._settings.timeout:g}s") from None
-        except requests.RequestException as err:
-            raise _Retryable(f"connection failed: {type(err).__name__}: {err}") from None
-        if response.status_code in _RETRYABLE_STATUS or response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+        response = self._get(url, {"Accept": "text/xml, application/xml"})
         if response.status_code != 200:
             raise ArxivError(f"arXiv's OAI-PMH answered HTTP {response.status_code}")
         return response.content
@@ -409,9 +402,9 @@ class ArxivSource:
         )
         return [to_paper(r) for r in results], total
 
-    def _fetch_listing(self, url: str, etag: str | None) -> tuple[Listing | None, str | None]:
-        started = time.monotonic()
-        headers = {"If-None-Match": etag} if etag else {}
+    def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """One GET of the listing or OAI-PMH: what may pass (timeouts, refused connections,
+        5xx, 406, 429) is `_Retryable`, any other answer is the caller's to read."""
         try:
             response = self._session.get(url, headers=headers)
         except requests.Timeout:
@@ -420,6 +413,11 @@ class ArxivSource:
             raise _Retryable(f"connection failed: {type(err).__name__}: {err}") from None
         if response.status_code in _RETRYABLE_STATUS or response.status_code >= 500:
             raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+        return response
+
+    def _fetch_listing(self, url: str, etag: str | None) -> tuple[Listing | None, str | None]:
+        started = time.monotonic()
+        response = self._get(url, {"If-None-Match": etag} if etag else {})
         new_etag = response.headers.get("ETag")
         if response.status_code == 304 and etag:
             log.info("arxiv_listing url=%s unchanged (304)", url)

@@ -32,7 +32,8 @@ from bot.listing import (
     previous_listing_day,
     with_details,
 )
-from bot.listing_guard import ListingMemory, StaleListing, read_day, requested_names, spec_of
+from bot.listing import spec as listing_spec
+from bot.listing_guard import ListingMemory, StaleListing, read_day
 from bot.locks import Hold, expiry_wait, held, still_held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
@@ -373,7 +374,7 @@ class DigestRunner:
     async def _read_listing(self, *, save: bool) -> Listing:
         """The whole listing through the guard, with the memory of the last one received
         (read from and, unless `save` is off, written to the store)."""
-        feed = spec_of(requested_names(self._settings.arxiv.categories))
+        feed = listing_spec(self._settings.arxiv.categories)
         memory = ListingMemory.loads(await self._store.listing_memory(feed))
         today = self._clock().astimezone(ARXIV_ZONE).date()
         read = await read_day(
