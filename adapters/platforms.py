@@ -38,7 +38,7 @@ def _webhook(settings: Settings) -> Publisher:
 def _slack(settings: Settings) -> Publisher:
     if settings.slack.bot_token is None:
         raise SettingsError("slack.bot_token is missing (the other Slack settings are set)")
-    from adapters.slack_app import publisher_from_settings
+    from adapters.slack.app import publisher_from_settings
 
     return publisher_from_settings(settings)
 
@@ -57,7 +57,7 @@ def _serve_slack(settings: Settings, store: Store, commands: Commands) -> Server
         raise SettingsError(
             f"slack.bot_token is set but slack.{needed} is missing (needed in {slack.mode} mode)"
         )
-    from adapters.slack_app import serve, signature_claims
+    from adapters.slack.app import serve, signature_claims
 
     first_use = signature_claims(store)
     return lambda: serve(settings, commands, first_use=first_use)
@@ -68,13 +68,13 @@ async def _check_slack(settings: Settings) -> list[str]:
         if settings.slack.app_token is not None or settings.slack.signing_secret is not None:
             raise SettingsError("slack.bot_token is missing (the other Slack settings are set)")
         return ["not configured"]
-    from adapters.slack_app import verify
+    from adapters.slack.app import verify
 
     return [f"ok ({settings.slack.mode} mode, {await verify(settings)})"]
 
 
 def _discord(settings: Settings) -> Publisher:
-    from adapters.discord_app import publisher_from_settings
+    from adapters.discord.app import publisher_from_settings
 
     return publisher_from_settings(settings)
 
@@ -84,7 +84,7 @@ def _discord_configured(settings: Settings) -> bool:
 
 
 def _serve_discord(settings: Settings, store: Store, commands: Commands) -> Server:
-    from adapters.discord_app import interaction_claims, serve
+    from adapters.discord.app import interaction_claims, serve
 
     claim = interaction_claims(store)
     return lambda: serve(settings, commands, claim=claim)
@@ -94,11 +94,11 @@ async def _check_discord(settings: Settings) -> list[str]:
     if settings.discord.token is None:
         lines = ["not configured"]
         if settings.discord.application_id is not None:
-            from adapters.discord_app import invite_url
+            from adapters.discord.app import invite_url
 
             lines.insert(0, f"invite {invite_url(settings.discord.application_id)}")
         return lines
-    from adapters.discord_app import identify
+    from adapters.discord.app import identify
 
     bot = await identify(settings)
     return [f"ok (logged in as {bot.name})", f"invite {bot.invite_url}"]

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.slack_app import CONNECTIONS, SlackPublisher, publisher_from_settings
+from adapters.slack.app import CONNECTIONS, SlackPublisher, publisher_from_settings
 from bench.common import Row, ratio, say, verdict
 from bench.slack_process import RemoteSlack, Summary
 from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool

@@ -117,7 +117,7 @@ async def _serve_trivial(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/slack/events", handler)
-    runner = web.AppRunner(app, access_log=None)  # as adapters.slack_app._serve_http
+    runner = web.AppRunner(app, access_log=None)  # as adapters.slack.app._serve_http
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await asyncio.Event().wait()

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from adapters.discord_app import FAILED
-from adapters.slack_app import WORKING, FirstUse, RecentSignatures, signature_claims
-from adapters.slack_app import serve as serve_slack
-from adapters.slack_render import escape as slack_escape
+from adapters.discord.app import FAILED
+from adapters.slack.app import WORKING, FirstUse, RecentSignatures, signature_claims
+from adapters.slack.app import serve as serve_slack
+from adapters.slack.render import escape as slack_escape
 from bot.keywords import MAX_LENGTH, clean
 from bot.models import Channel
 from bot.settings import CommandSettings, SubscriptionSettings

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import discord
 import pytest
 
-from adapters.discord_app import (
+from adapters.discord.app import (
     FAILED,
     IN_DMS,
     NOT_HERE,
@@ -32,7 +32,7 @@ from adapters.discord_app import (
     publisher_from_settings,
     serve,
 )
-from adapters.discord_render import DESCRIPTION_LIMIT, ZWSP, escape
+from adapters.discord.render import DESCRIPTION_LIMIT, ZWSP, escape
 from bot import keywords as kw
 from bot.arxiv_source import ArxivSource
 from bot.commands import Commands

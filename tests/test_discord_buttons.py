@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.discord_app import NOT_HERE, interaction_claims
+from adapters.discord.app import NOT_HERE, interaction_claims
 from bot.settings import DigestSettings
 from bot.store import RedisStore
 from bot.votes import LESS, SAVE, UNSAVE, VOTE

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.discord_render import (
+from adapters.discord.render import (
     CONTENT_LIMIT,
     DESCRIPTION_LIMIT,
     EMBEDS_PER_MESSAGE,
@@ -395,7 +395,7 @@ def test_reply_with_twenty_papers_takes_two_messages() -> None:
 def test_quiet_day_revisions_and_more_are_rendered() -> None:
     from datetime import date
 
-    from adapters.discord_render import render_digest
+    from adapters.discord.render import render_digest
     from bot.models import Channel, Digest, DigestItem
     from tests.factories import paper
 

@@ -20,9 +20,9 @@ import discord.http
 import pytest
 from pydantic import SecretStr
 
-from adapters.discord_app import DiscordPublisher
-from adapters.slack_app import RATE_LIMIT_RETRIES, SlackPublisher, publisher_from_settings
-from adapters.slack_app import serve as serve_slack
+from adapters.discord.app import DiscordPublisher
+from adapters.slack.app import RATE_LIMIT_RETRIES, SlackPublisher, publisher_from_settings
+from adapters.slack.app import serve as serve_slack
 from bot.arxiv_source import ArxivSource
 from bot.commands import Commands
 from bot.digest import DigestRunner, RunReport
@@ -564,7 +564,7 @@ async def test_a_refused_discord_token_at_start_is_one_line_and_no_restart_loop(
     redis_store: RedisStore,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from adapters.discord_app import serve as serve_discord
+    from adapters.discord.app import serve as serve_discord
 
     settings = discord_settings(discord_fake, arxiv)
     settings.service = ServiceSettings(health_host="127.0.0.1", health_port=free_port())

@@ -44,7 +44,7 @@ SEED = 6
 
 ANSWER_DELAY = 0.05
 """Seconds each platform takes to answer a created message (a round trip, roughly)."""
-PRELOAD = ["bot.cli", "bot.jobs", "adapters.slack_app", "adapters.discord_app", __name__]
+PRELOAD = ["bot.cli", "bot.jobs", "adapters.slack.app", "adapters.discord.app", __name__]
 
 
 def digest_child(config: str, env: dict[str, str], log: str) -> None:
@@ -55,10 +55,10 @@ def digest_child(config: str, env: dict[str, str], log: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    import adapters.slack_app
+    import adapters.slack.app
     from bot.cli import main
 
-    adapters.slack_app.MESSAGE_INTERVAL = 0.0  # the fake Slack has no per-second limit
+    adapters.slack.app.MESSAGE_INTERVAL = 0.0  # the fake Slack has no per-second limit
     raise SystemExit(main(["--config", config, "digest"]))
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.discord_app import DiscordPublisher
-from adapters.discord_render import PAPERS_WITH_BUTTONS
+from adapters.discord.app import DiscordPublisher
+from adapters.discord.render import PAPERS_WITH_BUTTONS
 from bot.arxiv_source import ArxivSource
 from bot.cli import main
 from bot.commands import CommandContext, Commands

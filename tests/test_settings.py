@@ -248,7 +248,7 @@ def test_printed_urls_keep_no_credentials(url: str, shown: str) -> None:
 def test_the_discord_token_is_scrubbed_as_it_is_used() -> None:
     """Issue 22, finding 16: the token was stripped before use but scrubbed unstripped, so
     the token as sent (and logged by a library) was not scrubbed."""
-    from adapters.discord_app import token_of
+    from adapters.discord.app import token_of
 
     settings = Settings.model_validate({"discord": {"token": " discord-secret-token\n"}})
     used = token_of(settings)

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from adapters import slack_app
-from adapters.slack_app import WORKING, PendingAcks, RecentSignatures, Responses, _answer
+from adapters.slack import app as slack_app
+from adapters.slack.app import WORKING, PendingAcks, RecentSignatures, Responses, _answer
 from bot.commands import CommandContext, Reply
 from bot.settings import Settings
 from bot.store import RedisStore

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.slack_app import (
+from adapters.slack.app import (
     IN_DM,
     WORKING,
     _answer,
@@ -433,7 +433,7 @@ async def test_a_refused_request_is_one_line_of_ours_without_its_body(
     ack = await bot.post(FORGED, **options)
     assert ack.status == 401
     assert [r.getMessage() for r in caplog.records] == [f"slack_request_refused reason='{reason}'"]
-    assert caplog.records[0].name == "adapters.slack_acks"
+    assert caplog.records[0].name == "adapters.slack.acks"
     assert "forged" not in caplog.text
 
 

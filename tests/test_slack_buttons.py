@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from adapters.slack_app import publisher_from_settings
+from adapters.slack.app import publisher_from_settings
 from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner
 from bot.models import Channel

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from adapters.slack_app import (
+from adapters.slack.app import (
     EVENT_TYPE,
     SlackPublisher,
     _OrjsonResponse,

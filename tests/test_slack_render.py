@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters import slack_render
-from adapters.slack_render import (
+from adapters.slack import render as slack_render
+from adapters.slack.render import (
     MAX_BLOCKS,
     MAX_FALLBACK_CHARS,
     MAX_MESSAGE_CHARS,
@@ -478,7 +478,7 @@ def test_any_reply_fits(text: str, papers: tuple[Paper, ...], ok: bool) -> None:
 def test_quiet_day_revisions_and_more() -> None:
     from datetime import date
 
-    from adapters.slack_render import render_digest
+    from adapters.slack.render import render_digest
     from bot.models import Channel, Digest, DigestItem
     from tests.factories import paper
 

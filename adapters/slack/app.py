@@ -46,9 +46,9 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from adapters import slack_buttons
-from adapters.slack_acks import ACKED_HERE, AcksFirst, FirstUse
-from adapters.slack_render import (
+from adapters.slack import buttons as slack_buttons
+from adapters.slack.acks import ACKED_HERE, AcksFirst, FirstUse
+from adapters.slack.render import (
     SlackMessage,
     render_reply,
     thread_messages,

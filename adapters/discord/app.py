@@ -21,8 +21,8 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from adapters.discord_buttons import admitted, button_class, paper_buttons, remove_buttons
-from adapters.discord_render import DEFAULT_ABSTRACT_CHARS, Outgoing, render_digest, render_reply
+from adapters.discord.buttons import admitted, button_class, paper_buttons, remove_buttons
+from adapters.discord.render import DEFAULT_ABSTRACT_CHARS, Outgoing, render_digest, render_reply
 from bot import keywords as kw
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID

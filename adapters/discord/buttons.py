@@ -17,7 +17,7 @@ from typing import Any
 
 import discord
 
-from adapters.discord_render import CONTENT_LIMIT, render_reply, shorten
+from adapters.discord.render import CONTENT_LIMIT, render_reply, shorten
 from bot.commands import CommandContext, Commands
 from bot.models import Channel
 from bot.votes import LESS, SAVE, UNSAVE, VOTE, vote_label

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from adapters.slack_buttons import paper_actions, remove_action
+from adapters.slack.buttons import paper_actions, remove_action
 from bot.commands import Reply
 from bot.links import code_links, venue
 from bot.models import Digest, DigestItem, Paper
