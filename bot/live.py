@@ -51,7 +51,7 @@ class LiveProgress:
         self._channels: int | None = None
         self._done = self._failed = 0
         self._messages = self._papers = 0
-        self._waits: list[tuple[float, str]] = []  # (when it ends, why), oldest first
+        self._waits: list[tuple[float, str]] = []  # (when it ends, why); replaced, not changed
         self._waited = 0.0
 
     def queried(self, done: int, total: int) -> None:
@@ -69,7 +69,8 @@ class LiveProgress:
         self._papers += papers
 
     def waiting(self, reason: str, seconds: float) -> None:
-        self._waits.append((self._clock() + seconds, reason))
+        now = self._clock()
+        self._waits = [w for w in self._waits if w[0] > now] + [(now + seconds, reason)]
         self._waited += seconds
         self.redraw()
 
@@ -82,18 +83,20 @@ class LiveProgress:
         grid.add_row(Text("messages", style="bold"), Text(messages))
         grid.add_row(Text("elapsed", style="bold"), Text(_clock_time(now - self._started)))
         waits = [(end, why) for end, why in self._waits if end > now]
-        self._waits = waits
         if waits:
             end, why = max(waits)
-            more = f" (and {len(waits) - 1} more)" if len(waits) > 1 else ""
-            line = Text(f"{end - now:.1f}s: {why}{more}", style="yellow")
+            more = f" (and {len(waits) - 1} more waits)" if len(waits) > 1 else ""
+            line = Text(
+                f"{end - now:.1f}s{more}: {why}", "yellow", no_wrap=True, overflow="ellipsis"
+            )
             grid.add_row(Text("waiting", style="bold yellow"), line)
         elif self._waited:
             grid.add_row(Text("waited", style="bold"), Text(f"{self._waited:.1f}s in all"))
         return grid
 
     def _arxiv(self) -> Text:
-        text = f"{self._requests()} requests"
+        made = self._requests()
+        text = f"{made} request" + ("" if made == 1 else "s")
         done, total = self._queries
         if total > 1:
             text += f", queries {done}/{total}"

@@ -1,9 +1,11 @@
 """`papers-bot digest`'s live progress: shown on a terminal (a real pseudo-terminal), and
-nothing but the log lines without one. Real processes against the fake arXiv."""
+nothing but the log lines without one (real processes against the fake arXiv); the display
+itself, drawn by rich on a clock of the test's."""
 
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import re
 import select
@@ -18,7 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from bot.live import LiveProgress
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 
 LOG_LINE = re.compile(r"time=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} level=[A-Z]+ logger=\S+ \S")
@@ -180,3 +184,36 @@ def test_without_a_terminal_on_stderr_only_log_lines_appear(
     assert any("arxiv_retry" in line for line in lines) and "digest_done" in err
     assert "\x1b" not in err and "\r" not in err
     summary(err)
+
+
+def rendered(display: LiveProgress) -> str:
+    out = io.StringIO()
+    Console(file=out, width=100, force_terminal=True, color_system=None).print(display)
+    return out.getvalue()
+
+
+def test_the_display_counts_failures_and_shows_the_longest_of_concurrent_waits() -> None:
+    now = [100.0]
+    requests = [0]
+    display = LiveProgress(lambda: requests[0], clock=lambda: now[0])
+    assert "waiting for arXiv" in rendered(display) and "0 requests" in rendered(display)
+    requests[0] = 1
+    display.queried(1, 4)
+    assert re.search(r"arXiv +1 request, queries 1/4\n", rendered(display))
+    display.channels(3)
+    display.channel_done(failed=False)
+    display.channel_done(failed=True)
+    display.posted(5)
+    display.posted(0)
+    text = rendered(display)
+    assert re.search(r"channels .*2/3 done \(1 failed\)", text), text
+    assert re.search(r"messages +2 posted \(5 papers\)", text), text
+    display.waiting("Slack: HTTP 429 (Retry-After)", 30)
+    display.waiting("arXiv's request interval (3s)", 3)
+    now[0] += 1
+    assert re.search(r"waiting +29\.0s \(and 1 more waits\): Slack: HTTP 429", rendered(display))
+    now[0] += 29
+    assert re.search(r"waited +33\.0s in all", rendered(display))
+    assert "waiting" not in rendered(display)
+    display.waiting("x" * 300, 1)
+    assert max(len(line) for line in rendered(display).split("\n")) <= 100  # one line, cut
