@@ -158,7 +158,7 @@ class WebhookPublisher:
                 f"[webhook] max_retry_after ({cap:g}s); the papers come next run",
             )
         log.warning("webhook_rate_limited channel=%s wait=%.1fs", channel, retry_after)
-        if not await pause(retry_after):
+        if not await pause(retry_after, "webhook: HTTP 429 (Retry-After)"):
             raise DeliveryError(channel, "stopped while rate limited; the papers come next run")
 
     async def _pace(self, url: str) -> None:

@@ -30,6 +30,7 @@ from bot.listing_guard import read_day
 from bot.matching import build_query
 from bot.models import Paper, split_version
 from bot.oai import announced, harvest_from, list_records, sets_for
+from bot.progress import reporting
 from bot.settings import ArxivSettings
 from bot.store import STORE_ERRORS, Store
 
@@ -335,6 +336,7 @@ class ArxivSource:
                     str(err),
                     delay,
                 )
+                reporting().waiting(f"arXiv: {err}, retrying {what}", delay)
                 await self._sleep(delay)
             except ArxivQueryError as err:
                 raise ArxivQueryError(f"{err} (for {what})") from None
@@ -344,13 +346,15 @@ class ArxivSource:
         interval = self._settings.request_interval
         wait = self._next_start - time.monotonic()
         if wait > 0:
+            reporting().waiting(f"arXiv's request interval ({interval:g}s)", wait)
             await asyncio.sleep(wait)
         self._next_start = time.monotonic() + interval
         if self._shared is None or interval <= 0:
             return
         try:
             # Polls a slot booked in Redis by any replica: there is no local event to await.
-            while (wait := await self._shared.next_start("arxiv", interval)) > 0:  # noqa: ASYNC110
+            while (wait := await self._shared.next_start("arxiv", interval)) > 0:
+                reporting().waiting(f"arXiv's request interval ({interval:g}s, all replicas)", wait)
                 await asyncio.sleep(wait)
         except STORE_ERRORS as err:
             log.warning("arxiv_pace_unshared error=%r: pacing this process only", str(err))

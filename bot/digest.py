@@ -38,6 +38,7 @@ from bot.locks import Hold, expiry_wait, held, still_held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
 from bot.oai import OaiError
+from bot.progress import Progress, reporting, reporting_to
 from bot.publishing import STOP_ASKED, Delivered, DeliveryError, Publisher
 from bot.ranking import rank
 from bot.settings import Settings
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 FULL_LIST_PLATFORMS = frozenset({"markdown", "console"})
 """Outputs that show everything new at once: no first-run limit for a new keyword."""
 
-Progress = Callable[[int, int], None]
 Subscriptions = Mapping[Channel, Sequence[str]]
 
 CHANNEL_CONCURRENCY = 500
@@ -224,6 +224,14 @@ class DigestRunner:
     async def run(
         self, channels: Mapping[Channel, Sequence[str]] | None = None, *, dry_run: bool = False
     ) -> RunReport:
+        if self._progress is None:  # the caller's, if any (`bot.progress.reporting`)
+            return await self._run(channels, dry_run=dry_run)
+        with reporting_to(self._progress):  # the source's and publishers' waits too
+            return await self._run(channels, dry_run=dry_run)
+
+    async def _run(
+        self, channels: Mapping[Channel, Sequence[str]] | None, *, dry_run: bool
+    ) -> RunReport:
         if channels is None:
             channels = await all_subscriptions(self._settings, self._store)
         requests_before = self._source.request_count
@@ -249,10 +257,12 @@ class DigestRunner:
         async def one(channel: Channel, kws: Sequence[str]) -> ChannelOutcome:
             async with limit:
                 try:
-                    return await self._deliver(channel, kws, fetched, refused, dry_run=dry_run)
+                    outcome = await self._deliver(channel, kws, fetched, refused, dry_run=dry_run)
                 except STORE_ERRORS as err:  # the channel lock could not be taken
                     log.error("channel_failed channel=%s reason=%r", channel, _store_error(err))
-                    return ChannelOutcome(channel, error=_store_error(err))
+                    outcome = ChannelOutcome(channel, error=_store_error(err))
+            reporting().channel_done(outcome.error is not None)
+            return outcome
 
         # Channels with the most to post start first: a channel holds its slot for as many
         # paced messages as it posts, and one started last would end long after the rest.
@@ -260,6 +270,7 @@ class DigestRunner:
         busiest_first = sorted(
             channels.items(), key=lambda ck: -expected_papers(fetched, cap, ck[1])
         )
+        reporting().channels(len(channels))
         asked = STOP_ASKED.set(self._stop_asked)  # publishers' waits end on a stop
         try:
             done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
@@ -478,8 +489,7 @@ class DigestRunner:
         )
 
     def _advance(self, done: int, total: int) -> None:
-        if self._progress is not None:
-            self._progress(done, total)
+        reporting().queried(done, total)
 
     async def _search_window(
         self, keywords: Sequence[str], since: datetime, until: datetime, result: Fetched
@@ -751,6 +761,7 @@ class DigestRunner:
 
             async def delivered(ids: Sequence[str]) -> None:
                 outcome.delivered += len(ids)
+                reporting().posted(len(ids))
                 if not dry_run:
                     keys = seen_keys([versions[i] for i in ids])
                     if outcome.delivered < len(digest.items) or self._stopping:

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import TypeVar
 
@@ -23,6 +24,7 @@ from bot.digest import DigestRunner, RunReport, all_subscriptions
 from bot.keywords import KeywordError, clean
 from bot.models import Channel, Digest
 from bot.platforms import Platform
+from bot.progress import QUIET, Progress
 from bot.publishing import Delivered, Publisher
 from bot.service import Server, Service
 from bot.settings import Settings, SettingsError, redacted_url
@@ -158,16 +160,15 @@ def publishers(
     }
 
 
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    end = "\n" if done >= total else ""
-    print(
-        f"\rarXiv [{'#' * filled}{'.' * (width - filled)}] {done}/{total} queries",
-        end=end,
-        file=sys.stderr,
-        flush=True,
-    )
+def _progress_shown(source: ArxivSource) -> AbstractContextManager[Progress]:
+    """The live display (`bot.live`) when stderr is a terminal; else nothing is shown and
+    the output is the log lines alone. Stderr, as the logs: stdout carries the digests
+    (`papers-bot digest -k … > papers.txt` from a terminal still shows progress)."""
+    if not sys.stderr.isatty():
+        return nullcontext(QUIET)
+    from bot.live import shown  # rich, only for a terminal
+
+    return shown(lambda: source.request_count)
 
 
 async def _closing(store: Store, work: Callable[[], Awaitable[T]]) -> T:
@@ -195,7 +196,6 @@ def _report_exit(report: RunReport) -> int:
 
 
 async def digest(args: argparse.Namespace, settings: Settings) -> int:
-    progress = _progress if sys.stdout.isatty() else None
     if args.keyword:
         try:
             keywords = [clean(k) for k in args.keyword]
@@ -221,9 +221,10 @@ async def digest(args: argparse.Namespace, settings: Settings) -> int:
         loaded = installed_platforms({c.platform for c in channels})
         outputs = publishers(settings, loaded, dry_run=args.dry_run)
     source = ArxivSource(settings.arxiv, shared=store)  # with `run`'s replicas, if any
-    runner = DigestRunner(settings, store, source, outputs, progress=progress)
     try:
-        report = await _closing(store, lambda: runner.run(channels, dry_run=args.dry_run))
+        with _progress_shown(source) as progress:
+            runner = DigestRunner(settings, store, source, outputs, progress=progress)
+            report = await _closing(store, lambda: runner.run(channels, dry_run=args.dry_run))
     finally:
         await _close_outputs(outputs)
     return _report_exit(report)
@@ -254,10 +255,11 @@ async def markdown(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(str(err)) from None
     store = await store_or_memory(settings)
     outputs = publishers(settings, load_platforms(["markdown"]), dry_run=False)
-    progress = _progress if sys.stdout.isatty() else None
-    runner = DigestRunner(settings, store, ArxivSource(settings.arxiv), outputs, progress=progress)
+    source = ArxivSource(settings.arxiv)
     channel = Channel("markdown", str(args.output))
-    report = await _closing(store, lambda: runner.run({channel: keywords}))
+    with _progress_shown(source) as progress:
+        runner = DigestRunner(settings, store, source, outputs, progress=progress)
+        report = await _closing(store, lambda: runner.run({channel: keywords}))
     if report.ok:
         print(f"papers-bot: wrote {args.output}", file=sys.stderr)
     return _report_exit(report)

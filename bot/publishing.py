@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from typing import Protocol
 
 from bot.models import Channel, Digest
+from bot.progress import reporting
 
 Delivered = Callable[[Sequence[str]], Awaitable[None]]
 """Called by a publisher with the ids of the papers a message carried, once it is delivered."""
@@ -27,9 +28,11 @@ STOP_ASKED: ContextVar[asyncio.Event | None] = ContextVar("papers_bot_stop_asked
 asked to stop (`DigestRunner.stop`). Publishers wait through `pause`, which watches it."""
 
 
-async def pause(seconds: float) -> bool:
+async def pause(seconds: float, reason: str = "rate limited (429)") -> bool:
     """A publisher's wait (a rate limit's Retry-After): True once `seconds` passed, False as
-    soon as the run is asked to stop, so that no wait outlives a stop."""
+    soon as the run is asked to stop, so that no wait outlives a stop. `reason` is shown by
+    the run's progress display (`bot.progress`)."""
+    reporting().waiting(reason, seconds)
     stop = STOP_ASKED.get()
     if stop is None:
         await asyncio.sleep(seconds)

@@ -38,6 +38,7 @@ from bot.arxiv_source import ArxivSource
 from bot.commands import Commands
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel
+from bot.progress import reporting_to
 from bot.settings import (
     ArxivSettings,
     CommandSettings,
@@ -71,6 +72,7 @@ from tests.fakes.discord_api import (
     Posted,
     limit_violations,
 )
+from tests.recorded import Recorded
 from tests.seed import seed_fake_papers, seed_ids, seed_listing
 
 NOW = datetime(2026, 11, 3, 12, tzinfo=UTC)
@@ -875,3 +877,14 @@ async def test_a_dm_is_refused_in_one_line(bot: Bot) -> None:
     (answer,) = await bot.answers(await bot.fake.send_interaction(payload))
     assert answer.content == IN_DMS and answer.ephemeral
     assert await bot.store.subscriptions(HERE) == []
+
+
+async def test_a_429_wait_is_shown_with_its_reason(
+    discord_fake: FakeDiscord, arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    settings = make_settings(discord_fake, arxiv, subscriptions={CHANNEL_ID: ["reward model"]})
+    discord_fake.fail_channel(CHANNEL_ID, 429, times=1)
+    shown = Recorded()
+    with reporting_to(shown):
+        assert (await run_digest(settings, redis_store)).delivered == 5
+    assert shown.waits == [("Discord: HTTP 429 (retry_after)", 0.05)]

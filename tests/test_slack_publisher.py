@@ -31,6 +31,7 @@ from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel, Digest, DigestItem, Paper
+from bot.progress import reporting_to
 from bot.publishing import DeliveryError, message_key
 from bot.settings import (
     ArxivSettings,
@@ -42,6 +43,7 @@ from bot.settings import (
 from bot.store import RedisStore
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, closed_port_url, make_paper
 from tests.fakes.slack_api import FakeSlack, SlackCall
+from tests.recorded import Recorded
 from tests.seed import seed_fake_papers, seed_ids, seed_listing
 
 NOW = datetime(2026, 11, 4, 12, tzinfo=UTC)
@@ -695,3 +697,12 @@ async def test_a_gone_channel_is_dropped_after_three_days_in_a_row(
     report = await harness.digest(NOW + timedelta(days=6))
     assert len(slack.posts("C9", ok_only=False)) == tried  # not even tried any more
     assert gone not in {c.channel for c in report.channels}
+
+
+async def test_a_429_wait_is_shown_with_its_reason(harness: Harness) -> None:
+    harness.slack.rate_limit("C1", retry_after=1, times=1)
+    shown = Recorded()
+    with reporting_to(shown):
+        assert (await harness.digest()).ok
+    assert shown.waits == [("Slack: HTTP 429 (Retry-After)", 1.0)]
+    assert shown.totals == [1] and shown.done == [False] and sum(shown.messages) == 6

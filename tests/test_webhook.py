@@ -18,12 +18,14 @@ from bot.arxiv_source import ArxivSource
 from bot.cli import main
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel, Digest, DigestItem
+from bot.progress import reporting_to
 from bot.settings import Settings
 from bot.store import RedisStore
 from tests.conftest import RedisServer
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.fakes.webhook_server import FakeWebhook
+from tests.recorded import Recorded
 
 NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
 SECRET = "T0KEN-in-the-path-9f3a"
@@ -373,3 +375,15 @@ async def test_a_post_that_times_out_is_sent_again_next_run(
     doubled = {i for i in posted if posted.count(i) > 1}
     assert doubled == set(linked_ids(hook.texts("team")[:1]))  # the first message, twice
     assert set(posted) == {f"2611.{n:05d}" for n in range(1, 26)}
+
+
+async def test_a_429_wait_is_shown_with_its_reason(
+    arxiv: FakeArxiv, hook: FakeWebhook, redis_store: RedisStore
+) -> None:
+    team = Channel("webhook", hook.url("team"))
+    hook.fail_next(429, headers={"Retry-After": "0.05"})
+    shown = Recorded()
+    with reporting_to(shown):
+        assert (await digest(settings_for(arxiv), redis_store, {team: ["reward model"]})).ok
+    assert shown.waits == [("webhook: HTTP 429 (Retry-After)", 0.05)]
+    assert shown.done == [False] and len(shown.messages) == hook.requests - 1

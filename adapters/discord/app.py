@@ -27,6 +27,7 @@ from bot import keywords as kw
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
+from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError
 from bot.store import Store
@@ -222,6 +223,21 @@ class DiscordPublisher:
         if self._failure is not None:
             raise DeliveryError(channel, self._failure, everywhere=True)
         return self._client.get_partial_messageable(int(channel.id))
+
+
+RATE_LIMITED = "We are being rate limited. %s %s responded with 429. Retrying in %.2f seconds."
+"""discord.py's log line for a 429 it waits out itself: its one sign of the wait."""
+
+
+def _show_rate_limit(record: logging.LogRecord) -> bool:
+    """Tells the run's progress display (`bot.progress`) of discord.py's 429 waits."""
+    seconds = record.args[-1] if isinstance(record.args, tuple) and record.args else None
+    if record.msg == RATE_LIMITED and isinstance(seconds, int | float):
+        reporting().waiting("Discord: HTTP 429 (retry_after)", seconds)
+    return True
+
+
+logging.getLogger("discord.http").addFilter(_show_rate_limit)
 
 
 def _delivery_error(channel: Channel, err: discord.HTTPException) -> Exception:

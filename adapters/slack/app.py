@@ -59,6 +59,7 @@ from bot.batching import Grouped
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
+from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import Settings, SettingsError, SlackSettings
 from bot.store import Store
@@ -141,6 +142,34 @@ class ConnectionRetry(AsyncConnectionErrorRetryHandler):
         )
 
 
+class RateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's wait after a 429 (Retry-After), told to the run's progress display."""
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        if response is not None:
+            reporting().waiting("Slack: HTTP 429 (Retry-After)", _retry_after(response))
+        await super().prepare_for_next_attempt_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def _retry_after(response: HttpResponse) -> float:
+    """The whole seconds of Retry-After that slack_sdk waits (and up to one more); 1 when
+    absent."""
+    for name, value in response.headers.items():
+        if name.lower() == "retry-after":
+            first = value if isinstance(value, str) else next(iter(value), "")
+            return float(first) if first.strip().isdigit() else 1.0
+    return 1.0
+
+
 def web_client(cfg: SlackSettings, *, timeout: int | None = None) -> AsyncWebClient:
     """A Web API client with the bot token that waits out 429s (honouring Retry-After), a 429
     being a call Slack did not take."""
@@ -152,7 +181,7 @@ def web_client(cfg: SlackSettings, *, timeout: int | None = None) -> AsyncWebCli
         timeout=HTTP_TIMEOUT if timeout is None else timeout,
         retry_handlers=[
             ConnectionRetry(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+            RateLimitRetry(max_retry_count=RATE_LIMIT_RETRIES),
         ],
         logger=_sdk_logger(),
         **options,
