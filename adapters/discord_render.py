@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import discord
 
+from bot import bibtex
 from bot.commands import Reply
 from bot.links import code_links, venue
 from bot.models import Digest, Paper
@@ -280,13 +281,33 @@ def more_line(count: int) -> str:
     return f"…and {count} more new papers. `/papers recent` shows the latest for each keyword."
 
 
-def render_reply(reply: Reply, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS) -> list[Outgoing]:
+def render_reply(
+    reply: Reply, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS, file_as_text: bool = False
+) -> list[Outgoing]:
     """The reply's text escaped (at most 2000 units), its papers as embeds: after its label
-    (`/papers top`'s votes), and numbered for their Remove buttons (`/papers saved`)."""
+    (`/papers top`'s votes), and numbered for their Remove buttons (`/papers saved`); with
+    `file_as_text`, its file (one too large to attach) as code blocks."""
     labels = reply.labels or ("",) * len(reply.papers)
     embeds = []
     for n, (paper, label) in enumerate(zip(reply.papers, labels, strict=True), 1):
         number = n if reply.removable else None
         embed = paper_embed(paper, abstract_chars=abstract_chars, number=number, label=label)
         embeds.append((paper.id, embed, number))
-    return pack(shorten(reply.text, CONTENT_LIMIT), embeds)
+    messages = pack(shorten(reply.text, CONTENT_LIMIT), embeds)
+    if file_as_text and reply.attachment is not None:
+        messages += file_messages(reply.attachment.content)
+    return messages
+
+
+FILE_MESSAGES = 10
+"""Messages a file shown as code blocks takes at most."""
+
+
+def file_messages(content: str) -> list[Outgoing]:
+    fence = "```"
+    room = CONTENT_LIMIT - 2 * len(fence) - 2
+    shown = bibtex.shown(content, room, FILE_MESSAGES, lambda p: units(bibtex.unfenced(p)))
+    out = [Outgoing(f"{fence}\n{bibtex.unfenced(p)}\n{fence}") for p in shown.pieces]
+    if shown.left_out:
+        out.append(Outgoing(f"…and {shown.left_out} more, too many to show here."))
+    return out

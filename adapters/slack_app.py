@@ -48,6 +48,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters import slack_buttons
 from adapters.slack_acks import ACKED_HERE, AcksFirst, FirstUse
+from adapters.slack_files import send_file
 from adapters.slack_render import (
     SlackMessage,
     render_reply,
@@ -766,7 +767,7 @@ def create_app(
             unpostable=direct_message(command),
         )
         started = time.monotonic()
-        reply = await commands.handle(ctx, text)
+        reply = await send_file(app.client, user, await commands.handle(ctx, text))
         log.info(
             "slack_command channel=%s user=%s verb=%s ok=%s seconds=%.2f",
             ctx.channel,

@@ -16,9 +16,11 @@ from datetime import date
 from typing import Any
 
 from adapters.slack_buttons import paper_actions, remove_action
+from bot import bibtex
 from bot.commands import Reply
 from bot.links import code_links, venue
 from bot.models import Digest, DigestItem, Paper
+from bot.replies import Attachment
 
 Block = dict[str, Any]
 
@@ -360,7 +362,8 @@ def _paper_unit(item: DigestItem, buttons: bool) -> _Unit:
 
 
 def render_reply(reply: Reply) -> list[SlackMessage]:
-    """A command's answer: its text, then its papers listed compactly."""
+    """A command's answer: its text, then its papers listed compactly, then its file (one
+    that could not be sent as a file) as code blocks."""
     text = fit(reply.text, MAX_SECTION_CHARS - 20)
     if not reply.ok:
         text = f":warning: {text}"
@@ -371,4 +374,30 @@ def render_reply(reply: Reply) -> list[SlackMessage]:
         if reply.removable:
             blocks = (*blocks, remove_action(paper))
         units.append(_Unit(blocks, fallback_line(paper), (paper.id,)))
+    if reply.attachment is not None:
+        units += _file_units(reply.attachment)
     return pack(units)
+
+
+FILE_SECTIONS = 14
+"""Code blocks a file shown as text takes at most: with the reply's text they pack into five
+messages (12,000 characters each), as many answers as a `response_url` takes."""
+
+
+def _file_units(attachment: Attachment) -> list[_Unit]:
+    fence = "```"
+    shown = bibtex.shown(
+        attachment.content,
+        MAX_SECTION_CHARS - 2 * len(fence) - 2,
+        FILE_SECTIONS,
+        lambda piece: slack_len(escape(bibtex.unfenced(piece))),
+    )
+    code = [f"{fence}\n{escape(bibtex.unfenced(piece))}\n{fence}" for piece in shown.pieces]
+    units = [_Unit((section(text),), attachment.filename) for text in code]
+    if shown.left_out:
+        note = (
+            f"…and {shown.left_out} more: for the whole file, ask whoever runs the bot to "
+            "grant it Slack's files:write and im:write scopes."
+        )
+        units.append(_Unit((section(escape(note)),), note))
+    return units
