@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import discord
 
-from bot import bibtex
+from bot import bibtex, explain
 from bot.commands import Reply
 from bot.links import code_links, venue
-from bot.models import Digest, Paper
+from bot.models import Digest, Paper, Why
 
 CONTENT_LIMIT = 2000
 EMBEDS_PER_MESSAGE = 10
@@ -33,6 +33,8 @@ AUTHORS_LIMIT = 256
 COMMENT_LIMIT = 512
 VENUE_LIMIT = 128
 DEFAULT_ABSTRACT_CHARS = 600
+WHY_LIMIT = 300
+"""The "Why" field under a paper (`[signals] explain`), escaped; fields take 1024."""
 ARXIV_RED = 0xB31B1B
 ELLIPSIS = "…"
 ZWSP = "\u200b"
@@ -172,6 +174,7 @@ def paper_embed(
     revised: bool = False,
     number: int | None = None,
     label: str = "",
+    why: Why | None = None,
 ) -> discord.Embed:
     """One paper: title linked to its abs page, authors, category, date, links (PDF, HTML,
     code), venue, comment, abstract shortened to `abstract_chars`. Never more than 6000
@@ -188,6 +191,9 @@ def paper_embed(
     _field(embed, "Links", _links(paper))
     _field(embed, "Venue", shorten(venue(paper) or "", VENUE_LIMIT))
     _field(embed, "Comment", shorten(paper.comment or "", COMMENT_LIMIT), inline=False)
+    if why is not None:
+        reason = explain.line(why).removeprefix("Why: ")
+        _field(embed, "Why", shorten(reason, WHY_LIMIT), inline=False)
     embed.set_footer(text=_footer(paper, keywords, number))
     room = EMBEDS_TOTAL_LIMIT - embed_size(embed)
     budget = min(abstract_chars, DESCRIPTION_LIMIT, room)
@@ -269,6 +275,7 @@ def render_digest(
                 abstract_chars=abstract_chars,
                 revised=item.revised,
                 number=number,
+                why=item.why,
             )
             embeds.append((item.paper.id, embed, number))
         messages += pack(keyword_header(keyword, len(items)), embeds, per_message=per_message)

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from adapters.slack_buttons import paper_actions, remove_action
-from bot import bibtex
+from bot import bibtex, explain
 from bot.commands import Reply
 from bot.links import code_links, venue
 from bot.models import Digest, DigestItem, Paper
@@ -39,6 +39,8 @@ ABSTRACT_CHARS = 500
 COMMENT_CHARS = 300
 VENUE_CHARS = 80
 KEYWORD_CHARS = 110
+WHY_CHARS = 300
+"""The "Why: …" line under a paper (`[signals] explain`), escaped."""
 AUTHORS_SHOWN = 3
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -228,6 +230,8 @@ def paper_blocks(item: DigestItem, *, buttons: bool = False) -> tuple[Block, ...
         notes.append(f"_{fit(paper.comment, COMMENT_CHARS)}_")
     if len(item.keywords) > 1:
         notes.append("Also matches: " + fit(", ".join(item.keywords[1:]), 2 * KEYWORD_CHARS))
+    if item.why is not None:
+        notes.append(fit(explain.line(item.why), WHY_CHARS))
     blocks = (section("\n".join(body)), context(notes))
     return (*blocks, paper_actions(paper)) if buttons else blocks
 
