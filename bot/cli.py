@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     markdown.add_argument("--keyword", "-k", action="append", required=True)
     markdown.add_argument("--output", "-o", type=Path, default=Path("README.md"))
 
+    saved = sub.add_parser("saved", help="print a user's saved papers (🔖)")
+    saved.add_argument(
+        "--user", required=True, help="whose, as PLATFORM:USER (slack:U0123ABCD, discord:1234…)"
+    )
+    saved.add_argument("--bibtex", action="store_true", help="as BibTeX, for a reference manager")
+
     sub.add_parser("check", help="validate settings, reach Redis and arXiv, say what is wrong")
     sub.add_parser("run", help="the service: answer /papers commands and post on schedule")
     return parser

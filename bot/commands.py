@@ -34,6 +34,7 @@ USAGE = (
     "/papers set quiet on|off: say so when a digest finds nothing\n"
     "/papers top [days]: the papers this channel voted for most (7 days unless told)\n"
     "/papers saved: the papers you saved (🔖), only for you\n"
+    "/papers saved bibtex: the same as a BibTeX file, for a reference manager\n"
     "/papers unsave <arXiv id>: take a paper out of your saved ones\n"
     "/papers help: this text\n"
     "Keywords: RLHF | reward model (either), diffusion -medical (exclude), "
@@ -95,7 +96,7 @@ class Commands:
         if verb == "top":
             return await self.votes.top(ctx, rest)
         if verb == "saved":
-            return await self.votes.saved(ctx)
+            return await self.votes.saved(ctx, rest)
         if verb == "unsave":
             return await self.votes.unsave(ctx, rest)
         if verb in ("", "help"):

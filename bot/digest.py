@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
+from bot.explain import RANKED_TERMS, why
 from bot.keywords import normalize
 from bot.listing import (
     ARXIV_ZONE,
@@ -36,11 +37,11 @@ from bot.listing import spec as listing_spec
 from bot.listing_guard import ListingMemory, StaleListing, read_day
 from bot.locks import Hold, expiry_wait, held, still_held
 from bot.matching import assign, batches, distinct, newest_versions
-from bot.models import Channel, Digest, DigestItem, Paper, newest_first, utcnow
+from bot.models import Channel, Digest, DigestItem, Paper, Why, newest_first, utcnow
 from bot.oai import OaiError
 from bot.progress import Progress, reporting, reporting_to
 from bot.publishing import STOP_ASKED, Delivered, DeliveryError, Publisher
-from bot.ranking import rank
+from bot.ranking import rank_explained
 from bot.settings import Settings
 from bot.store import STORE_ERRORS, LockClaim, Store, write_cache
 
@@ -583,9 +584,11 @@ class DigestRunner:
             first_run = []
 
         new = newest_first([p for p in candidates if p.id in unseen or p.id in revised])
+        raised: dict[str, tuple[str, ...]] = {}
         if len(new) > 1 and not state.taste.empty:
             # What the channel voted for first; the cap keeps the best.
-            new = await asyncio.to_thread(rank, new, state.taste)
+            ranked = await asyncio.to_thread(rank_explained, new, state.taste, RANKED_TERMS)
+            new, raised = [p for p, _ in ranked], {p.id: terms for p, terms in ranked}
         posted: list[Paper] = []
         skipped: list[Paper] = []
         first_run_quota = {normalize(k): cfg.first_run_papers for k in first_run}
@@ -603,6 +606,12 @@ class DigestRunner:
                     continue
                 first_run_quota[quota_key] -= 1
             posted.append(paper)
+
+        def explained(paper: Paper) -> Why | None:
+            if not self._settings.signals.explain:
+                return None
+            return why(paper, matched[paper.id][1][0], raised.get(paper.id, ()))
+
         over_cap = posted[cfg.max_papers_per_channel :]
         skipped.extend(over_cap)
         posted = posted[: cfg.max_papers_per_channel]
@@ -611,7 +620,10 @@ class DigestRunner:
             channel=channel,
             day=today,
             keywords=tuple(keywords),
-            items=[DigestItem(p, tuple(matched[p.id][1]), p.id in revised) for p in posted],
+            items=[
+                DigestItem(p, tuple(matched[p.id][1]), p.id in revised, why=explained(p))
+                for p in posted
+            ],
             more=len(over_cap),
             resumed=state.resumed,
         )

@@ -16,8 +16,8 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import TypeVar
 
+from bot import bibtex, runtime
 from bot import platforms as plugins
-from bot import runtime
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, RunReport, all_subscriptions
@@ -28,6 +28,7 @@ from bot.progress import QUIET, Progress
 from bot.publishing import Delivered, Publisher
 from bot.service import Server, Service
 from bot.settings import Settings, SettingsError, redacted_url
+from bot.signals import MAX_SAVED
 from bot.store import STORE_ERRORS, MemoryStore, Store, StoreUnavailable, open_store
 from bot.terminal import format_paper
 
@@ -246,6 +247,25 @@ async def recent(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def saved(args: argparse.Namespace, settings: Settings) -> int:
+    """A user's saved papers, newest first, from the store the chat platforms write to;
+    with `--bibtex`, as BibTeX on stdout (nothing else goes there)."""
+    platform, _, user = args.user.strip().partition(":")
+    if not platform or not user or any(c.isspace() for c in args.user.strip()):
+        raise CliError("--user is PLATFORM:USER, like slack:U0123ABCD or discord:80351110224")
+    store = await connect_store(settings)
+    papers = await _closing(store, lambda: store.signals.saved(f"{platform}:{user}", MAX_SAVED))
+    if not papers:
+        print(f"papers-bot: {platform}:{user} has no saved papers", file=sys.stderr)
+        return 0
+    if args.bibtex:
+        print(bibtex.document(papers), end="")
+        return 0
+    for paper in papers:
+        print(format_paper(paper))
+    return 0
+
+
 async def markdown(args: argparse.Namespace, settings: Settings) -> int:
     """The file keeps its own state (each keyword's latest papers), so without a Redis this
     works from memory, as the seed project's daily job does."""
@@ -390,6 +410,7 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     jobs: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
         "digest": digest,
         "recent": recent,
+        "saved": saved,
         "markdown": markdown,
         "check": check,
         "run": run,

@@ -129,12 +129,26 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
+class Why:
+    """Why a paper is posted: the subscription it answers, the words of the paper that
+    matched it as the paper wrote them, and in a ranked digest what raised it most."""
+
+    keyword: str
+    matched: tuple[tuple[str, str], ...] = ()
+    """(words as written, where: "title", "abstract", "authors" or "categories")."""
+    ranked_by: tuple[str, ...] = ()
+    """The paper's words (or categories) that raised it most in the channel's ranking."""
+
+
+@dataclass(frozen=True, slots=True)
 class DigestItem:
     paper: Paper
     keywords: tuple[str, ...]
     """Every keyword of the channel that this paper answers, in the channel's order."""
     revised: bool = False
     """Posted before; this is a new version (channels with `revisions` on)."""
+    why: Why | None = None
+    """Shown under the paper (`[signals] explain`); None says nothing."""
 
 
 @dataclass(slots=True)

@@ -129,11 +129,16 @@ def rocchio(
     """Cosine to the TF-IDF centroid of the up-votes minus `DISLIKE_WEIGHT` times the
     down-votes' centroid: the model when there are no up-votes to learn from."""
     weights = idf([*candidates, *liked, *disliked])
+    taste = _centroids(weights, liked, disliked)
+    return [dot(tfidf(b, weights), taste) for b in candidates]
+
+
+def _centroids(weights: dict[str, float], liked: Sequence[Bag], disliked: Sequence[Bag]) -> Vector:
     taste = mean([tfidf(b, weights) for b in liked]) if liked else {}
     if disliked:
         for t, w in mean([tfidf(b, weights) for b in disliked]).items():
             taste[t] = taste.get(t, 0.0) - DISLIKE_WEIGHT * w
-    return [dot(tfidf(b, weights), taste) for b in candidates]
+    return taste
 
 
 UNVOTED = 200
@@ -149,10 +154,19 @@ def logistic(
     """Logistic regression on TF-IDF by `EPOCHS` of SGD, each class weighing the same in
     total: up-votes 1; down-votes and `UNVOTED` candidates (a fixed draw) 0. Scores are the
     linear part, w·x."""
-    if not liked:
-        return rocchio(candidates, liked, disliked)
+    xs, model = fit(candidates, liked, disliked)
+    return [dot(x, model) for x in xs]
+
+
+def fit(
+    candidates: Sequence[Bag], liked: Sequence[Bag], disliked: Sequence[Bag]
+) -> tuple[list[Vector], Vector]:
+    """Each candidate's TF-IDF vector and the weights that score it (w·x): `logistic`'s,
+    or `rocchio`'s taste without up-votes."""
     weights = idf([*candidates, *liked, *disliked])
     xs = [tfidf(b, weights) for b in candidates]
+    if not liked:
+        return xs, _centroids(weights, liked, disliked)
     rng = random.Random(0)
     unvoted = rng.sample(xs, min(len(xs), UNVOTED))
     down = [tfidf(b, weights) for b in disliked]
@@ -160,8 +174,14 @@ def logistic(
     examples = [(tfidf(b, weights), 1.0, 1.0 / len(liked)) for b in liked]
     examples += [(x, 0.0, DOWN_VOTE / negative_mass) for x in down]
     examples += [(x, 0.0, 1.0 / negative_mass) for x in unvoted]
-    model = _sgd(examples, rng)
-    return [dot(x, model) for x in xs]
+    return xs, _sgd(examples, rng)
+
+
+def raised_by(x: Vector, model: Vector, n: int) -> tuple[str, ...]:
+    """The (at most) `n` terms that added most to a paper's score, largest first; only
+    terms that raised it."""
+    parts = sorted(((w * model.get(t, 0.0), t) for t, w in x.items()), reverse=True)
+    return tuple(t for contribution, t in parts[:n] if contribution > 0)
 
 
 def _sgd(examples: list[tuple[Vector, float, float]], rng: random.Random) -> Vector:
@@ -196,6 +216,23 @@ def scores(papers: Sequence[Paper], taste: Taste) -> list[float]:
         [_text_bag(t) for t in taste.liked],
         [_text_bag(t) for t in taste.disliked],
     )
+
+
+def rank_explained(
+    papers: Sequence[Paper], taste: Taste, terms: int
+) -> list[tuple[Paper, tuple[str, ...]]]:
+    """`rank`, each paper with the `terms` terms (stems, `cat:` features) that raised it
+    most (`raised_by`). An empty taste returns the papers as given, raised by nothing."""
+    if taste.empty:
+        return [(p, ()) for p in papers]
+    xs, model = fit(
+        [_text_bag(paper_text(p)) for p in papers],
+        [_text_bag(t) for t in taste.liked],
+        [_text_bag(t) for t in taste.disliked],
+    )
+    relevance = [dot(x, model) for x in xs]
+    order = sorted(range(len(papers)), key=lambda i: -relevance[i])
+    return [(papers[i], raised_by(xs[i], model, terms)) for i in order]
 
 
 def rank(papers: Sequence[Paper], taste: Taste) -> list[Paper]:

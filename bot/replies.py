@@ -20,6 +20,15 @@ class CommandContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that goes with a reply (`/papers saved bibtex`): sent as a file where the
+    platform can, else as its text in code blocks."""
+
+    filename: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """A platform-neutral answer. `text` is plain text: adapters escape it for their markup."""
 
@@ -31,6 +40,7 @@ class Reply:
     """A short note per paper, in order (`/papers top`: its votes)."""
     removable: bool = False
     """Each paper gets a Remove button (`/papers saved`)."""
+    attachment: Attachment | None = None
 
 
 class UserError(Exception):

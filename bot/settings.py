@@ -146,6 +146,9 @@ class SignalsSettings(_Section):
     """👍 Relevant, 🔖 Save and 👎 Less like this under each paper posted to Slack and Discord."""
     rank: bool = True
     """Order a channel's digest, and choose what its cap keeps, by the papers it voted for."""
+    explain: bool = True
+    """A short line under each posted paper: the keyword, the paper's words that matched it,
+    and in a ranked digest the terms that raised it most."""
 
 
 class SlackSettings(_Section):

@@ -10,6 +10,7 @@ import textwrap
 import unicodedata
 from collections.abc import Sequence
 
+from bot import explain
 from bot.links import code_links, venue
 from bot.models import Digest, Paper
 
@@ -56,6 +57,8 @@ def format_digest(digest: Digest) -> str:
                 text = text.replace("• ", f"• New version v{item.paper.version}: ", 1)
             if len(item.keywords) > 1:
                 text += "\n  Also matches: " + ", ".join(safe(k) for k in item.keywords[1:])
+            if item.why is not None:
+                text += f"\n  {safe(explain.line(item.why))}"
             parts.append(text)
     if digest.more:
         parts.append(f"\n…and {digest.more} more new papers.")

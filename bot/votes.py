@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot import bibtex
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.models import Paper, split_version
-from bot.replies import CommandContext, Reply, UserError, whole_number
+from bot.replies import Attachment, CommandContext, Reply, UserError, whole_number
 from bot.settings import Settings
-from bot.signals import Tally, top
+from bot.signals import MAX_SAVED, Tally, top
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,13 @@ class Votes:
             labels=tuple(f"👍 {v.up}" for v in best),
         )
 
-    async def saved(self, ctx: CommandContext) -> Reply:
+    async def saved(self, ctx: CommandContext, raw: str = "") -> Reply:
+        """The user's saved papers; `bibtex`: all of them (up to `MAX_SAVED`) as BibTeX."""
+        form = raw.strip().lower()
+        if form == "bibtex":
+            return await self.saved_bibtex(ctx)
+        if form:
+            raise UserError("Use: saved, or saved bibtex")
         n = self._settings.commands.recent_max
         papers = await self._store.signals.saved(_user_key(ctx), n)
         if not papers:
@@ -134,6 +141,17 @@ class Votes:
             f"Your saved papers, newest first (the latest {n} at most):",
             papers=tuple(papers),
             removable=True,
+        )
+
+    async def saved_bibtex(self, ctx: CommandContext) -> Reply:
+        papers = await self._store.signals.saved(_user_key(ctx), MAX_SAVED)
+        if not papers:
+            return Reply("You have no saved papers. Press 🔖 Save under a paper to keep it.")
+        log.info("saved_bibtex channel=%s user=%s papers=%d", ctx.channel, ctx.user, len(papers))
+        count = "1 saved paper" if len(papers) == 1 else f"{len(papers)} saved papers"
+        return Reply(
+            f"Your {count} as BibTeX ({bibtex.FILENAME}), newest first.",
+            attachment=Attachment(bibtex.FILENAME, bibtex.document(papers)),
         )
 
     async def unsave(self, ctx: CommandContext, raw: str) -> Reply:

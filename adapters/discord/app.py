@@ -8,6 +8,7 @@ parameters' ranges from them, and `/papers recent n` takes its maximum from the 
 
 import asyncio
 import contextlib
+import io
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -355,10 +356,25 @@ def posting_problem(interaction: discord.Interaction) -> str | None:
 
 async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
     """Answer with the reply's messages: the deferred response first, then follow-ups.
-    `/papers saved` gets a Remove button per paper."""
-    for message in render_reply(reply):
+    `/papers saved` gets a Remove button per paper; a reply's file is attached to the first
+    message (as code blocks when it is larger than the interaction allows)."""
+    file = attachment_file(reply, interaction.filesize_limit)
+    for n, message in enumerate(render_reply(reply, file_as_text=file is None)):
         view = remove_buttons(message.paper_ids, message.numbers) if reply.removable else None
-        await _send(interaction, message, ephemeral=reply.ephemeral, view=view)
+        extra = {"file": file} if file is not None and n == 0 else {}
+        await _send(interaction, message, ephemeral=reply.ephemeral, view=view, **extra)
+
+
+def attachment_file(reply: Reply, limit: int) -> discord.File | None:
+    """The reply's file, when it has one of at most `limit` bytes (the interaction's
+    `attachment_size_limit`: 10 MiB in a server without boosts)."""
+    if reply.attachment is None:
+        return None
+    data = reply.attachment.content.encode()
+    if len(data) > limit:
+        log.warning("discord_file_too_large bytes=%d limit=%d", len(data), limit)
+        return None
+    return discord.File(io.BytesIO(data), filename=reply.attachment.filename)
 
 
 async def _send(
@@ -367,8 +383,11 @@ async def _send(
     *,
     ephemeral: bool,
     view: discord.ui.View | None = None,
+    file: discord.File | None = None,
 ) -> None:
     extra: dict[str, Any] = {"view": view} if view is not None else {}
+    if file is not None:
+        extra["file"] = file
     if interaction.response.is_done():
         await interaction.followup.send(
             content=message.content,
@@ -511,8 +530,12 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
         await papers.run(interaction, lambda ctx: commands.votes.top(ctx, period), changes=False)
 
     @group.command(name="saved", description="The papers you saved (only you see them)")
-    async def saved(interaction: discord.Interaction) -> None:
-        await papers.run(interaction, commands.votes.saved, changes=False)
+    @app_commands.describe(format="list (default), or bibtex: a .bib file for a reference manager")
+    async def saved(
+        interaction: discord.Interaction, format: Literal["list", "bibtex"] = "list"
+    ) -> None:
+        form = "bibtex" if format == "bibtex" else ""
+        await papers.run(interaction, lambda ctx: commands.votes.saved(ctx, form), changes=False)
 
     @group.command(name="unsave", description="Take a paper out of your saved papers")
     @app_commands.describe(paper="Its arXiv id, like 2504.12345")

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import discord
 
+from bot import bibtex, explain
 from bot.commands import Reply
 from bot.links import code_links, venue
-from bot.models import Digest, Paper
+from bot.models import Digest, Paper, Why
 
 CONTENT_LIMIT = 2000
 EMBEDS_PER_MESSAGE = 10
@@ -32,6 +33,8 @@ AUTHORS_LIMIT = 256
 COMMENT_LIMIT = 512
 VENUE_LIMIT = 128
 DEFAULT_ABSTRACT_CHARS = 600
+WHY_LIMIT = 300
+"""The "Why" field under a paper (`[signals] explain`), escaped; fields take 1024."""
 ARXIV_RED = 0xB31B1B
 ELLIPSIS = "…"
 ZWSP = "\u200b"
@@ -171,6 +174,7 @@ def paper_embed(
     revised: bool = False,
     number: int | None = None,
     label: str = "",
+    why: Why | None = None,
 ) -> discord.Embed:
     """One paper: title linked to its abs page, authors, category, date, links (PDF, HTML,
     code), venue, comment, abstract shortened to `abstract_chars`. Never more than 6000
@@ -187,6 +191,9 @@ def paper_embed(
     _field(embed, "Links", _links(paper))
     _field(embed, "Venue", shorten(venue(paper) or "", VENUE_LIMIT))
     _field(embed, "Comment", shorten(paper.comment or "", COMMENT_LIMIT), inline=False)
+    if why is not None:
+        reason = explain.line(why).removeprefix("Why: ")
+        _field(embed, "Why", shorten(reason, WHY_LIMIT), inline=False)
     embed.set_footer(text=_footer(paper, keywords, number))
     room = EMBEDS_TOTAL_LIMIT - embed_size(embed)
     budget = min(abstract_chars, DESCRIPTION_LIMIT, room)
@@ -268,6 +275,7 @@ def render_digest(
                 abstract_chars=abstract_chars,
                 revised=item.revised,
                 number=number,
+                why=item.why,
             )
             embeds.append((item.paper.id, embed, number))
         messages += pack(keyword_header(keyword, len(items)), embeds, per_message=per_message)
@@ -280,13 +288,33 @@ def more_line(count: int) -> str:
     return f"…and {count} more new papers. `/papers recent` shows the latest for each keyword."
 
 
-def render_reply(reply: Reply, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS) -> list[Outgoing]:
+def render_reply(
+    reply: Reply, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS, file_as_text: bool = False
+) -> list[Outgoing]:
     """The reply's text escaped (at most 2000 units), its papers as embeds: after its label
-    (`/papers top`'s votes), and numbered for their Remove buttons (`/papers saved`)."""
+    (`/papers top`'s votes), and numbered for their Remove buttons (`/papers saved`); with
+    `file_as_text`, its file (one too large to attach) as code blocks."""
     labels = reply.labels or ("",) * len(reply.papers)
     embeds = []
     for n, (paper, label) in enumerate(zip(reply.papers, labels, strict=True), 1):
         number = n if reply.removable else None
         embed = paper_embed(paper, abstract_chars=abstract_chars, number=number, label=label)
         embeds.append((paper.id, embed, number))
-    return pack(shorten(reply.text, CONTENT_LIMIT), embeds)
+    messages = pack(shorten(reply.text, CONTENT_LIMIT), embeds)
+    if file_as_text and reply.attachment is not None:
+        messages += file_messages(reply.attachment.content)
+    return messages
+
+
+FILE_MESSAGES = 10
+"""Messages a file shown as code blocks takes at most."""
+
+
+def file_messages(content: str) -> list[Outgoing]:
+    fence = "```"
+    room = CONTENT_LIMIT - 2 * len(fence) - 2
+    shown = bibtex.shown(content, room, FILE_MESSAGES, lambda p: units(bibtex.unfenced(p)))
+    out = [Outgoing(f"{fence}\n{bibtex.unfenced(p)}\n{fence}") for p in shown.pieces]
+    if shown.left_out:
+        out.append(Outgoing(f"…and {shown.left_out} more, too many to show here."))
+    return out

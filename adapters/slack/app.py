@@ -48,6 +48,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack import buttons as slack_buttons
 from adapters.slack.acks import ACKED_HERE, AcksFirst, FirstUse
+from adapters.slack.files import send_file
 from adapters.slack.render import (
     SlackMessage,
     render_reply,
@@ -795,7 +796,7 @@ def create_app(
             unpostable=direct_message(command),
         )
         started = time.monotonic()
-        reply = await commands.handle(ctx, text)
+        reply = await send_file(app.client, user, await commands.handle(ctx, text))
         log.info(
             "slack_command channel=%s user=%s verb=%s ok=%s seconds=%.2f",
             ctx.channel,

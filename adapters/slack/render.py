@@ -16,9 +16,11 @@ from datetime import date
 from typing import Any
 
 from adapters.slack.buttons import paper_actions, remove_action
+from bot import bibtex, explain
 from bot.commands import Reply
 from bot.links import code_links, venue
 from bot.models import Digest, DigestItem, Paper
+from bot.replies import Attachment
 
 Block = dict[str, Any]
 
@@ -37,6 +39,8 @@ ABSTRACT_CHARS = 500
 COMMENT_CHARS = 300
 VENUE_CHARS = 80
 KEYWORD_CHARS = 110
+WHY_CHARS = 300
+"""The "Why: …" line under a paper (`[signals] explain`), escaped."""
 AUTHORS_SHOWN = 3
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -226,6 +230,8 @@ def paper_blocks(item: DigestItem, *, buttons: bool = False) -> tuple[Block, ...
         notes.append(f"_{fit(paper.comment, COMMENT_CHARS)}_")
     if len(item.keywords) > 1:
         notes.append("Also matches: " + fit(", ".join(item.keywords[1:]), 2 * KEYWORD_CHARS))
+    if item.why is not None:
+        notes.append(fit(explain.line(item.why), WHY_CHARS))
     blocks = (section("\n".join(body)), context(notes))
     return (*blocks, paper_actions(paper)) if buttons else blocks
 
@@ -360,7 +366,8 @@ def _paper_unit(item: DigestItem, buttons: bool) -> _Unit:
 
 
 def render_reply(reply: Reply) -> list[SlackMessage]:
-    """A command's answer: its text, then its papers listed compactly."""
+    """A command's answer: its text, then its papers listed compactly, then its file (one
+    that could not be sent as a file) as code blocks."""
     text = fit(reply.text, MAX_SECTION_CHARS - 20)
     if not reply.ok:
         text = f":warning: {text}"
@@ -371,4 +378,30 @@ def render_reply(reply: Reply) -> list[SlackMessage]:
         if reply.removable:
             blocks = (*blocks, remove_action(paper))
         units.append(_Unit(blocks, fallback_line(paper), (paper.id,)))
+    if reply.attachment is not None:
+        units += _file_units(reply.attachment)
     return pack(units)
+
+
+FILE_SECTIONS = 14
+"""Code blocks a file shown as text takes at most: with the reply's text they pack into five
+messages (12,000 characters each), as many answers as a `response_url` takes."""
+
+
+def _file_units(attachment: Attachment) -> list[_Unit]:
+    fence = "```"
+    shown = bibtex.shown(
+        attachment.content,
+        MAX_SECTION_CHARS - 2 * len(fence) - 2,
+        FILE_SECTIONS,
+        lambda piece: slack_len(escape(bibtex.unfenced(piece))),
+    )
+    code = [f"{fence}\n{escape(bibtex.unfenced(piece))}\n{fence}" for piece in shown.pieces]
+    units = [_Unit((section(text),), attachment.filename) for text in code]
+    if shown.left_out:
+        note = (
+            f"…and {shown.left_out} more: for the whole file, ask whoever runs the bot to "
+            "grant it Slack's files:write and im:write scopes."
+        )
+        units.append(_Unit((section(escape(note)),), note))
+    return units

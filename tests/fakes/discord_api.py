@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 TOKEN = "fake-discord-bot-token"
 APPLICATION_ID = 1100000000000000001
@@ -49,6 +49,10 @@ BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HIST
 
 EPHEMERAL = 1 << 6
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+"""Bytes an attachment may have (an interaction's `attachment_size_limit`; a server
+without boosts: 10 MiB)."""
+MAX_ATTACHMENTS = 10
+"""Files one message may carry."""
 
 T = TypeVar("T")
 
@@ -92,7 +96,42 @@ def _units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def limit_violations(body: Mapping[str, Any]) -> list[str]:
+def file_violations(files: list[tuple[str, bytes]], body: Mapping[str, Any]) -> list[str]:
+    """What Discord refuses in a message's uploads: more than 10, one larger than the size
+    limit, one without a name, or `attachments` in the JSON naming a file not sent."""
+    problems: list[str] = []
+    if len(files) > MAX_ATTACHMENTS:
+        problems.append(f"{len(files)} files (limit {MAX_ATTACHMENTS})")
+    for name, data in files:
+        if len(data) > ATTACHMENT_SIZE_LIMIT:
+            problems.append(f"file {name!r} has {len(data)} bytes (limit {ATTACHMENT_SIZE_LIMIT})")
+        if not name.strip():
+            problems.append("a file without a name")
+    for attachment in body.get("attachments") or []:
+        if not 0 <= int(attachment.get("id", -1)) < len(files):
+            problems.append(f"attachment {attachment.get('id')!r} names no file sent")
+    return problems
+
+
+async def message_body(request: web.Request) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    """A message's JSON and its files: a JSON body, or a multipart form with `payload_json`
+    and a `files[n]` part per file (how Discord takes uploads)."""
+    if not request.content_type.startswith("multipart/"):
+        return await request.json(), []
+    body: dict[str, Any] = {}
+    files: list[tuple[str, bytes]] = []
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "payload_json":
+            body = json.loads(await part.text())
+        elif part.name and part.name.startswith("files["):
+            files.append((part.filename or "", bytes(await part.read())))
+    return body, files
+
+
+def limit_violations(body: Mapping[str, Any], files: int = 0) -> list[str]:
     """What Discord would refuse in a message body. Lengths are counted in UTF-16 code units
     (never fewer than Discord counts: the render promises to fit in those); a field whose
     value or name is empty, or only spaces, is refused, as Discord does."""
@@ -126,7 +165,7 @@ def limit_violations(body: Mapping[str, Any]) -> list[str]:
             total += _units(text)
     if total > 6000:
         problems.append(f"embeds have {total} characters in all (limit 6000)")
-    if not content and not embeds:
+    if not content and not embeds and not files:
         problems.append("empty message")
     return problems + component_violations(body.get("components") or [])
 
@@ -162,6 +201,8 @@ class Posted:
     body: dict[str, Any]
     at: float
     id: int = 0
+    files: tuple[tuple[str, bytes], ...] = ()
+    """The uploads that came with it: (filename, bytes)."""
 
     @property
     def content(self) -> str:
@@ -208,6 +249,7 @@ class Callback:
     type: int
     data: dict[str, Any]
     at: float
+    files: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def ephemeral(self) -> bool:
@@ -348,7 +390,9 @@ class FakeDiscord:
         """Messages that answered the interaction with this token: a callback's message
         (type 4) and follow-ups, in order."""
         first = [
-            Posted(0, c.data, c.at) for c in self.callbacks if c.token == token and c.type == 4
+            Posted(0, c.data, c.at, files=c.files)
+            for c in self.callbacks
+            if c.token == token and c.type == 4
         ]
         return first + self.followups.get(token, [])
 
@@ -706,16 +750,19 @@ class FakeDiscord:
     async def _callback(self, request: web.Request) -> web.Response:
         interaction_id = int(request.match_info["interaction_id"])
         token = request.match_info["token"]
-        body = await request.json()
+        body, files = await message_body(request)
         data = body.get("data") or {}
         self.callback_attempts.append(interaction_id)
         if any(c.interaction_id == interaction_id for c in self.callbacks):
             refusal = {"code": 40060, "message": "Interaction has already been acknowledged."}
             return json_response(refusal, 400)
-        if body["type"] == 4 and (problems := limit_violations(data)):
+        problems = file_violations(files, data) + limit_violations(data, len(files))
+        if body["type"] == 4 and problems:
             self.refused.append((data, problems))
             return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
-        self.callbacks.append(Callback(interaction_id, token, body["type"], data, time.monotonic()))
+        self.callbacks.append(
+            Callback(interaction_id, token, body["type"], data, time.monotonic(), tuple(files))
+        )
         flags = int(data.get("flags") or 0)
         answer: dict[str, Any] = {
             "interaction": {
@@ -735,11 +782,12 @@ class FakeDiscord:
         token = request.match_info["token"]
         if not any(c.token == token for c in self.callbacks):
             return json_response({"message": "Unknown Webhook", "code": 10015}, 404)
-        body = await request.json()
-        if problems := limit_violations(body):
+        body, files = await message_body(request)
+        if problems := file_violations(files, body) + limit_violations(body, len(files)):
             self.refused.append((body, problems))
             return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
-        self.followups.setdefault(token, []).append(Posted(0, body, time.monotonic()))
+        posted = Posted(0, body, time.monotonic(), files=tuple(files))
+        self.followups.setdefault(token, []).append(posted)
         return json_response(self._message(CHANNEL_ID, body))
 
     async def _edit_original(self, request: web.Request) -> web.Response:

@@ -52,11 +52,44 @@ _AUTH_TEST = {
     "bot_id": "B0BOT",
 }
 SCOPES = frozenset(
-    {"commands", "chat:write", "chat:write.public", "channels:history", "groups:history"}
+    {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "channels:history",
+        "groups:history",
+        "im:write",
+        "files:write",
+    }
 )
 """What slack-manifest.yml asks for: the default grant of the fake's bot token."""
 HISTORY_LIMIT = 1000
 """The most messages `conversations.history` or `.replies` returns a page (Slack's maximum)."""
+MAX_FILE_BYTES = 1024**3
+"""Slack's largest upload (1 GB): `files.getUploadURLExternal` refuses a longer `length`."""
+MAX_ALT_TXT = 1000
+MAX_FILES_COMPLETED = 100
+"""Files one `files.completeUploadExternal` may complete (`files` array)."""
+MAX_DM_USERS = 8
+"""`conversations.open` takes one user (a DM) to eight (a group DM)."""
+
+
+@dataclass
+class SlackFile:
+    """A file uploaded through `files.getUploadURLExternal` and its upload URL."""
+
+    id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    title: str = ""
+    channel: str | None = None
+    """Where `files.completeUploadExternal` shared it; None until completed (or unshared)."""
+    completed: bool = False
+
+    @property
+    def text(self) -> str:
+        return (self.content or b"").decode()
 
 
 @dataclass(frozen=True)
@@ -236,6 +269,9 @@ class FakeSlack:
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.files: dict[str, SlackFile] = {}
+        self.dms: dict[str, str] = {}
+        """User -> the id of the bot's direct-message conversation with them."""
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -246,6 +282,7 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/link", self._websocket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -487,11 +524,81 @@ class FakeSlack:
         reading = method in ("conversations.history", "conversations.replies")
         if reading and args.get("channel") in self.not_member:
             return 200, {"ok": False, "error": "not_in_channel"}, {}
+        if method in _FILE_METHODS:
+            return _FILE_METHODS[method](self, args)
         if method == "conversations.history":
             return self._history(args)
         if method == "conversations.replies":
             return self._replies(args)
         return 200, {"ok": False, "error": "unknown_method"}, {}
+
+    # files and direct messages ------------------------------------------------------------
+
+    def shared_files(self, channel: str) -> list[SlackFile]:
+        return [f for f in self.files.values() if f.completed and f.channel == channel]
+
+    def _open(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """`conversations.open` with `users`: the bot's DM with one user (a group DM with
+        more is not something this fake keeps)."""
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if not users:
+            return 200, {"ok": False, "error": "users_list_not_supplied"}, {}
+        if len(users) > MAX_DM_USERS:
+            return 200, {"ok": False, "error": "too_many_users"}, {}
+        if len(users) > 1:
+            return 200, {"ok": False, "error": "method_not_supported_for_channel_type"}, {}
+        channel = self.dms.setdefault(users[0], f"D{len(self.dms) + 1:08d}")
+        return 200, {"ok": True, "channel": {"id": channel}}, {}
+
+    def _upload_url(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        filename = str(args.get("filename") or "")
+        length = str(args.get("length") or "")
+        if not filename or not length.isdigit() or int(length) == 0:
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
+        if int(length) > MAX_FILE_BYTES:
+            return 200, {"ok": False, "error": "file_upload_size_restricted"}, {}
+        if len(str(args.get("alt_txt") or "")) > MAX_ALT_TXT:
+            return 200, {"ok": False, "error": "alt_txt_too_large"}, {}
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self.files[file_id] = SlackFile(file_id, filename, int(length))
+        body = {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+        return 200, body, {}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL: raw bytes (or a multipart form), which must be `length` long."""
+        found = self.files.get(request.match_info["file_id"])
+        if found is None or found.content is not None:
+            return web.Response(status=404, text="not found")
+        if request.content_type.startswith("multipart/"):
+            part = next(iter((await request.post()).values()))
+            data = part.file.read() if isinstance(part, web.FileField) else str(part).encode()
+        else:
+            data = await request.read()
+        if len(data) != found.length:
+            return web.Response(status=400, text=f"length {len(data)} is not {found.length}")
+        found.content = data
+        await self._notify()
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _complete(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        try:
+            listed = json.loads(str(args.get("files") or ""))
+        except ValueError:
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
+        if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_FILES_COMPLETED:
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
+        found = [self.files.get(str(f.get("id"))) for f in listed]
+        if any(f is None or f.content is None or f.completed for f in found):
+            return 200, {"ok": False, "error": "file_not_found"}, {}
+        channel = str(args.get("channel_id") or "") or None
+        if channel is not None and channel in self._channel_errors:
+            return 200, {"ok": False, "error": self._channel_errors[channel].error}, {}
+        done = []
+        for entry, file in zip(listed, found, strict=True):
+            assert file is not None
+            file.title, file.channel, file.completed = str(entry.get("title") or ""), channel, True
+            done.append({"id": file.id, "name": file.filename, "title": file.title})
+        return 200, {"ok": True, "files": done}, {}
 
     def _missing_scope(self, needed: str) -> dict[str, Any]:
         provided = ",".join(sorted(self.scopes))
@@ -697,9 +804,22 @@ def _payload(message: Mapping[str, Any]) -> dict[str, Any]:
     return dict(metadata.get("event_payload") or {})
 
 
+_FILE_METHODS: dict[
+    str, Callable[[FakeSlack, Mapping[str, Any]], tuple[int, dict[str, Any], dict[str, str]]]
+] = {
+    "conversations.open": FakeSlack._open,
+    "files.getUploadURLExternal": FakeSlack._upload_url,
+    "files.completeUploadExternal": FakeSlack._complete,
+}
+
+
 def _scope_needed(method: str, channel: str) -> str | None:
     if method in ("chat.postMessage", "chat.update"):
         return "chat:write"
+    if method == "conversations.open":
+        return "im:write"
+    if method.startswith("files."):
+        return "files:write"
     if method in ("conversations.history", "conversations.replies"):
         return "groups:history" if channel.startswith("G") else "channels:history"
     return None
