@@ -146,6 +146,9 @@ class SignalsSettings(_Section):
     """👍 Relevant, 🔖 Save and 👎 Less like this under each paper posted to Slack and Discord."""
     rank: bool = True
     """Order a channel's digest, and choose what its cap keeps, by the papers it voted for."""
+    alerts: bool = True
+    """Tell who saved a paper, privately, when a listing brings its new version, journal
+    reference or DOI (Slack and Discord; each user can turn it off with /papers set alerts)."""
 
 
 class SlackSettings(_Section):
