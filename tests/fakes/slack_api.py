@@ -9,17 +9,19 @@ unchanged::
         assert slack.posts("C1")[0].text == "hi"
 
 It checks what real Slack checks (tokens, scopes, Block Kit limits, the shape of message
-`metadata`), records every call, keeps the messages it created (with their metadata) and
-lists them as `conversations.history` and `conversations.replies` do, and can be told to
-fail: 429 with Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`,
-`invalid_auth` and the like per channel, ~1 message a second per channel, a missing scope,
-and a message created whose answer is lost (the connection dropped, or answered too late).
+`metadata`, `conversations.open`'s arguments and rate tier), records every call, keeps the
+messages it created (with their metadata) and lists them as `conversations.history` and
+`conversations.replies` do, opens direct message channels, and can be told to fail: 429 with
+Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`, `invalid_auth` and the
+like per channel, ~1 message a second per channel, a missing scope, and a message created
+whose answer is lost (the connection dropped, or answered too late).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -52,11 +54,23 @@ _AUTH_TEST = {
     "bot_id": "B0BOT",
 }
 SCOPES = frozenset(
-    {"commands", "chat:write", "chat:write.public", "channels:history", "groups:history"}
+    {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "channels:history",
+        "groups:history",
+        "im:write",
+    }
 )
 """What slack-manifest.yml asks for: the default grant of the fake's bot token."""
 HISTORY_LIMIT = 1000
 """The most messages `conversations.history` or `.replies` returns a page (Slack's maximum)."""
+MAX_DM_USERS = 8
+"""`conversations.open`: at most 8 users (a group DM) besides the caller, else `too_many_users`."""
+OPEN_PER_MINUTE = 50
+"""`conversations.open` is in Web API rate tier 3: 50 calls a minute (bursts aside), then 429."""
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -216,6 +230,11 @@ class FakeSlack:
         """Public channels the bot posts to (chat:write.public) without having been invited:
         reading their history gets `not_in_channel`, as a bot token does there."""
         self.calls: list[SlackCall] = []
+        self.missing_users: set[str] = set()
+        """User ids Slack doesn't know (`user_not_found` from `conversations.open`)."""
+        self.dms: dict[str, str] = {}
+        """Direct message channels opened: channel id -> user id."""
+        self._opened: list[float] = []
         self.responses: list[Response] = []
         self.spacing_violations = 0
         self.post_delay = 0.0
@@ -480,6 +499,8 @@ class FakeSlack:
         needed = _scope_needed(method, str(args.get("channel") or ""))
         if needed is not None and needed not in self.scopes:
             return 200, self._missing_scope(needed), {}
+        if method == "conversations.open":
+            return self._open(args)
         if method == "chat.postMessage":
             return self._post_message(args)
         if method == "chat.update":
@@ -517,6 +538,39 @@ class FakeSlack:
             return 200, {"ok": False, "error": "thread_not_found"}, {}
         return 200, _page(thread, args), {}
 
+    def _open(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A direct message channel with one user, the same one every time (as Slack's
+        `conversations.open` with `users`); errors as documented for that method."""
+        now = time.monotonic()
+        self._opened = [t for t in self._opened if now - t < 60] + [now]
+        if len(self._opened) > OPEN_PER_MINUTE:
+            return _too_many(1)
+        users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
+        if not users:
+            return 200, {"ok": False, "error": "users_list_not_supplied"}, {}
+        if len(users) > MAX_DM_USERS:
+            return 200, {"ok": False, "error": "too_many_users"}, {}
+        if len(users) > 1:
+            return 200, {"ok": False, "error": "not_supported_by_fake"}, {}
+        (user,) = users
+        if user == _AUTH_TEST["user_id"]:
+            return 200, {"ok": False, "error": "cannot_dm_bot"}, {}
+        if not _USER_ID.match(user) or user in self.missing_users:
+            return 200, {"ok": False, "error": "user_not_found"}, {}
+        channel = f"D{user[1:]}"
+        already = channel in self.dms
+        self.dms[channel] = user
+        answer: dict[str, Any] = {"ok": True, "channel": {"id": channel}}
+        if already:
+            answer |= {"no_op": True, "already_open": True}
+        return 200, answer, {}
+
+    def dm_posts(self, user: str) -> list[SlackCall]:
+        """Messages posted to the direct message channel of `user`."""
+        return [
+            c for c in self.posts() if c.channel is not None and self.dms.get(c.channel) == user
+        ]
+
     def _next_ts(self) -> str:
         """Unique, increasing, and close to the wall clock (clients look back in time)."""
         self._last_ts = max(time.time(), self._last_ts + 0.000001)
@@ -533,7 +587,7 @@ class FakeSlack:
         if self.min_interval and last is not None and now - last < self.min_interval:
             self.spacing_violations += 1
             return _too_many(1)
-        if not channel:
+        if not channel or (channel.startswith("D") and channel not in self.dms):
             return 200, {"ok": False, "error": "channel_not_found"}, {}
         failing = self._channel_errors.get(channel)
         if failing is not None:
@@ -702,6 +756,8 @@ def _scope_needed(method: str, channel: str) -> str | None:
         return "chat:write"
     if method in ("conversations.history", "conversations.replies"):
         return "groups:history" if channel.startswith("G") else "channels:history"
+    if method == "conversations.open":
+        return "im:write"
     return None
 
 
