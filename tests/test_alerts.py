@@ -17,8 +17,10 @@ import pytest
 from adapters.slack_app import publisher_from_settings
 from bot.alerts import AlertState, Known, MemoryAlerts, follow_saved
 from bot.arxiv_source import ArxivSource
+from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel
+from bot.settings import Settings
 from bot.store import RedisStore
 from bot.votes import SAVE
 from tests.factories import paper
@@ -147,6 +149,7 @@ async def test_a_paper_taken_back_is_not_followed(bot: Bot, arxiv: FakeArxiv) ->
     await save(bot, message, ALICE)
     _, answer = await bot.run(f"unsave {PAPER}")
     assert answer.blocks[0]["text"]["text"] == f"Removed {PAPER} from your saved papers."
+    assert await bot.store.alerts.savers([PAPER]) == {}, "who to tell stays bounded"
     announce(arxiv, 1, [(revise(arxiv, journal_ref=JOURNAL), "replace")])
     await digest(bot)
     assert bot.slack.dm_posts(ALICE) == []
@@ -239,3 +242,16 @@ async def test_the_twins_claim_each_change_once(redis_store: RedisStore) -> None
         assert await alerts.disabled(["slack:U1", "slack:U2"]) == {"slack:U1"}
         await alerts.set_enabled("slack:U1", True)
         assert await alerts.disabled(["slack:U1"]) == set()
+
+
+async def test_alerts_are_a_users_own_even_where_they_may_not_change_the_channel(
+    redis_store: RedisStore,
+) -> None:
+    settings = Settings()
+    commands = Commands(settings, redis_store, ArxivSource(settings.arxiv))
+    ctx = CommandContext(Channel("slack", "C1"), "U1", denied="only the listed people may")
+    assert (await commands.handle(ctx, "set alerts off")).ok
+    assert await redis_store.alerts.disabled(["slack:U1"]) == {"slack:U1"}
+    refused = await commands.handle(ctx, "set quiet on")
+    assert not refused.ok and refused.text.startswith("You can't change this channel's")
+    assert "/papers set alerts on|off" in (await commands.handle(ctx, "help")).text
