@@ -13,6 +13,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_app import publisher_from_settings
 from bot.alerts import AlertState, Known, MemoryAlerts, follow_saved
@@ -25,7 +27,7 @@ from bot.store import RedisStore
 from bot.votes import SAVE
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, FakePaper, make_paper
-from tests.fakes.slack_api import FakeSlack, block_problems
+from tests.fakes.slack_api import OPEN_PER_MINUTE, FakeSlack, block_problems
 from tests.test_slack_app import (  # noqa: F401  (arxiv, bot, make_bot: its fixtures)
     CHANNEL,
     Bot,
@@ -255,3 +257,26 @@ async def test_alerts_are_a_users_own_even_where_they_may_not_change_the_channel
     refused = await commands.handle(ctx, "set quiet on")
     assert not refused.ok and refused.text.startswith("You can't change this channel's")
     assert "/papers set alerts on|off" in (await commands.handle(ctx, "help")).text
+
+
+async def test_the_fake_slack_opens_direct_messages_as_slack_documents_it() -> None:
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        first = await client.conversations_open(users=ALICE)
+        again = await client.conversations_open(users=ALICE)
+        assert first["channel"]["id"] == again["channel"]["id"] and again["already_open"]
+        for users, error in [("", "users_list_not_supplied"), ("U0BOT", "cannot_dm_bot")]:
+            with pytest.raises(SlackApiError) as refused:
+                await client.conversations_open(users=users)
+            assert refused.value.response["error"] == error
+        with pytest.raises(SlackApiError) as refused:
+            await client.conversations_open(users=",".join(f"U0{n}AAA" for n in range(9)))
+        assert refused.value.response["error"] == "too_many_users"
+        with pytest.raises(SlackApiError) as refused:  # tier 3: 50 a minute
+            for _ in range(OPEN_PER_MINUTE):
+                await client.conversations_open(users=BOB)
+        assert refused.value.response.status_code == 429
+        slack.scopes.discard("im:write")
+        with pytest.raises(SlackApiError) as refused:
+            await client.conversations_open(users=BOB)
+        assert refused.value.response["needed"] == "im:write"

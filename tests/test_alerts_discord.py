@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
+import aiohttp
 import pytest
 
 from bot.store import RedisStore
 from bot.votes import SAVE
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, FakePaper, make_paper
 from tests.fakes.discord_api import MEMBER_ID, FakeDiscord, limit_violations
-from tests.test_discord_app import arxiv, run_digest, running  # noqa: F401  (arxiv: its fixture)
+from tests.test_discord_app import (
+    arxiv,  # noqa: F401  (its fixture)
+    run_digest,
+    running,
+)
 from tests.test_discord_buttons import PAPER, posted_digest, pressed, settings_for
 
 JOURNAL = "Phys. Rev. Lett. 134, 010101"
@@ -111,3 +117,25 @@ async def test_alerts_off_from_discord(
     announce(arxiv, 1, [(revise(arxiv, journal_ref=JOURNAL), "replace")])
     assert (await run_digest(settings_for(discord_fake, arxiv), redis_store)).ok
     assert discord_fake.dms(MEMBER_ID) == []
+
+
+async def test_the_fake_discord_creates_dm_channels_as_discord_documents_it(
+    discord_fake: FakeDiscord,
+) -> None:
+    url = f"{discord_fake.api_url}/users/@me/channels"
+    headers = {"Authorization": f"Bot {discord_fake.token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+
+        async def create(body: object) -> tuple[int, dict[str, Any]]:
+            async with http.post(url, json=body) as answer:
+                return answer.status, await answer.json()
+
+        status, channel = await create({"recipient_id": str(MEMBER_ID)})
+        assert status == 200 and channel["type"] == 1
+        assert channel["recipients"][0]["id"] == str(MEMBER_ID)
+        assert (await create({"recipient_id": str(MEMBER_ID)}))[1]["id"] == channel["id"]
+        assert (await create({"recipient_id": "4242"})) == (
+            404,
+            {"message": "Unknown User", "code": 10013},
+        )
+        assert (await create({"recipients": [str(MEMBER_ID)]}))[0] == 400
