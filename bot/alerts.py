@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 MAX_SAVERS = 1000
 """Users told about one paper at most: the earliest savers are kept."""
 MAX_ALERTS_PER_RUN = 1000
-"""Alerts one digest run sends at most; beyond, the rest wait for the paper's next listing."""
+"""Alerts one digest run sends at most (a bound, not a pace): the rest go out only if a later
+listing carries their papers again."""
 READ_BATCH = 500
 """`P:savers` keys read in one pipeline."""
 OFF = "off"
@@ -314,7 +315,9 @@ async def follow_saved(
             continue
         if sent >= limit:
             log.warning(
-                "alerts_capped sent=%d due=%d: the rest wait for a later listing", sent, len(due)
+                "alerts_capped sent=%d due=%d: the rest are not sent (MAX_ALERTS_PER_RUN)",
+                sent,
+                len(due),
             )
             break
         if alert.user not in saved:
