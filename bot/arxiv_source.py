@@ -153,6 +153,7 @@ def to_paper(result: arxiv.Result) -> Paper:
         published=result.published,
         updated=result.updated,
         journal_ref=journal_ref or None,
+        doi=result.doi.strip() or None if result.doi else None,
     )
 
 

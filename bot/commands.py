@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot import keywords as kw
+from bot.alerts import set_alerts
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.digest import OPTION_NAMES, channel_options, seen_keys
 from bot.matching import batches, distinct
@@ -35,6 +36,8 @@ USAGE = (
     "/papers top [days]: the papers this channel voted for most (7 days unless told)\n"
     "/papers saved: the papers you saved (🔖), only for you\n"
     "/papers saved bibtex: the same as a BibTeX file, for a reference manager\n"
+    "/papers set alerts on|off: a private message when a paper you saved gets a new version,"
+    " a journal reference or a DOI (on unless you turn it off)\n"
     "/papers unsave <arXiv id>: take a paper out of your saved ones\n"
     "/papers help: this text\n"
     "Keywords: RLHF | reward model (either), diffusion -medical (exclude), "
@@ -238,11 +241,13 @@ class Commands:
             )
 
     async def set_option(self, ctx: CommandContext, name: str, value: str) -> Reply:
+        if name.strip().lower() == "alerts":  # the user's own, not the channel's
+            return await set_alerts(self._store, ctx, value)
         self._check_allowed(ctx)
         option = _OPTIONS.get(name.strip().lower())
         state = value.strip().lower()
         if option is None or state not in ("on", "off"):
-            raise UserError("Use: set revisions on|off, or set quiet on|off")
+            raise UserError("Use: set revisions on|off, set quiet on|off, or set alerts on|off")
         await self._store.set_channel_option(ctx.channel, option, state == "on")
         log.info("option_set channel=%s user=%s %s=%s", ctx.channel, ctx.user, option, state)
         return Reply(f"{_OPTION_TEXT[option]} is now {state} for this channel.")

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+from bot.alerts import follow_saved
 from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
 from bot.explain import RANKED_TERMS, why
 from bot.keywords import normalize
@@ -161,6 +162,9 @@ class Fetched:
     """Channels that never received a listing: this one is their first."""
     details: dict[str, Paper] = field(default_factory=dict)
     """Submission dates and comments of listed papers about to be posted, by id."""
+    announced: list[Paper] = field(default_factory=list)
+    """Every paper of the listing and of the listings a catch-up rebuilt, matched or not:
+    what saved papers are followed in (`bot.alerts`)."""
 
     def complete(self, channel: Channel, keywords: Sequence[str]) -> bool:
         """Whether every keyword of the channel was fully looked at in this run."""
@@ -279,6 +283,7 @@ class DigestRunner:
             STOP_ASKED.reset(asked)
         if not dry_run:
             await self._count_gone(done)
+            await self._follow_saved(fetched)
         by_channel = {outcome.channel: outcome for outcome in done}
         report = RunReport(
             keywords=len(keywords),
@@ -325,6 +330,7 @@ class DigestRunner:
             result.day = listing.day
             result.kinds = listing.kinds()
             listed = [item.paper for item in listing.items]
+            result.announced.extend(listed)
             result.papers = await asyncio.to_thread(assign, listed, keywords)
         self._advance(1, 1)
 
@@ -372,6 +378,7 @@ class DigestRunner:
             return False
         for item in found:
             result.kinds.setdefault(item.paper.id, item.kind)
+        result.announced.extend(item.paper for item in found)
         result.catch_up = await asyncio.to_thread(assign, [a.paper for a in found], keywords)
         log.info(
             "catch_up source=oai first=%s last=%s announced=%d channels=%d",
@@ -488,6 +495,18 @@ class DigestRunner:
                 with_details(p, fetched.details.get(p.id)) for p in papers.values()
             ),
         )
+
+    async def _follow_saved(self, fetched: Fetched) -> None:
+        """Private alerts to the savers of the papers this run read (`bot.alerts`), after
+        the channels' digests, which they never hold up. Best effort."""
+        if not self._settings.signals.alerts or self._stopping:
+            return
+        caught_up = (p for found in fetched.catch_up.values() for p in found)
+        papers = [with_details(p, fetched.details.get(p.id)) for p in fetched.announced]
+        try:
+            await follow_saved(self._store, self._publishers, [*papers, *caught_up])
+        except STORE_ERRORS as err:
+            log.warning("alerts_not_sent error=%r", _store_error(err))
 
     def _advance(self, done: int, total: int) -> None:
         reporting().queried(done, total)

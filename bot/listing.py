@@ -108,8 +108,8 @@ def merge(parts: Sequence[Listing]) -> Listing:
 
 
 def with_details(listed: Paper, found: Paper | None) -> Paper:
-    """A listed paper with the submission date, comment, primary category and journal
-    reference the API gave (`found`, its current version), keeping the listed version."""
+    """A listed paper with the submission date, comment, primary category, journal
+    reference and DOI the API gave (`found`, its current version), keeping the listed version."""
     if found is None:
         return listed
     return replace(
@@ -119,6 +119,7 @@ def with_details(listed: Paper, found: Paper | None) -> Paper:
         comment=found.comment,
         primary_category=found.primary_category or listed.primary_category,
         journal_ref=found.journal_ref or listed.journal_ref,
+        doi=found.doi or listed.doi,
     )
 
 
@@ -169,6 +170,7 @@ def _item(item: etree._Element, announced: datetime) -> Announcement:
             published=announced.astimezone(UTC),
             updated=announced.astimezone(UTC),
             journal_ref=_text(item, f"{_ARXIV}journal_reference") or None,
+            doi=_text(item, f"{_ARXIV}DOI") or None,
         ),
         kind,
     )

@@ -38,6 +38,8 @@ class Paper:
     """Date of the current version."""
     journal_ref: str | None = None
     """Where the paper was published, as the authors gave it (`Phys. Rev. B 85, 115117`)."""
+    doi: str | None = None
+    """The published version's DOI, as the authors gave it (`10.1103/PhysRevB.85.115117`)."""
 
     @property
     def abs_url(self) -> str:
@@ -75,6 +77,7 @@ class Paper:
                 "published": self.published.isoformat(),
                 "updated": self.updated.isoformat(),
                 "journal_ref": self.journal_ref,
+                "doi": self.doi,
             },
             ensure_ascii=False,
         )
@@ -94,6 +97,7 @@ class Paper:
             published=datetime.fromisoformat(data["published"]),
             updated=datetime.fromisoformat(data["updated"]),
             journal_ref=data.get("journal_ref"),
+            doi=data.get("doi"),
         )
 
 

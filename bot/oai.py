@@ -140,6 +140,7 @@ class OaiRecord:
             published=self.versions[0].submitted,
             updated=found.submitted,
             journal_ref=self.journal_ref,
+            doi=self.doi,
         )
 
 

@@ -149,6 +149,9 @@ class SignalsSettings(_Section):
     explain: bool = True
     """A short line under each posted paper: the keyword, the paper's words that matched it,
     and in a ranked digest the terms that raised it most."""
+    alerts: bool = True
+    """Tell who saved a paper, privately, when a listing brings its new version, journal
+    reference or DOI (Slack and Discord; each user can turn it off with /papers set alerts)."""
 
 
 class SlackSettings(_Section):

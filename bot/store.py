@@ -29,6 +29,7 @@ from redis.driver_info import DriverInfo
 from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
 
 from bot import __version__
+from bot.alerts import AlertState, MemoryAlerts, RedisAlerts
 from bot.batching import Batcher
 from bot.keywords import normalize
 from bot.models import Channel, Paper, newest_first, utcnow
@@ -181,6 +182,11 @@ class Store(Protocol):
     @property
     def signals(self) -> Signals:
         """Votes, saved papers and each channel's taste (bot/signals.py)."""
+        ...
+
+    @property
+    def alerts(self) -> AlertState:
+        """Who saved which paper, and who wants no alerts about them (bot/alerts.py)."""
         ...
 
     async def ping(self) -> None: ...
@@ -442,6 +448,7 @@ class RedisStore:
         self._oom_at = -OOM_REMEMBERED
         self._checking = asyncio.Lock()
         self.signals = RedisSignals(self._client, prefix, clock=clock)
+        self.alerts = RedisAlerts(self._client, prefix)
         self.batch = Batcher(self._client)
         """What a digest reads and writes per channel goes through it: concurrent channels
         share pipelines."""
@@ -1056,6 +1063,7 @@ class MemoryStore:
     _openers: dict[str, Opener] = field(default_factory=dict)
     _gone: dict[str, tuple[date, int]] = field(default_factory=dict)
     signals: MemorySignals = field(init=False)
+    alerts: MemoryAlerts = field(default_factory=MemoryAlerts)
 
     def __post_init__(self) -> None:
         self.signals = MemorySignals(clock=lambda: self.clock())

@@ -78,6 +78,10 @@ class Votes:
         paper = await self._paper(pid)
         if action == SAVE:
             saved = await self._store.signals.toggle_saved(who, paper)
+            if saved:
+                await self._store.alerts.follow(who, paper)
+            else:
+                await self._store.alerts.unfollow(who, pid)
             log.info("paper_saved channel=%s user=%s saved=%s", ctx.channel, ctx.user, saved)
             if saved:
                 text = f"Saved “{paper.title}”. /papers saved lists your saved papers."
@@ -160,6 +164,7 @@ class Votes:
             raise UserError("Give the id of the paper to remove, like: unsave 2504.12345")
         if not await self._store.signals.unsave(_user_key(ctx), pid):
             raise UserError(f"{pid} is not among your saved papers.")
+        await self._store.alerts.unfollow(_user_key(ctx), pid)
         log.info("paper_unsaved channel=%s user=%s", ctx.channel, ctx.user)
         return Reply(f"Removed {pid} from your saved papers.")
 

@@ -67,7 +67,7 @@ async def test_slack_sends_the_file_to_the_users_direct_messages(bot: Bot) -> No
     assert said.startswith(f"Your 3 saved papers as BibTeX ({FILENAME})")
     assert "Sent to your direct messages with papers-bot" in said
     assert len(response.blocks) == 1, "no code blocks once the file went"
-    (file,) = bot.slack.shared_files(bot.slack.dms["U0ALICE"])
+    (file,) = bot.slack.shared_files(bot.slack.dm_of("U0ALICE"))
     assert file.filename == FILENAME and file.length == len(file.content or b"")
     check_all(file.text, HOSTILE)
     methods = bot.slack.methods()

@@ -49,6 +49,8 @@ SEND_TIMEOUT = 30.0
 STALE = "This command isn't available any more. Try /papers help."
 UNKNOWN_CHANNEL = 10003
 """Discord's JSON error code for a channel that does not exist (any more)."""
+CANNOT_MESSAGE_USER = 50007
+"""Discord's JSON error code for a user whose direct messages are closed to the bot."""
 
 
 # -- where discord.py connects ----------------------------------------------------------------
@@ -209,6 +211,26 @@ class DiscordPublisher:
                 reason = f"Discord did not answer within {self._timeout:g}s"
                 raise DeliveryError(digest.channel, reason) from None
             await delivered(message.paper_ids)
+
+    async def notify(self, user: str, reply: Reply) -> str | None:
+        """A direct message (`bot.alerts.Notifier`); nothing when the user's are closed."""
+        if not user.isdecimal():
+            return f"{user!r} is not a Discord user id"
+        await self.start()
+        try:
+            async with asyncio.timeout(self._timeout):
+                channel = await self._client.create_dm(discord.Object(int(user)))
+                for message in render_reply(reply, abstract_chars=self._abstract_chars):
+                    await channel.send(
+                        content=message.content or None,
+                        embeds=list(message.embeds),
+                        allowed_mentions=NO_MENTIONS,
+                    )
+        except (discord.Forbidden, discord.NotFound) as err:
+            if err.code == CANNOT_MESSAGE_USER:
+                return "Discord: the user's direct messages are closed (50007)"
+            return f"Discord: {err.status} {err.text}"
+        return None
 
     async def _messageable(self, channel: Channel) -> discord.PartialMessageable:
         if not channel.id.isdecimal():
@@ -508,16 +530,20 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
 
     @group.command(name="set", description="Turn a channel option on or off")
     @app_commands.describe(
-        option="revisions: also post new versions; quiet: say so when nothing is new",
+        option=(
+            "revisions: post new versions; quiet: say when nothing is new; alerts: about your saves"
+        ),
         state="on or off",
     )
     async def set_(
         interaction: discord.Interaction,
-        option: Literal["revisions", "quiet"],
+        option: Literal["revisions", "quiet", "alerts"],
         state: Literal["on", "off"],
     ) -> None:
         await papers.run(
-            interaction, lambda ctx: commands.set_option(ctx, option, state), changes=True
+            interaction,
+            lambda ctx: commands.set_option(ctx, option, state),
+            changes=option != "alerts",  # alerts are the user's own
         )
 
     @group.command(name="top", description="The papers this channel voted for most")

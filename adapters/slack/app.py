@@ -109,6 +109,8 @@ _TOKEN_REFUSED = frozenset(
 """Errors that come from the bot token, not the channel: every channel fails the same way."""
 _GONE = frozenset({"channel_not_found", "is_archived"})
 """Errors that say the channel is gone (deleted, archived, or never reachable by the bot)."""
+_USER_UNREACHABLE = frozenset({"user_not_found", "user_disabled", "cannot_dm_bot"})
+"""Errors of `conversations.open` that say this user can't get a direct message."""
 
 
 # clients -------------------------------------------------------------------------------
@@ -425,6 +427,29 @@ class SlackPublisher:
             except aiohttp.ClientError as err:
                 raise AnswerLost(_unreachable(err), resend=True) from None
         return str(response["ts"])
+
+    async def notify(self, user: str, reply: Reply) -> str | None:
+        """A private message from the bot (`bot.alerts.Notifier`): the direct message
+        channel `conversations.open` gives (scope `im:write`), then `chat.postMessage`."""
+        async with self._sharing_session():
+            try:
+                opened = await self._client.conversations_open(users=user)
+                channel = str(opened["channel"]["id"])
+                for message in render_reply(reply):
+                    await self._client.chat_postMessage(
+                        channel=channel,
+                        text=message.text,
+                        blocks=list(message.blocks),
+                        unfurl_links=False,
+                        unfurl_media=False,
+                        link_names=False,
+                    )
+            except SlackApiError as err:
+                error = _error_code(err)
+                if error in _USER_UNREACHABLE:
+                    return f"Slack: {error}"
+                raise RuntimeError(f"Slack refused the direct message: {error}") from None
+        return None
 
     # looking up ----------------------------------------------------------------------------
 

@@ -7,10 +7,13 @@
 
 REST answers carry `Content-Type: application/json` exactly (discord.py ignores the body
 otherwise). Messages are checked against Discord's limits and refused with a 400 like
-Discord's `Invalid Form Body` when they break one. Per-channel faults (401/403/404/429) and
-a revoked token are injectable. The gateway speaks plain JSON text frames: HELLO, then READY
-and one GUILD_CREATE per guild after IDENTIFY, heartbeats ACKed; tests then push
-INTERACTION_CREATE payloads and read the interaction callbacks and follow-ups.
+Discord's `Invalid Form Body` when they break one. Direct messages go through a DM channel
+(`POST /users/@me/channels`, as Discord documents it); a user whose DMs are closed
+(`closed_dms`) gets 403 with code 50007 "Cannot send messages to this user". Per-channel
+faults (401/403/404/429) and a revoked token are injectable. The gateway speaks plain JSON
+text frames: HELLO, then READY and one GUILD_CREATE per guild after IDENTIFY, heartbeats
+ACKed; tests then push INTERACTION_CREATE payloads and read the interaction callbacks and
+follow-ups.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ _ERRORS: dict[int, tuple[int, str]] = {
     404: (10003, "Unknown Channel"),
     429: (0, "You are being rate limited."),
 }
+CANNOT_MESSAGE_USER = (50007, "Cannot send messages to this user")
+UNKNOWN_USER = (10013, "Unknown User")
 
 
 def _now() -> str:
@@ -301,6 +306,12 @@ class FakeDiscord:
         self.command_syncs: list[tuple[int | None, list[dict[str, Any]]]] = []
         self.commands: dict[tuple[int | None, str], int] = {}
         self.gateway = _Gateway()
+        self.users: set[int] = {MEMBER_ID, OWNER_ID}
+        """Users the bot shares a server with: it can open a DM channel with them."""
+        self.closed_dms: set[int] = set()
+        """Users who don't take direct messages from the bot (their privacy settings)."""
+        self.dm_channels: dict[int, int] = {}
+        """DM channel id -> its user."""
         self._faults: dict[int, _Faults] = {}
         self._pressed: dict[int, Posted] = {}
         """Per component interaction id: the message whose button was pressed."""
@@ -323,6 +334,7 @@ class FakeDiscord:
             ("GET", "/gateway", self._gateway_info),
             ("GET", "/gateway/bot", self._gateway_info),
             ("POST", "/channels/{channel_id}/messages", self._post_message),
+            ("POST", "/users/@me/channels", self._create_dm),
             ("PUT", "/applications/{app_id}/commands", self._sync),
             ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands", self._sync),
             ("POST", "/interactions/{interaction_id}/{token}/callback", self._callback),
@@ -385,6 +397,10 @@ class FakeDiscord:
 
     def posted(self, channel_id: int = CHANNEL_ID) -> list[Posted]:
         return [m for m in self.messages if m.channel_id == channel_id]
+
+    def dms(self, user_id: int) -> list[Posted]:
+        """Direct messages the fake accepted for `user_id`."""
+        return [m for m in self.messages if self.dm_channels.get(m.channel_id) == user_id]
 
     def replies(self, token: str) -> list[Posted]:
         """Messages that answered the interaction with this token: a callback's message
@@ -708,12 +724,15 @@ class FakeDiscord:
             if fault.times is not None:
                 fault.times -= 1
             return error_response(fault.status)
-        if channel_id not in self.channel_ids:
+        if channel_id not in self.channel_ids and channel_id not in self.dm_channels:
             return error_response(404)
         body = await request.json()
         if problems := limit_violations(body):
             self.refused.append((body, problems))
             return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
+        if self.dm_channels.get(channel_id) in self.closed_dms:
+            code, message = CANNOT_MESSAGE_USER
+            return json_response({"message": message, "code": code}, 403)
         nonce = body.get("nonce") if body.get("enforce_nonce") else None
         if nonce is not None:
             # Discord returns the earlier message instead of creating a second one.
@@ -728,6 +747,31 @@ class FakeDiscord:
             # The message exists; the answer is late. A client killed now never sees it.
             await asyncio.sleep(delay)
         return json_response(message)
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        """Create DM: JSON `{"recipient_id": snowflake}`; the user's DM channel object (the
+        one that exists already, if any). A user the bot shares no server with: 10013."""
+        body = await request.json()
+        raw = body.get("recipient_id") if isinstance(body, dict) else None
+        if set(body) != {"recipient_id"} or not str(raw).isdecimal():
+            return json_response({"code": 50035, "message": "Invalid Form Body"}, 400)
+        user_id = int(str(raw))
+        if user_id not in self.users:
+            code, message = UNKNOWN_USER
+            return json_response({"message": message, "code": code}, 404)
+        channel_id = next((c for c, u in self.dm_channels.items() if u == user_id), None)
+        if channel_id is None:
+            channel_id = self.snowflake()
+            self.dm_channels[channel_id] = user_id
+        return json_response(
+            {
+                "id": str(channel_id),
+                "type": 1,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [_user(user_id, f"member{user_id % 1000}")],
+            }
+        )
 
     async def _sync(self, request: web.Request) -> web.Response:
         guild = request.match_info.get("guild_id")

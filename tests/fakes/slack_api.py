@@ -9,17 +9,19 @@ unchanged::
         assert slack.posts("C1")[0].text == "hi"
 
 It checks what real Slack checks (tokens, scopes, Block Kit limits, the shape of message
-`metadata`), records every call, keeps the messages it created (with their metadata) and
-lists them as `conversations.history` and `conversations.replies` do, and can be told to
-fail: 429 with Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`,
-`invalid_auth` and the like per channel, ~1 message a second per channel, a missing scope,
-and a message created whose answer is lost (the connection dropped, or answered too late).
+`metadata`, `conversations.open`'s arguments and rate tier), records every call, keeps the
+messages it created (with their metadata) and lists them as `conversations.history` and
+`conversations.replies` do, opens direct message channels, and can be told to fail: 429 with
+Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`, `invalid_auth` and the
+like per channel, ~1 message a second per channel, a missing scope, and a message created
+whose answer is lost (the connection dropped, or answered too late).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -70,8 +72,6 @@ MAX_FILE_BYTES = 1024**3
 MAX_ALT_TXT = 1000
 MAX_FILES_COMPLETED = 100
 """Files one `files.completeUploadExternal` may complete (`files` array)."""
-MAX_DM_USERS = 8
-"""`conversations.open` takes one user (a DM) to eight (a group DM)."""
 
 
 @dataclass
@@ -90,6 +90,13 @@ class SlackFile:
     @property
     def text(self) -> str:
         return (self.content or b"").decode()
+
+
+MAX_DM_USERS = 8
+"""`conversations.open`: at most 8 users (a group DM) besides the caller, else `too_many_users`."""
+OPEN_PER_MINUTE = 50
+"""`conversations.open` is in Web API rate tier 3: 50 calls a minute (bursts aside), then 429."""
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -249,6 +256,11 @@ class FakeSlack:
         """Public channels the bot posts to (chat:write.public) without having been invited:
         reading their history gets `not_in_channel`, as a bot token does there."""
         self.calls: list[SlackCall] = []
+        self.missing_users: set[str] = set()
+        """User ids Slack doesn't know (`user_not_found` from `conversations.open`)."""
+        self.dms: dict[str, str] = {}
+        """Direct message channels opened: channel id -> user id."""
+        self._opened: list[float] = []
         self.responses: list[Response] = []
         self.spacing_violations = 0
         self.post_delay = 0.0
@@ -270,8 +282,6 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.files: dict[str, SlackFile] = {}
-        self.dms: dict[str, str] = {}
-        """User -> the id of the bot's direct-message conversation with them."""
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -517,6 +527,8 @@ class FakeSlack:
         needed = _scope_needed(method, str(args.get("channel") or ""))
         if needed is not None and needed not in self.scopes:
             return 200, self._missing_scope(needed), {}
+        if method == "conversations.open":
+            return self._open(args)
         if method == "chat.postMessage":
             return self._post_message(args)
         if method == "chat.update":
@@ -536,19 +548,6 @@ class FakeSlack:
 
     def shared_files(self, channel: str) -> list[SlackFile]:
         return [f for f in self.files.values() if f.completed and f.channel == channel]
-
-    def _open(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """`conversations.open` with `users`: the bot's DM with one user (a group DM with
-        more is not something this fake keeps)."""
-        users = [u for u in str(args.get("users") or "").split(",") if u]
-        if not users:
-            return 200, {"ok": False, "error": "users_list_not_supplied"}, {}
-        if len(users) > MAX_DM_USERS:
-            return 200, {"ok": False, "error": "too_many_users"}, {}
-        if len(users) > 1:
-            return 200, {"ok": False, "error": "method_not_supported_for_channel_type"}, {}
-        channel = self.dms.setdefault(users[0], f"D{len(self.dms) + 1:08d}")
-        return 200, {"ok": True, "channel": {"id": channel}}, {}
 
     def _upload_url(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         filename = str(args.get("filename") or "")
@@ -624,6 +623,43 @@ class FakeSlack:
             return 200, {"ok": False, "error": "thread_not_found"}, {}
         return 200, _page(thread, args), {}
 
+    def _open(self, args: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A direct message channel with one user, the same one every time (as Slack's
+        `conversations.open` with `users`); errors as documented for that method."""
+        now = time.monotonic()
+        self._opened = [t for t in self._opened if now - t < 60] + [now]
+        if len(self._opened) > OPEN_PER_MINUTE:
+            return _too_many(1)
+        users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
+        if not users:
+            return 200, {"ok": False, "error": "users_list_not_supplied"}, {}
+        if len(users) > MAX_DM_USERS:
+            return 200, {"ok": False, "error": "too_many_users"}, {}
+        if len(users) > 1:
+            return 200, {"ok": False, "error": "not_supported_by_fake"}, {}
+        (user,) = users
+        if user == _AUTH_TEST["user_id"]:
+            return 200, {"ok": False, "error": "cannot_dm_bot"}, {}
+        if not _USER_ID.match(user) or user in self.missing_users:
+            return 200, {"ok": False, "error": "user_not_found"}, {}
+        channel = f"D{user[1:]}"
+        already = channel in self.dms
+        self.dms[channel] = user
+        answer: dict[str, Any] = {"ok": True, "channel": {"id": channel}}
+        if already:
+            answer |= {"no_op": True, "already_open": True}
+        return 200, answer, {}
+
+    def dm_of(self, user: str) -> str:
+        """The id of the bot's direct message channel with `user` (opened already)."""
+        return next(channel for channel, member in self.dms.items() if member == user)
+
+    def dm_posts(self, user: str) -> list[SlackCall]:
+        """Messages posted to the direct message channel of `user`."""
+        return [
+            c for c in self.posts() if c.channel is not None and self.dms.get(c.channel) == user
+        ]
+
     def _next_ts(self) -> str:
         """Unique, increasing, and close to the wall clock (clients look back in time)."""
         self._last_ts = max(time.time(), self._last_ts + 0.000001)
@@ -640,7 +676,7 @@ class FakeSlack:
         if self.min_interval and last is not None and now - last < self.min_interval:
             self.spacing_violations += 1
             return _too_many(1)
-        if not channel:
+        if not channel or (channel.startswith("D") and channel not in self.dms):
             return 200, {"ok": False, "error": "channel_not_found"}, {}
         failing = self._channel_errors.get(channel)
         if failing is not None:
@@ -807,7 +843,6 @@ def _payload(message: Mapping[str, Any]) -> dict[str, Any]:
 _FILE_METHODS: dict[
     str, Callable[[FakeSlack, Mapping[str, Any]], tuple[int, dict[str, Any], dict[str, str]]]
 ] = {
-    "conversations.open": FakeSlack._open,
     "files.getUploadURLExternal": FakeSlack._upload_url,
     "files.completeUploadExternal": FakeSlack._complete,
 }
