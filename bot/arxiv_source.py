@@ -368,22 +368,27 @@ class ArxivSource:
             self._gate.release()
 
     async def _pace(self, ticket: Ticket) -> bool:
-        """Waits for the next slot of this process, then of every replica (`shared`); False
-        when a more urgent request came meanwhile."""
+        """Waits for the next slot of every replica (`shared`), or of this process alone;
+        False when a more urgent request came meanwhile."""
         interval = self._settings.request_interval
+        if self._shared is not None and interval > 0:
+            try:
+                return await self._pace_shared(self._shared, ticket, interval)
+            except STORE_ERRORS as err:
+                log.warning("arxiv_pace_unshared error=%r: pacing this process only", str(err))
         wait = self._next_start - time.monotonic()
         if wait > 0 and await self._gate.overtaken(ticket, wait):
             return False
-        if self._shared is not None and interval > 0:
-            urgent = ticket.priority is Priority.DIGEST
-            try:
-                # Polls a slot booked in Redis by any replica: there is no local event to await.
-                while (wait := await self._shared.next_start("arxiv", interval, urgent)) > 0:
-                    if await self._gate.overtaken(ticket, wait):
-                        return False
-            except STORE_ERRORS as err:
-                log.warning("arxiv_pace_unshared error=%r: pacing this process only", str(err))
         self._next_start = time.monotonic() + interval
+        return True
+
+    async def _pace_shared(self, shared: Store, ticket: Ticket, interval: float) -> bool:
+        urgent = ticket.priority is Priority.DIGEST
+        # Polls a slot booked in Redis by any replica: there is no local event to await.
+        while (wait := await shared.next_start("arxiv", interval, urgent)) > 0:
+            if await self._gate.overtaken(ticket, wait):
+                return False
+        self._next_start = time.monotonic() + interval  # kept for a Redis that goes away
         return True
 
     def _fetch_page(

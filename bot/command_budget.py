@@ -32,7 +32,7 @@ def commands_per_window(settings: Settings) -> int | None:
         return None
     if share <= 0:
         return 0
-    return max(1, int(share * WINDOW / interval))
+    return max(1, math.floor(round(share * WINDOW / interval, 6)))  # 0.3 / 0.1 is 3, not 2
 
 
 def member_key(ctx: CommandContext) -> str:
