@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from bench.common import Row, ratio, say, verdict
 from bench.sinks import RecordingPublisher
 from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
+from bot.arxiv_queue import DIGEST, Caller
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, Fetched
@@ -68,7 +69,7 @@ class CannedSource(ArxivSource):
         day = max((p.published for p in self.announced), default=EPOCH).date()
         return Listing(day, tuple(Announcement(p, "new") for p in self.announced))
 
-    async def details(self, ids: Sequence[str]) -> dict[str, Paper]:
+    async def details(self, ids: Sequence[str], *, caller: Caller = DIGEST) -> dict[str, Paper]:
         wanted = set(ids)
         return {p.id: p for p in self.papers if p.id in wanted}
 
@@ -99,7 +100,7 @@ class CannedSource(ArxivSource):
             p for p in self.papers if since <= p.published <= until and self.answers[p.id] & wanted
         ]
 
-    async def latest(self, keyword: str, n: int) -> list[Paper]:
+    async def latest(self, keyword: str, n: int, *, caller: Caller = DIGEST) -> list[Paper]:
         wanted = normalize(keyword)
         return newest_first([p for p in self.papers if wanted in self.answers[p.id]])[:n]
 
@@ -395,7 +396,7 @@ class LatestSource(ArxivSource):
         self.texts = texts
         self.keywords: dict[str, int] = {}
 
-    async def latest(self, keyword: str, n: int) -> list[Paper]:
+    async def latest(self, keyword: str, n: int, *, caller: Caller = DIGEST) -> list[Paper]:
         k = self.keywords.setdefault(normalize(keyword), len(self.keywords))
         return [
             replace_id(

@@ -2,9 +2,11 @@
 
 One `ArxivSource` per process: it holds the only `arxiv.Client`, so requests go out one
 at a time, each starting `request_interval` seconds after the previous one started (arXiv's
-own answer time is not added to the interval), each with a timeout. Failures that may pass
-(5xx, 429, timeouts, refused connections, malformed or spuriously empty pages) are retried
-with backoff; an arXiv error feed is a `ArxivQueryError` and never a paper.
+own answer time is not added to the interval), each with a timeout. At each slot the most
+urgent request waiting goes: the digest's before the commands' (`bot.arxiv_queue`).
+Failures that may pass (5xx, 429, timeouts, refused connections, malformed or spuriously
+empty pages) are retried with backoff; an arXiv error feed is a `ArxivQueryError` and never
+a paper.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import arxiv
 import requests
 from lxml import etree
 
+from bot.arxiv_queue import DIGEST, Caller, Gate, Priority, Ticket
 from bot.listing import Announcement, Listing, ListingError
 from bot.listing import parse as parse_listing
 from bot.listing_guard import read_day
@@ -227,7 +230,7 @@ class ArxivSource:
         self._client = arxiv.Client(page_size=settings.page_size, delay_seconds=0, num_retries=0)
         self._client.query_url_format = settings.api_url + "?{}"
         self._client._session = self._session
-        self._lock = asyncio.Lock()
+        self._gate = Gate()
         self._next_start = 0.0  # time.monotonic() before which no request may start
 
     @property
@@ -241,23 +244,27 @@ class ArxivSource:
         query = build_query(keywords, categories=self._settings.categories, window=(since, until))
         return await self.search(query, self._settings.max_window_results, keywords)
 
-    async def latest(self, keyword: str, n: int) -> list[Paper]:
+    async def latest(self, keyword: str, n: int, *, caller: Caller = DIGEST) -> list[Paper]:
         """The n latest submissions that answer one keyword."""
         query = build_query([keyword], categories=self._settings.categories)
-        return await self.search(query, n, [keyword])
+        return await self.search(query, n, [keyword], caller=caller)
 
-    async def latest_any(self, keywords: Sequence[str], n: int) -> list[Paper]:
+    async def latest_any(
+        self, keywords: Sequence[str], n: int, *, caller: Caller = DIGEST
+    ) -> list[Paper]:
         """The n latest submissions that answer any of the keywords, in one query."""
         query = build_query(keywords, categories=self._settings.categories)
-        return await self.search(query, n, keywords)
+        return await self.search(query, n, keywords, caller=caller)
 
-    async def search(self, query: str, limit: int, keywords: Sequence[str]) -> list[Paper]:
+    async def search(
+        self, query: str, limit: int, keywords: Sequence[str], *, caller: Caller = DIGEST
+    ) -> list[Paper]:
         papers: list[Paper] = []
         offset = 0
         while offset < limit:
             size = min(self._settings.page_size, limit - offset)
             fetch = functools.partial(self._fetch_page, query, offset, size)
-            page, total = await self._with_retries(fetch, describe(keywords))
+            page, total = await self._with_retries(fetch, describe(keywords), caller)
             papers.extend(page)
             offset += len(page)
             if len(page) < size or offset >= total:
@@ -305,24 +312,28 @@ class ArxivSource:
             raise ArxivError(f"arXiv's OAI-PMH answered HTTP {response.status_code}")
         return response.content
 
-    async def details(self, ids: Sequence[str]) -> dict[str, Paper]:
+    async def details(self, ids: Sequence[str], *, caller: Caller = DIGEST) -> dict[str, Paper]:
         """The current version of each paper (submission date, comment), by id: one request
         per `DETAILS_PER_REQUEST` ids. Ids arXiv doesn't know are left out."""
         found: dict[str, Paper] = {}
         for start in range(0, len(ids), DETAILS_PER_REQUEST):
             chunk = list(ids[start : start + DETAILS_PER_REQUEST])
             fetch = functools.partial(self._fetch_page, "", 0, len(chunk), chunk)
-            page, _ = await self._with_retries(fetch, f"details of {len(chunk)} papers")
+            page, _ = await self._with_retries(fetch, f"details of {len(chunk)} papers", caller)
             found.update((p.id, p) for p in page)
         return found
 
-    async def _with_retries(self, fetch: Callable[[], T], what: str) -> T:
+    async def _with_retries(self, fetch: Callable[[], T], what: str, caller: Caller = DIGEST) -> T:
         attempts = self._settings.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                async with self._lock:
-                    await self._pace()
+                if caller.charge is not None:
+                    await caller.charge()
+                await self._turn(caller.priority)
+                try:
                     return await asyncio.to_thread(fetch)
+                finally:
+                    self._gate.release()
             except _Retryable as err:
                 if attempt == attempts:
                     raise ArxivError(f"arXiv failed {attempts} times for {what}: {err}") from None
@@ -343,22 +354,48 @@ class ArxivSource:
                 raise ArxivQueryError(f"{err} (for {what})") from None
         raise AssertionError("unreachable")
 
-    async def _pace(self) -> None:
+    async def _turn(self, priority: Priority) -> None:
+        """Returns holding the gate, with a slot booked: the request may start now. A
+        command waiting for its slot gives way to digest work, then queues again in its
+        place."""
+        ticket = self._gate.ticket(priority)
+        while True:
+            await self._gate.acquire(ticket)
+            try:
+                booked = await self._pace(ticket)
+            except BaseException:
+                self._gate.release()
+                raise
+            if booked:
+                return
+            self._gate.release()
+
+    async def _pace(self, ticket: Ticket) -> bool:
+        """Waits for the next slot of every replica (`shared`), or of this process alone;
+        False when a more urgent request came meanwhile."""
         interval = self._settings.request_interval
+        if self._shared is not None and interval > 0:
+            try:
+                return await self._pace_shared(self._shared, ticket, interval)
+            except STORE_ERRORS as err:
+                log.warning("arxiv_pace_unshared error=%r: pacing this process only", str(err))
         wait = self._next_start - time.monotonic()
         if wait > 0:
             reporting().waiting(f"arXiv's request interval ({interval:g}s)", wait)
-            await asyncio.sleep(wait)
+        if wait > 0 and await self._gate.overtaken(ticket, wait):
+            return False
         self._next_start = time.monotonic() + interval
-        if self._shared is None or interval <= 0:
-            return
-        try:
-            # Polls a slot booked in Redis by any replica: there is no local event to await.
-            while (wait := await self._shared.next_start("arxiv", interval)) > 0:
-                reporting().waiting(f"arXiv's request interval ({interval:g}s, all replicas)", wait)
-                await asyncio.sleep(wait)
-        except STORE_ERRORS as err:
-            log.warning("arxiv_pace_unshared error=%r: pacing this process only", str(err))
+        return True
+
+    async def _pace_shared(self, shared: Store, ticket: Ticket, interval: float) -> bool:
+        urgent = ticket.priority is Priority.DIGEST
+        # Polls a slot booked in Redis by any replica: there is no local event to await.
+        while (wait := await shared.next_start("arxiv", interval, urgent)) > 0:
+            reporting().waiting(f"arXiv's request interval ({interval:g}s, all replicas)", wait)
+            if await self._gate.overtaken(ticket, wait):
+                return False
+        self._next_start = time.monotonic() + interval  # kept for a Redis that goes away
+        return True
 
     def _fetch_page(
         self, query: str, offset: int, size: int, ids: Sequence[str] = ()

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 
 from bot import keywords as kw
 from bot.alerts import set_alerts
+from bot.arxiv_queue import Caller
 from bot.arxiv_source import ArxivError, ArxivSource
+from bot.command_budget import ArxivBudget
 from bot.digest import OPTION_NAMES, channel_options, seen_keys
 from bot.matching import batches, distinct
 from bot.models import Channel, Paper, newest_first, utcnow
@@ -62,6 +64,7 @@ class Commands:
         self._store = store
         self._source = source
         self._clock = clock
+        self.budget = ArxivBudget(settings, store, clock)
         self.votes = Votes(settings, store, source, clock)
 
     async def handle(self, ctx: CommandContext, text: str) -> Reply:
@@ -156,7 +159,9 @@ class Commands:
             )
         await self._check_channel_room(ctx)
         try:  # one search: its latest papers, for the preview and to hold back
-            papers = await self._source.latest(keyword, self._settings.arxiv.max_results)
+            papers = await self._source.latest(
+                keyword, self._settings.arxiv.max_results, caller=self.budget.caller(ctx)
+            )
         except ArxivError as err:
             log.warning("add_failed channel=%s error=%r", ctx.channel, str(err))
             raise UserError(
@@ -324,7 +329,7 @@ class Commands:
                 missing.append(keyword)
             for paper in stored:
                 found.setdefault(paper.id, paper)
-        for paper in await self._latest(missing, count):
+        for paper in await self._latest(missing, count, self.budget.caller(ctx)):
             found.setdefault(paper.id, paper)
         papers = tuple(newest_first(list(found.values()))[:count])
         label = ", ".join(quoted(k) for k in keywords)
@@ -332,17 +337,37 @@ class Commands:
             return Reply(f"No papers found for {label}.")
         return Reply(f"Latest papers for {label}:", papers=papers)
 
-    async def _latest(self, keywords: Sequence[str], n: int) -> Sequence[Paper]:
+    async def _latest(self, keywords: Sequence[str], n: int, caller: Caller) -> Sequence[Paper]:
         """The n latest papers answering any of `keywords`, one arXiv query per batch: a
         channel's keywords that the store doesn't hold yet cost one request, not one each."""
         found: dict[str, Paper] = {}
         try:
             for batch in batches(keywords, self._settings.arxiv.batch_size):
-                found.update((p.id, p) for p in await self._source.latest_any(batch, n))
+                found.update((p.id, p) for p in await self._answer(batch, n, caller))
         except ArxivError as err:
             log.warning("recent_failed keywords=%d error=%r", len(keywords), str(err))
             raise UserError("arXiv didn't answer. Please try again in a few minutes.") from None
         return newest_first([*found.values()])
+
+    async def _answer(self, batch: Sequence[str], n: int, caller: Caller) -> Sequence[Paper]:
+        """arXiv's latest papers for a batch of keywords the digest doesn't keep, kept
+        `cache_minutes` (the `recent_max` latest, so any count is answered): asking again
+        meanwhile, in any replica, costs no request."""
+        keep = self._settings.commands.cache_minutes * 60
+        if keep <= 0:
+            return await self._source.latest_any(batch, n, caller=caller)
+        kept = await self._store.answer(batch)
+        if kept is not None:
+            return kept[:n]
+        papers = await self._source.latest_any(
+            batch, self._settings.commands.recent_max, caller=caller
+        )
+
+        async def write() -> None:
+            await self._store.keep_answer(batch, papers, keep)
+
+        await write_cache(self._store, "answer", write)
+        return papers[:n]
 
 
 _OPTIONS = {"revisions": "revisions", "quiet": "quiet_days", "quiet_days": "quiet_days"}

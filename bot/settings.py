@@ -122,6 +122,16 @@ class CommandSettings(_Section):
     recent_default: int = Field(5, ge=1, le=50)
     recent_max: int = Field(20, ge=1, le=100)
     per_user_per_minute: int = Field(20, ge=1, le=1000)
+    arxiv_per_user_per_minute: int = Field(5, ge=1, le=1000)
+    """arXiv requests one member's commands may cause a minute (each page and retry counts);
+    commands that ask arXiv nothing count only against `per_user_per_minute`."""
+    arxiv_share: float = Field(0.5, ge=0, le=1)
+    """Share of arXiv's capacity (a request every `request_interval`) all commands together
+    may use, across replicas; at least one request a minute unless 0 (commands then answer
+    only from what the digest keeps). No bound when `request_interval` is 0."""
+    cache_minutes: float = Field(10.0, ge=0, le=1440)
+    """How long `/papers recent` keeps arXiv's answer for keywords the digest doesn't keep
+    (nobody follows them, or not fetched yet): asking again costs no request. 0: not kept."""
     max_channels: int = Field(500, ge=1, le=100_000)
     max_channels_per_member: int = Field(10, ge=1, le=1000)
     """Channels one member may bring the bot to (their first chat keyword there)."""

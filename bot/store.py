@@ -211,6 +211,10 @@ class Store(Protocol):
     async def save_recent(self, papers: Mapping[str, Sequence[Paper]], cap: int) -> None: ...
     async def recent(self, keyword: str, n: int) -> list[Paper]: ...
     async def last_fetched(self, keywords: Sequence[str]) -> dict[str, datetime | None]: ...
+    async def answer(self, keywords: Sequence[str]) -> list[Paper] | None: ...
+    async def keep_answer(
+        self, keywords: Sequence[str], papers: Sequence[Paper], ttl: float
+    ) -> None: ...
     async def set_fetched(self, keywords: Iterable[str], when: datetime) -> None: ...
 
     async def baselined(self, channel: Channel, keywords: Sequence[str]) -> set[str]: ...
@@ -250,7 +254,7 @@ class Store(Protocol):
 
     async def hit(self, name: str, window: float) -> int: ...
 
-    async def next_start(self, name: str, interval: float) -> float: ...
+    async def next_start(self, name: str, interval: float, urgent: bool = False) -> float: ...
 
     async def acquire(self, name: str, owner: str, ttl: float) -> bool: ...
     async def acquire_many(self, names: Sequence[str], owner: str, ttl: float) -> list[bool]: ...
@@ -303,6 +307,12 @@ def _text(value: bytes | str) -> str:
 
 def _keyword_tag(keyword: str) -> str:
     return hashlib.sha1(normalize(keyword).encode()).hexdigest()[:16]
+
+
+def _keywords_tag(keywords: Sequence[str]) -> str:
+    """One name for a set of keywords, whatever their order and spelling."""
+    names = "\n".join(sorted({normalize(k) for k in keywords}))
+    return hashlib.sha1(names.encode()).hexdigest()[:16]
 
 
 # Adds a keyword to a channel unless it is there already or the channel is at its cap
@@ -367,13 +377,23 @@ SAVE_RECENT_BATCH = 50
 
 # Books the next start of a request paced `interval` ms apart for every replica (KEYS[1]
 # holds the earliest next start, in ms of Redis's clock): 0 when booked now, otherwise the
-# ms to wait before asking again.
+# ms to wait before asking again. Urgent work (ARGV[2] = '1', the digest's) that has to wait
+# sets KEYS[2] until half an interval past the slot it waits for: until then the others
+# (commands) are told to wait, so the slot goes to it.
 _NEXT_START = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local free = tonumber(redis.call('GET', KEYS[1]) or '0')
-if free > now then return free - now end
 local interval = tonumber(ARGV[1])
+if ARGV[2] == '1' then
+    if free > now then
+        redis.call('SET', KEYS[2], '1', 'PX', free - now + math.max(math.floor(interval / 2), 1))
+        return free - now
+    end
+else
+    local urgent = redis.call('PTTL', KEYS[2])
+    if urgent > 0 or free > now then return math.max(urgent, free - now) end
+end
 redis.call('SET', KEYS[1], now + interval, 'PX', math.max(interval, 1))
 return 0
 """
@@ -524,6 +544,9 @@ class RedisStore:
 
     def _day(self, channel: Channel) -> str:
         return f"{self._p}:day:{{{channel.key}}}"
+
+    def _answer(self, keywords: Sequence[str]) -> str:
+        return f"{self._p}:answer:{_keywords_tag(keywords)}"
 
     def _recent_ids(self, keyword: str) -> str:
         return f"{self._p}:recent:{{{_keyword_tag(keyword)}}}"
@@ -945,13 +968,33 @@ class RedisStore:
             count, _ = await pipe.execute()
         return int(count)
 
-    async def next_start(self, name: str, interval: float) -> float:
+    async def next_start(self, name: str, interval: float, urgent: bool = False) -> float:
         """Seconds to wait before a request paced `interval` apart across every replica may
-        start; 0 means it starts now (the slot is booked)."""
+        start; 0 means it starts now (the slot is booked). While `urgent` requests wait, the
+        others wait too."""
         key = f"{self._p}:pace:{name}"
-        r = await self._client()
-        wait = await self._next_start_script(keys=[key], args=[_ms(interval)], client=r)
+        # `{key}` hashes as `key` does: the same cluster slot, as the script needs.
+        keys = [key, f"{{{key}}}:urgent"]
+        args = [_ms(interval), int(urgent)]
+        wait = await self._next_start_script(keys=keys, args=args, client=await self._client())
         return int(wait) / 1000
+
+    async def answer(self, keywords: Sequence[str]) -> list[Paper] | None:
+        """The papers `keep_answer` kept for this set of keywords, newest first; None when
+        none are kept (never asked, or expired)."""
+        r = await self._client()
+        raw = await r.get(self._answer(keywords))
+        if raw is None:
+            return None
+        return newest_first([Paper.from_json(text) for text in json.loads(raw)])
+
+    async def keep_answer(
+        self, keywords: Sequence[str], papers: Sequence[Paper], ttl: float
+    ) -> None:
+        """Keeps arXiv's answer for a set of keywords for `ttl` seconds (`/papers recent`)."""
+        r = await self._client()
+        text = json.dumps([p.to_json() for p in papers])
+        await r.set(self._answer(keywords), text, px=_ms(ttl))
 
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         r = await self._client()
@@ -1060,6 +1103,8 @@ class MemoryStore:
     _hits: dict[str, int] = field(default_factory=dict)
     _done: dict[str, datetime] = field(default_factory=dict)
     _next: dict[str, float] = field(default_factory=dict)
+    _urgent: dict[str, float] = field(default_factory=dict)
+    _answers: dict[str, tuple[list[Paper], datetime]] = field(default_factory=dict)
     _openers: dict[str, Opener] = field(default_factory=dict)
     _gone: dict[str, tuple[date, int]] = field(default_factory=dict)
     signals: MemorySignals = field(init=False)
@@ -1261,13 +1306,28 @@ class MemoryStore:
             return None
         return held[0]
 
-    async def next_start(self, name: str, interval: float) -> float:
+    async def next_start(self, name: str, interval: float, urgent: bool = False) -> float:
         now = time.monotonic()
         free = self._next.get(name, 0.0)
-        if free > now:
-            return free - now
+        if urgent and free > now:
+            self._urgent[name] = free + interval / 2
+        held = 0.0 if urgent else self._urgent.get(name, 0.0)
+        if max(free, held) > now:
+            return max(free, held) - now
         self._next[name] = now + interval
         return 0.0
+
+    async def answer(self, keywords: Sequence[str]) -> list[Paper] | None:
+        kept = self._answers.get(_keywords_tag(keywords))
+        if kept is None or kept[1] <= self.clock():
+            return None
+        return newest_first(kept[0])
+
+    async def keep_answer(
+        self, keywords: Sequence[str], papers: Sequence[Paper], ttl: float
+    ) -> None:
+        until = self.clock() + timedelta(seconds=ttl)
+        self._answers[_keywords_tag(keywords)] = (list(papers), until)
 
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         if self._holder(name) is not None:

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import bibtex
+from bot.arxiv_queue import Caller
 from bot.arxiv_source import ArxivError, ArxivSource
+from bot.command_budget import ArxivBudget
 from bot.models import Paper, split_version
 from bot.replies import Attachment, CommandContext, Reply, UserError, whole_number
 from bot.settings import Settings
@@ -67,6 +69,7 @@ class Votes:
         self._store = store
         self._source = source
         self._clock = clock
+        self._budget = ArxivBudget(settings, store, clock)
 
     async def press(self, ctx: CommandContext, action: str, value: str) -> Pressed:
         if action not in ACTIONS:
@@ -75,7 +78,7 @@ class Votes:
         who = _user_key(ctx)
         if action == UNSAVE:
             return Pressed(pid, await self.unsave(ctx, pid))
-        paper = await self._paper(pid)
+        paper = await self._paper(pid, self._budget.caller(ctx))
         if action == SAVE:
             saved = await self._store.signals.toggle_saved(who, paper)
             if saved:
@@ -92,14 +95,14 @@ class Votes:
         log.info("paper_voted channel=%s user=%s vote=%d", ctx.channel, ctx.user, tally.mine)
         return Pressed(pid, None, tally)
 
-    async def _paper(self, pid: str) -> Paper:
+    async def _paper(self, pid: str, caller: Caller) -> Paper:
         """A posted paper from the store; arXiv is asked only for one the store has
         forgotten (a button on a message older than `PAPER_KEPT`)."""
         paper = await self._store.signals.paper(pid)
         if paper is not None:
             return paper
         try:
-            found = (await self._source.details([pid])).get(pid)
+            found = (await self._source.details([pid], caller=caller)).get(pid)
         except ArxivError as err:
             log.warning("paper_lookup_failed id=%s error=%r", pid, str(err))
             raise UserError("arXiv didn't answer. Please press again in a few minutes.") from None

@@ -185,6 +185,7 @@ async def test_scripts_run_on_masters_that_never_saw_them(
         assert await store.acquire(lock, "you", ttl=30)
     assert await store.next_start("arxiv", 60) == 0
     assert await store.next_start("arxiv", 60) > 59
+    assert await store.next_start("arxiv", 60, urgent=True) > 59  # its two keys: one slot
 
 
 # -- digests -----------------------------------------------------------------------------------

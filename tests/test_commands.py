@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
+from bot.arxiv_queue import DIGEST, Caller
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands, UserError, parse_recent
 from bot.digest import DigestRunner, channel_options
@@ -278,8 +279,8 @@ class ConcurrentAdd(ArxivSource):
         super().__init__(settings.arxiv)
         self.store = store
 
-    async def latest(self, keyword: str, n: int) -> list[Paper]:
-        found = await super().latest(keyword, n)
+    async def latest(self, keyword: str, n: int, *, caller: Caller = DIGEST) -> list[Paper]:
+        found = await super().latest(keyword, n, caller=caller)
         await follows_reward_model(self.store)
         return list(found)
 
