@@ -24,6 +24,7 @@ from discord.http import Route
 from adapters.discord_buttons import admitted, button_class, paper_buttons, remove_buttons
 from adapters.discord_render import DEFAULT_ABSTRACT_CHARS, Outgoing, render_digest, render_reply
 from bot import keywords as kw
+from bot import metrics
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
@@ -47,6 +48,23 @@ SEND_TIMEOUT = 30.0
 STALE = "This command isn't available any more. Try /papers help."
 UNKNOWN_CHANNEL = 10003
 """Discord's JSON error code for a channel that does not exist (any more)."""
+RATE_LIMITED = "We are being rate limited."
+"""How discord.py's warnings about a 429 begin (it waits the 429 out itself, unseen)."""
+
+
+def _count_rate_limits(record: logging.LogRecord) -> bool:
+    """Counts discord.py's 429s and waits for `/metrics` from its only trace of them, its
+    warning ("… responded with 429. Retrying in 1.50 seconds.", the wait its last argument).
+    Lets every record through."""
+    if isinstance(record.msg, str) and record.msg.startswith(RATE_LIMITED):
+        metrics.rate_limited(PLATFORM)
+        wait = record.args[-1] if isinstance(record.args, tuple) and record.args else None
+        if "Retrying in" in record.msg and isinstance(wait, int | float):
+            metrics.retry_after_waited(PLATFORM, float(wait))
+    return True
+
+
+logging.getLogger("discord.http").addFilter(_count_rate_limits)
 
 
 # -- where discord.py connects ----------------------------------------------------------------

@@ -55,6 +55,7 @@ from adapters.slack_render import (
     top_message,
     unescape,
 )
+from bot import metrics
 from bot.batching import Grouped
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
@@ -141,6 +142,27 @@ class ConnectionRetry(AsyncConnectionErrorRetryHandler):
         )
 
 
+class RateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's wait for a 429's Retry-After, counted for `/metrics`."""
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        metrics.rate_limited("slack")
+        started = time.monotonic()
+        try:
+            await super().prepare_for_next_attempt_async(
+                state=state, request=request, response=response, error=error
+            )
+        finally:
+            metrics.retry_after_waited("slack", time.monotonic() - started)
+
+
 def web_client(cfg: SlackSettings, *, timeout: int | None = None) -> AsyncWebClient:
     """A Web API client with the bot token that waits out 429s (honouring Retry-After), a 429
     being a call Slack did not take."""
@@ -152,7 +174,7 @@ def web_client(cfg: SlackSettings, *, timeout: int | None = None) -> AsyncWebCli
         timeout=HTTP_TIMEOUT if timeout is None else timeout,
         retry_handlers=[
             ConnectionRetry(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+            RateLimitRetry(max_retry_count=RATE_LIMIT_RETRIES),
         ],
         logger=_sdk_logger(),
         **options,

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+from bot import metrics
 from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
 from bot.keywords import normalize
 from bot.listing import (
@@ -224,6 +226,18 @@ class DigestRunner:
     async def run(
         self, channels: Mapping[Channel, Sequence[str]] | None = None, *, dry_run: bool = False
     ) -> RunReport:
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            report = await self._run(channels, dry_run=dry_run)
+            outcome = "stale" if report.stale else "ok" if report.ok else "failed"
+            return report
+        finally:
+            metrics.digest_done(outcome, time.monotonic() - started)
+
+    async def _run(
+        self, channels: Mapping[Channel, Sequence[str]] | None, *, dry_run: bool
+    ) -> RunReport:
         if channels is None:
             channels = await all_subscriptions(self._settings, self._store)
         requests_before = self._source.request_count
@@ -236,7 +250,8 @@ class DigestRunner:
                 arxiv_requests=self._source.request_count - requests_before,
                 stale=fetched.stale,
             )
-        await self._fill_details(channels, fetched)
+        with metrics.phase("details"):
+            await self._fill_details(channels, fetched)
         if not dry_run:
             await self._save_recent(channels, fetched)
             await self._remember(channels, fetched)
@@ -249,10 +264,13 @@ class DigestRunner:
         async def one(channel: Channel, kws: Sequence[str]) -> ChannelOutcome:
             async with limit:
                 try:
-                    return await self._deliver(channel, kws, fetched, refused, dry_run=dry_run)
+                    outcome = await self._deliver(channel, kws, fetched, refused, dry_run=dry_run)
                 except STORE_ERRORS as err:  # the channel lock could not be taken
                     log.error("channel_failed channel=%s reason=%r", channel, _store_error(err))
-                    return ChannelOutcome(channel, error=_store_error(err))
+                    outcome = ChannelOutcome(channel, error=_store_error(err))
+                if outcome.error is not None and not self._stopping:
+                    metrics.channel_failed(channel.platform)
+                return outcome
 
         # Channels with the most to post start first: a channel holds its slot for as many
         # paced messages as it posts, and one started last would end long after the rest.
@@ -262,7 +280,8 @@ class DigestRunner:
         )
         asked = STOP_ASKED.set(self._stop_asked)  # publishers' waits end on a stop
         try:
-            done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
+            with metrics.phase("delivery"):
+                done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
         finally:
             STOP_ASKED.reset(asked)
         if not dry_run:
@@ -298,7 +317,8 @@ class DigestRunner:
         now = self._clock()
         result = Fetched(papers={}, failed={})
         try:
-            listing = await self._read_listing(save=not dry_run)
+            with metrics.phase("listing"):
+                listing = await self._read_listing(save=not dry_run)
         except StaleListing as err:
             log.warning(
                 "listing_stale feed=%s: %s; nothing is posted from it, it is read again later",
@@ -329,11 +349,12 @@ class DigestRunner:
                 result.received.add(channel)
         behind = distinct(k for c, kws in channels.items() if c in result.behind for k in kws)
         oldest = min((d for c in result.behind if (d := days.get(c)) is not None), default=None)
-        if behind and result.day is not None and oldest is not None:
-            if await self._catch_up_announced(behind, oldest, result.day, result):
-                return result
-            log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
-        await self._search_window(behind, since, now, result)
+        with metrics.phase("catch_up"):
+            if behind and result.day is not None and oldest is not None:
+                if await self._catch_up_announced(behind, oldest, result.day, result):
+                    return result
+                log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
+            await self._search_window(behind, since, now, result)
         return result
 
     async def _catch_up_announced(
@@ -751,6 +772,7 @@ class DigestRunner:
 
             async def delivered(ids: Sequence[str]) -> None:
                 outcome.delivered += len(ids)
+                metrics.posted(channel.platform, len(ids))
                 if not dry_run:
                     keys = seen_keys([versions[i] for i in ids])
                     if outcome.delivered < len(digest.items) or self._stopping:
