@@ -117,12 +117,6 @@ class Metrics:
             ["platform"],
             registry=r,
         )
-        self.messages_posted = Counter(
-            f"{PREFIX}_messages_posted_total",
-            "Digest messages delivered (a message carries one or several papers).",
-            ["platform"],
-            registry=r,
-        )
         self.channels_failed = Counter(
             f"{PREFIX}_channels_failed_total",
             "Channels a digest could not deliver to in full (their papers wait for the next "
@@ -221,7 +215,6 @@ def reporting_to(metrics: Metrics) -> Iterator[Metrics]:
 def posted(platform: str, papers: int) -> None:
     """A digest message carrying `papers` papers was delivered."""
     if (m := CURRENT.get()) is not None:
-        m.messages_posted.labels(platform).inc()
         m.papers_posted.labels(platform).inc(papers)
 
 
