@@ -230,7 +230,7 @@ class DigestRunner:
         outcome = "error"
         try:
             report = await self._run(channels, dry_run=dry_run)
-            outcome = "stale" if report.stale else "ok" if report.ok else "failed"
+            outcome = _outcome(report, stopped=self._stopping)
             return report
         finally:
             metrics.digest_done(outcome, time.monotonic() - started)
@@ -928,6 +928,15 @@ def expected_papers(fetched: Fetched, cap: int, keywords: Sequence[str]) -> int:
 def shows_everything(channel: Channel) -> bool:
     """Outputs that show everything new at once (no first-run limit, no votes)."""
     return channel.platform in FULL_LIST_PLATFORMS
+
+
+def _outcome(report: RunReport, *, stopped: bool) -> str:
+    """How a run ended, for `/metrics` (`bot.metrics.digest_done`)."""
+    if report.stale is not None:
+        return "stale"
+    if stopped:
+        return "stopped"
+    return "ok" if report.ok else "failed"
 
 
 def _store_error(err: Exception) -> str:

@@ -131,8 +131,8 @@ class Metrics:
         self.digests = Counter(
             f"{PREFIX}_digests_total",
             "Digest runs by outcome: ok (every channel delivered), failed (a channel or a "
-            "keyword failed), stale (arXiv served a listing received before), error (the run "
-            "raised, e.g. Redis unreachable).",
+            "keyword failed), stale (arXiv served a listing received before), stopped (cut "
+            "short by a stop), error (the run raised, e.g. Redis unreachable).",
             ["outcome"],
             registry=r,
         )
@@ -230,7 +230,7 @@ def channel_failed(platform: str) -> None:
 
 
 def digest_done(outcome: str, seconds: float) -> None:
-    """A digest run ended (`ok`, `failed`, `stale`, `error`) after `seconds`."""
+    """A digest run ended (`ok`, `failed`, `stale`, `stopped`, `error`) after `seconds`."""
     if (m := CURRENT.get()) is not None:
         m.digests.labels(outcome).inc()
         m.digest_seconds.observe(seconds)
