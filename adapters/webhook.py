@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 
+from bot import metrics
 from bot.links import code_links, venue
 from bot.models import Channel, Digest, DigestItem, Paper
 from bot.publishing import Delivered, DeliveryError, pause
@@ -142,6 +143,8 @@ class WebhookPublisher:
                 status, retry_after = await self._send(channel, text)
                 if 200 <= status < 300:
                     return
+                if status == 429:
+                    metrics.rate_limited("webhook")
                 if status == 429 and attempt < self._cfg.max_retries:
                     await self._wait_out(channel, retry_after)
                     continue
@@ -158,6 +161,7 @@ class WebhookPublisher:
                 f"[webhook] max_retry_after ({cap:g}s); the papers come next run",
             )
         log.warning("webhook_rate_limited channel=%s wait=%.1fs", channel, retry_after)
+        metrics.retry_after_waited("webhook", retry_after)
         if not await pause(retry_after, "webhook: HTTP 429 (Retry-After)"):
             raise DeliveryError(channel, "stopped while rate limited; the papers come next run")
 

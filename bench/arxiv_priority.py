@@ -1,4 +1,4 @@
-"""Figure P: how long the digest's listing request waits behind members' commands (issue 22,
+"""Figure Q: how long the digest's listing request waits behind members' commands (issue 22,
 finding 3). `python -m bench.arxiv_priority` (a minute on the code before the fix).
 
 N members each send 20 `/papers recent` at once (the command limit's default, a keyword

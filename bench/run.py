@@ -1,6 +1,6 @@
 """`python -m bench`: every benchmark in one run; the results table goes to stdout.
 
-Progress goes to stderr. `--only 1 4` runs some figures (1 to 5, M, R) while working on one.
+Progress goes to stderr. `--only 1 4` runs some figures (1 to 5, P, M, R) while working on one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bench import (
     arxiv_requests,
     busy_day,
     matching_speed,
+    metrics_cost,
     ranking,
     redis_cost,
     slack_delivery,
@@ -29,6 +30,7 @@ FIGURES: dict[str, Callable[[str], list[Row]]] = {
     "3": slack_latency.run,
     "4": redis_cost.run,
     "5": startup.run,
+    "P": metrics_cost.run,
     "M": lambda _url: matching_speed.run(),
     "R": lambda _url: ranking.run(),
 }
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if figure in args.only:
                 say(f"figure {figure} ...")
                 rows += FIGURES[figure](url)
-    rows.sort(key=lambda r: "12345MR".index(r.figure))  # stable: keeps each figure's order
+    rows.sort(key=lambda r: "12345PMR".index(r.figure))  # stable: keeps each figure's order
     print(f"Machine: {machine()}")
     print(f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(

@@ -87,7 +87,11 @@ class CannedRunner(DigestRunner):
     cpu_started: float = 0.0
 
     async def fetch(
-        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]]
+        self,
+        keywords: Sequence[str],
+        *,
+        channels: Mapping[Channel, Sequence[str]],
+        dry_run: bool = False,
     ) -> Fetched:
         self.delivery_started = time.perf_counter()
         self.cpu_started = time.process_time()

@@ -26,6 +26,7 @@ import arxiv
 import requests
 from lxml import etree
 
+from bot import metrics
 from bot.arxiv_queue import DIGEST, Caller, Gate, Priority, Ticket
 from bot.listing import Announcement, Listing, ListingError
 from bot.listing import parse as parse_listing
@@ -91,6 +92,9 @@ class _TimeoutSession(requests.Session):
         self.max_bytes = max_bytes
         self.last_response: requests.Response | None = None
         self.count = 0
+        self.kind = "search"
+        """What the requests are for (`bot.metrics.ARXIV_KINDS`), set by the fetch that
+        makes them."""
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -101,6 +105,7 @@ class _TimeoutSession(requests.Session):
         headers["User-Agent"] = USER_AGENT
         kwargs["headers"] = headers
         self.count += 1
+        metrics.arxiv_request(self.kind)
         self.last_response = None
         response = super().request(method, url, *args, **kwargs)
         try:
@@ -109,6 +114,11 @@ class _TimeoutSession(requests.Session):
             response.close()
         self.last_response = response
         return response
+
+    @property
+    def status(self) -> int | None:
+        """The last request's HTTP status; None when it got no (whole) answer."""
+        return None if self.last_response is None else self.last_response.status_code
 
     def _body(self, response: requests.Response, deadline: float) -> bytes:
         declared = response.headers.get("Content-Length", "")
@@ -307,6 +317,7 @@ class ArxivSource:
         return await self._with_retries(lambda: self._fetch_oai(url), "OAI-PMH catch-up")
 
     def _fetch_oai(self, url: str) -> bytes:
+        self._session.kind = "oai"
         response = self._get(url, {"Accept": "text/xml, application/xml"})
         if response.status_code != 200:
             raise ArxivError(f"arXiv's OAI-PMH answered HTTP {response.status_code}")
@@ -340,6 +351,8 @@ class ArxivSource:
                 delay = self._settings.retry_backoff * 2 ** (attempt - 1)
                 if err.retry_after is not None:
                     delay = min(max(delay, err.retry_after), self._settings.max_retry_after)
+                asked = None if err.retry_after is None else delay
+                metrics.arxiv_retry(self._session.kind, self._session.status, asked)
                 log.warning(
                     "arxiv_retry keywords=%s attempt=%d/%d reason=%r wait=%.1fs",
                     what,
@@ -408,6 +421,7 @@ class ArxivSource:
             sort_order=arxiv.SortOrder.Descending,
         )
         self._client.page_size = size
+        self._session.kind = "details" if ids else "search"
         started = time.monotonic()
         try:
             results = list(self._client.results(search, offset=offset))
@@ -459,6 +473,7 @@ class ArxivSource:
 
     def _fetch_listing(self, url: str, etag: str | None) -> tuple[Listing | None, str | None]:
         started = time.monotonic()
+        self._session.kind = "listing"
         response = self._get(url, {"If-None-Match": etag} if etag else {})
         new_etag = response.headers.get("ETag")
         if response.status_code == 304 and etag:

@@ -4,10 +4,12 @@ render the `Reply` natively."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot import keywords as kw
+from bot import metrics
 from bot.alerts import set_alerts
 from bot.arxiv_queue import Caller
 from bot.arxiv_source import ArxivError, ArxivSource
@@ -71,8 +73,18 @@ class Commands:
         """Answer the text after `/papers`. Never raises: every failure is a Reply."""
         return await self.guarded(ctx, lambda: self._dispatch(ctx, text))
 
-    async def guarded(self, ctx: CommandContext, call: Callable[[], Awaitable[Reply]]) -> Reply:
-        """Run one command method; user errors and crashes both become a Reply."""
+    async def guarded(
+        self, ctx: CommandContext, call: Callable[[], Awaitable[Reply]], kind: str = "command"
+    ) -> Reply:
+        """Run one command method (`kind`: `command`, or `button` for a press); user errors
+        and crashes both become a Reply."""
+        started = time.monotonic()
+        try:
+            return await self._guarded(ctx, call)
+        finally:
+            metrics.command_answered(ctx.channel.platform, kind, time.monotonic() - started)
+
+    async def _guarded(self, ctx: CommandContext, call: Callable[[], Awaitable[Reply]]) -> Reply:
         try:
             limit = self._settings.commands.per_user_per_minute
             if await self._store.hit(f"{ctx.channel.platform}:{ctx.user}", 60) > limit:
@@ -118,7 +130,7 @@ class Commands:
             pressed = await self.votes.press(ctx, action, value)
             return pressed.reply or Reply("")
 
-        reply = await self.guarded(ctx, call)
+        reply = await self.guarded(ctx, call, "button")
         return pressed if pressed is not None else Pressed("", reply)
 
     def help(self) -> Reply:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+from bot import metrics
 from bot.alerts import follow_saved
 from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
 from bot.explain import RANKED_TERMS, why
@@ -229,10 +231,16 @@ class DigestRunner:
     async def run(
         self, channels: Mapping[Channel, Sequence[str]] | None = None, *, dry_run: bool = False
     ) -> RunReport:
-        if self._progress is None:  # the caller's, if any (`bot.progress.reporting`)
-            return await self._run(channels, dry_run=dry_run)
-        with reporting_to(self._progress):  # the source's and publishers' waits too
-            return await self._run(channels, dry_run=dry_run)
+        shown = reporting_to(self._progress) if self._progress else contextlib.nullcontext()
+        started = time.monotonic()
+        outcome = "error"
+        with shown:  # without one, the caller's (`bot.progress.reporting`); waits too
+            try:
+                report = await self._run(channels, dry_run=dry_run)
+                outcome = _outcome(report, stopped=self._stopping)
+                return report
+            finally:
+                metrics.digest_done(outcome, time.monotonic() - started)
 
     async def _run(
         self, channels: Mapping[Channel, Sequence[str]] | None, *, dry_run: bool
@@ -249,7 +257,8 @@ class DigestRunner:
                 arxiv_requests=self._source.request_count - requests_before,
                 stale=fetched.stale,
             )
-        await self._fill_details(channels, fetched)
+        with metrics.phase("details"):
+            await self._fill_details(channels, fetched)
         if not dry_run:
             await self._save_recent(channels, fetched)
             await self._remember(channels, fetched)
@@ -266,6 +275,8 @@ class DigestRunner:
                 except STORE_ERRORS as err:  # the channel lock could not be taken
                     log.error("channel_failed channel=%s reason=%r", channel, _store_error(err))
                     outcome = ChannelOutcome(channel, error=_store_error(err))
+            if outcome.error is not None and not self._stopping:
+                metrics.channel_failed(channel.platform)
             reporting().channel_done(outcome.error is not None)
             return outcome
 
@@ -278,7 +289,8 @@ class DigestRunner:
         reporting().channels(len(channels))
         asked = STOP_ASKED.set(self._stop_asked)  # publishers' waits end on a stop
         try:
-            done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
+            with metrics.phase("delivery"):
+                done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
         finally:
             STOP_ASKED.reset(asked)
         if not dry_run:
@@ -315,7 +327,8 @@ class DigestRunner:
         now = self._clock()
         result = Fetched(papers={}, failed={})
         try:
-            listing = await self._read_listing(save=not dry_run)
+            with metrics.phase("listing"):
+                listing = await self._read_listing(save=not dry_run)
         except StaleListing as err:
             log.warning(
                 "listing_stale feed=%s: %s; nothing is posted from it, it is read again later",
@@ -347,11 +360,12 @@ class DigestRunner:
                 result.received.add(channel)
         behind = distinct(k for c, kws in channels.items() if c in result.behind for k in kws)
         oldest = min((d for c in result.behind if (d := days.get(c)) is not None), default=None)
-        if behind and result.day is not None and oldest is not None:
-            if await self._catch_up_announced(behind, oldest, result.day, result):
-                return result
-            log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
-        await self._search_window(behind, since, now, result)
+        with metrics.phase("catch_up"):
+            if behind and result.day is not None and oldest is not None:
+                if await self._catch_up_announced(behind, oldest, result.day, result):
+                    return result
+                log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
+            await self._search_window(behind, since, now, result)
         return result
 
     async def _catch_up_announced(
@@ -793,6 +807,7 @@ class DigestRunner:
             async def delivered(ids: Sequence[str]) -> None:
                 outcome.delivered += len(ids)
                 reporting().posted(len(ids))
+                metrics.posted(channel.platform, len(ids))
                 if not dry_run:
                     keys = seen_keys([versions[i] for i in ids])
                     if outcome.delivered < len(digest.items) or self._stopping:
@@ -948,6 +963,15 @@ def expected_papers(fetched: Fetched, cap: int, keywords: Sequence[str]) -> int:
 def shows_everything(channel: Channel) -> bool:
     """Outputs that show everything new at once (no first-run limit, no votes)."""
     return channel.platform in FULL_LIST_PLATFORMS
+
+
+def _outcome(report: RunReport, *, stopped: bool) -> str:
+    """How a run ended, for `/metrics` (`bot.metrics.digest_done`)."""
+    if report.stale is not None:
+        return "stale"
+    if stopped:
+        return "stopped"
+    return "ok" if report.ok else "failed"
 
 
 def _store_error(err: Exception) -> str:

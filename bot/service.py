@@ -1,4 +1,5 @@
-"""`papers-bot run`: the chat adapters, the daily schedule and /healthz in one event loop."""
+"""`papers-bot run`: the chat adapters, the daily schedule, /healthz and /metrics in one event
+loop."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from aiohttp import web
 
 from bot.digest import DigestRunner, RunReport
+from bot.listing import ARXIV_ZONE
+from bot.listing import spec as listing_spec
+from bot.listing_guard import ListingMemory
 from bot.locks import REPLICA_ID, held
+from bot.metrics import CONTENT_TYPE, Metrics, ScrapeState, reporting_to
 from bot.models import utcnow
 from bot.schedule import CATCH_UP_MARGIN, Schedule, slot_id
 from bot.settings import Settings, SettingsError
@@ -39,8 +44,11 @@ class Service:
         *,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self.metrics = metrics or Metrics()
+        """What `/metrics` serves: this replica's own counts (`run` reports to them)."""
         self._store = store
         self._runner = runner
         self._servers = servers
@@ -184,9 +192,36 @@ class Service:
         status, body = await self.health()
         return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
+    async def scrape_state(self) -> ScrapeState:
+        """What a scrape reads from Redis: its memory, and the day of the last listing any
+        replica received (a cluster's nodes each have their own memory: not shown)."""
+        feed = listing_spec(self._settings.arxiv.categories)
+        try:
+            memory = await asyncio.wait_for(self._store.memory(), timeout=2)
+            raw = await asyncio.wait_for(self._store.listing_memory(feed), timeout=2)
+        except Exception:
+            return ScrapeState(redis_up=False)
+        listed = ListingMemory.loads(raw)
+        age = None
+        if listed is not None:
+            start = datetime.combine(listed.day, time(0), ARXIV_ZONE)
+            age = (self._clock() - start).total_seconds()
+        said = memory.used > 0  # zeros: this Redis won't say
+        return ScrapeState(
+            redis_up=True,
+            used_memory=memory.used if said else None,
+            maxmemory=memory.limit if said else None,
+            listing_age=age,
+        )
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        body = self.metrics.render(await self.scrape_state())
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
     async def start_health(self, host: str, port: int) -> web.AppRunner:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
@@ -194,6 +229,10 @@ class Service:
 
     # lifecycle ------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        with reporting_to(self.metrics):  # the tasks started here inherit it
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         cfg = self._settings.service
         health = await self.start_health(cfg.health_host, cfg.health_port)
         for name, serve in self._servers.items():

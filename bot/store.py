@@ -28,7 +28,7 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.driver_info import DriverInfo
 from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
 
-from bot import __version__
+from bot import __version__, metrics
 from bot.alerts import AlertState, MemoryAlerts, RedisAlerts
 from bot.batching import Batcher
 from bot.keywords import normalize
@@ -480,7 +480,7 @@ class RedisStore:
         Which of the two is asked on first use (`INFO cluster`); a cluster node makes the
         store switch to redis-py's cluster client, which finds the other nodes itself. Until
         the question got an answer (Redis may be down at start-up) every call asks again."""
-        pool = BlockingConnectionPool.from_url(
+        pool = _CountedPool.from_url(
             url, max_connections=POOL_SIZE, timeout=POOL_WAIT, **_client_options()
         )
         client = aioredis.Redis(connection_pool=pool)
@@ -1047,6 +1047,15 @@ def _gone_count(stored: Any) -> int:
 
 def _same_day(stored: Any, day: date) -> bool:
     return isinstance(stored, str | bytes) and _text(stored) == day.isoformat()
+
+
+class _CountedPool(BlockingConnectionPool):
+    """Counts round trips for `/metrics`: a command, or a pipeline, takes one connection.
+    A Redis Cluster's are not counted (its client keeps a pool per node, of its own)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        metrics.redis_round_trip()
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
 def _client_options() -> dict[str, Any]:

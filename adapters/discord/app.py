@@ -25,6 +25,7 @@ from discord.http import Route
 from adapters.discord.buttons import admitted, button_class, paper_buttons, remove_buttons
 from adapters.discord.render import DEFAULT_ABSTRACT_CHARS, Outgoing, render_digest, render_reply
 from bot import keywords as kw
+from bot import metrics
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
@@ -248,19 +249,24 @@ class DiscordPublisher:
         return self._client.get_partial_messageable(int(channel.id))
 
 
-RATE_LIMITED = "We are being rate limited. %s %s responded with 429. Retrying in %.2f seconds."
-"""discord.py's log line for a 429 it waits out itself: its one sign of the wait."""
+RATE_LIMITED = "We are being rate limited."
+"""How discord.py's warnings about a 429 begin: its one sign of a 429 it waits out itself."""
 
 
-def _show_rate_limit(record: logging.LogRecord) -> bool:
-    """Tells the run's progress display (`bot.progress`) of discord.py's 429 waits."""
-    seconds = record.args[-1] if isinstance(record.args, tuple) and record.args else None
-    if record.msg == RATE_LIMITED and isinstance(seconds, int | float):
-        reporting().waiting("Discord: HTTP 429 (retry_after)", seconds)
+def _rate_limit_seen(record: logging.LogRecord) -> bool:
+    """Counts discord.py's 429s for `/metrics` and tells the run's progress display of the
+    wait, from its warning ("… responded with 429. Retrying in 1.50 seconds.", the wait its
+    last argument). Lets every record through."""
+    if isinstance(record.msg, str) and record.msg.startswith(RATE_LIMITED):
+        metrics.rate_limited(PLATFORM)
+        wait = record.args[-1] if isinstance(record.args, tuple) and record.args else None
+        if "Retrying in" in record.msg and isinstance(wait, int | float):
+            metrics.retry_after_waited(PLATFORM, float(wait))
+            reporting().waiting("Discord: HTTP 429 (retry_after)", float(wait))
     return True
 
 
-logging.getLogger("discord.http").addFilter(_show_rate_limit)
+logging.getLogger("discord.http").addFilter(_rate_limit_seen)
 
 
 def _delivery_error(channel: Channel, err: discord.HTTPException) -> Exception:

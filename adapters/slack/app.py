@@ -56,6 +56,7 @@ from adapters.slack.render import (
     top_message,
     unescape,
 )
+from bot import metrics
 from bot.batching import Grouped
 from bot.commands import CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
@@ -146,7 +147,8 @@ class ConnectionRetry(AsyncConnectionErrorRetryHandler):
 
 
 class RateLimitRetry(AsyncRateLimitErrorRetryHandler):
-    """slack_sdk's wait after a 429 (Retry-After), told to the run's progress display."""
+    """slack_sdk's wait after a 429 (Retry-After): counted for `/metrics`, told to the run's
+    progress display."""
 
     async def prepare_for_next_attempt_async(
         self,
@@ -156,11 +158,16 @@ class RateLimitRetry(AsyncRateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
+        metrics.rate_limited("slack")
         if response is not None:
             reporting().waiting("Slack: HTTP 429 (Retry-After)", _retry_after(response))
-        await super().prepare_for_next_attempt_async(
-            state=state, request=request, response=response, error=error
-        )
+        started = time.monotonic()
+        try:
+            await super().prepare_for_next_attempt_async(
+                state=state, request=request, response=response, error=error
+            )
+        finally:
+            metrics.retry_after_waited("slack", time.monotonic() - started)
 
 
 def _retry_after(response: HttpResponse) -> float:
