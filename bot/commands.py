@@ -32,6 +32,7 @@ USAGE = (
     "/papers recent [keyword] [n]: the latest papers, for one keyword or all of this channel's\n"
     "/papers set revisions on|off: also post new versions of papers already posted\n"
     "/papers set quiet on|off: say so when a digest finds nothing\n"
+    "/papers set weekly on|off: post the week's most voted papers here once a week\n"
     "/papers top [days]: the papers this channel voted for most (7 days unless told)\n"
     "/papers saved: the papers you saved (🔖), only for you\n"
     "/papers unsave <arXiv id>: take a paper out of your saved ones\n"
@@ -241,10 +242,16 @@ class Commands:
         option = _OPTIONS.get(name.strip().lower())
         state = value.strip().lower()
         if option is None or state not in ("on", "off"):
-            raise UserError("Use: set revisions on|off, or set quiet on|off")
+            raise UserError("Use: set revisions on|off, set quiet on|off, or set weekly on|off")
         await self._store.set_channel_option(ctx.channel, option, state == "on")
         log.info("option_set channel=%s user=%s %s=%s", ctx.channel, ctx.user, option, state)
-        return Reply(f"{_OPTION_TEXT[option]} is now {state} for this channel.")
+        when = f" ({self._weekly_when()})" if option == "weekly" and state == "on" else ""
+        return Reply(f"{_OPTION_TEXT[option]} is now {state} for this channel{when}.")
+
+    def _weekly_when(self) -> str:
+        """`fri at 16:00 UTC`: when the week's papers are posted."""
+        cfg = self._settings.schedule
+        return f"{_DAY_NAMES[cfg.weekly_day]} at {cfg.weekly_time} {cfg.timezone}"
 
     async def remove(self, ctx: CommandContext, raw: str) -> Reply:
         self._check_allowed(ctx)
@@ -339,8 +346,26 @@ class Commands:
         return newest_first([*found.values()])
 
 
-_OPTIONS = {"revisions": "revisions", "quiet": "quiet_days", "quiet_days": "quiet_days"}
-_OPTION_TEXT = {"revisions": "Posting new versions", "quiet_days": "Saying when nothing is new"}
+_OPTIONS = {
+    "revisions": "revisions",
+    "quiet": "quiet_days",
+    "quiet_days": "quiet_days",
+    "weekly": "weekly",
+}
+_OPTION_TEXT = {
+    "revisions": "Posting new versions",
+    "quiet_days": "Saying when nothing is new",
+    "weekly": "Posting the week's papers",
+}
+_DAY_NAMES = {
+    "mon": "Mondays",
+    "tue": "Tuesdays",
+    "wed": "Wednesdays",
+    "thu": "Thursdays",
+    "fri": "Fridays",
+    "sat": "Saturdays",
+    "sun": "Sundays",
+}
 
 
 def parse_recent(rest: str) -> tuple[str | None, int | None]:

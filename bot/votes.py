@@ -77,6 +77,8 @@ class Votes:
         paper = await self._paper(pid)
         if action == SAVE:
             saved = await self._store.signals.toggle_saved(who, paper)
+            # Counted in the channel's weekly post (a paper of its week only).
+            await self._store.signals.note_saver(ctx.channel, pid, ctx.user, saved)
             log.info("paper_saved channel=%s user=%s saved=%s", ctx.channel, ctx.user, saved)
             if saved:
                 text = f"Saved “{paper.title}”. /papers saved lists your saved papers."

@@ -77,7 +77,10 @@ async def test_options_are_set_per_channel(arxiv: FakeArxiv, redis_store: RedisS
     options = await channel_options(Settings(), redis_store, HERE)
     assert options.revisions and not options.quiet_days
     wrong = await commands.handle(ctx(), "set loud on")
-    assert not wrong.ok and wrong.text == "Use: set revisions on|off, or set quiet on|off"
+    assert (
+        not wrong.ok
+        and wrong.text == "Use: set revisions on|off, set quiet on|off, or set weekly on|off"
+    )
     denied = await commands.handle(
         CommandContext(HERE, "U2", denied="not in the list"), "set quiet on"
     )
