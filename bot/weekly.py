@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol, cast
 
 from bot.digest import all_subscriptions, channel_options
-from bot.locks import held
+from bot.locks import expiry_wait, held
 from bot.models import Channel, Paper, utcnow
 from bot.publishing import DeliveryError, Publisher, message_key
 from bot.schedule import Schedule
@@ -202,13 +202,15 @@ class WeeklyPoster:
 
     async def post_channel(self, channel: Channel, slot: datetime) -> bool:
         """The channel's post for the slot's week, unless any replica made it; True once it
-        is made (or there was nothing to post), False while another replica is making it."""
+        is made (or there was nothing to post), False while another replica still is."""
         output = self._output(channel)
         week = self.schedule.week_id(slot)
         name = f"weekly:{week}:{channel.key}"
         if output is None or await self._store.is_done(name):
             return True
-        async with held(self._store, name, self._settings.service.lock_ttl) as mine:
+        ttl = self._settings.service.lock_ttl
+        # Another replica posting it, or one that died doing so, lets go within the ttl.
+        async with held(self._store, name, ttl, wait=expiry_wait(ttl)) as mine:
             if not mine:
                 return False
             if await self._store.is_done(name):

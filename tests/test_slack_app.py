@@ -255,7 +255,8 @@ async def test_list_shows_chat_and_file_keywords(bot: Bot) -> None:
         "This channel follows:",
         "• diffusion (settings file)",
         "• reward model",
-        "Options: posting new versions off, saying when nothing is new off",
+        "Options: posting new versions off, saying when nothing is new off, "
+        "posting the week's papers off",
     ]
 
 
