@@ -18,11 +18,18 @@ from bot.digest import DigestRunner
 from bot.models import Channel
 from bot.publishing import DeliveryError
 from bot.schedule import Schedule
-from bot.settings import ArxivSettings, ScheduleSettings, Settings, SubscriptionSettings
+from bot.service import Service
+from bot.settings import (
+    ArxivSettings,
+    ScheduleSettings,
+    ServiceSettings,
+    Settings,
+    SubscriptionSettings,
+)
 from bot.signals import WeekPaper
 from bot.store import Store
 from bot.weekly import CATCH_UP, RETRY, WeeklyPost, WeeklyPoster
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, free_port
 from tests.factories import Clock, Recorder, either_store, paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 
@@ -242,3 +249,29 @@ async def test_the_digest_notes_the_week_of_weekly_channels_only(
     assert sorted(w.paper.id for w in week) == ["2611.00001", "2611.00002", "2611.00003"]
     assert all(isinstance(w, WeekPaper) and w.saves == 0 for w in week)
     assert await store.signals.week(OTHER, since) == [], "weekly off: nothing kept"
+
+
+async def test_papers_bot_run_posts_the_week_on_its_own_schedule(
+    store: Store, clock: Clock
+) -> None:
+    """`Service.run` starts the weekly schedule beside the digest's: a replica started the
+    Saturday morning after a missed Friday slot posts the week, and stops with the rest."""
+    clock.now = datetime(2026, 11, 21, 10, tzinfo=UTC)
+    await a_week(store, clock)
+    await store.mark_done("digest:2026-11-20T08:00Z", 3600)  # the digest's catch-up: made
+    settings = weekly_settings().model_copy(
+        update={"service": ServiceSettings(health_host="127.0.0.1", health_port=free_port())}
+    )
+    output = WeeklyRecorder()
+    runner = DigestRunner(settings, store, ArxivSource(settings.arxiv), {"slack": output})
+    weekly = WeeklyPoster(settings, store, {"slack": output}, clock=clock)
+    service = Service(settings, store, runner, {}, clock=clock, weekly=weekly)
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run(stop))
+    async with asyncio.timeout(5):
+        while not output.weekly:
+            await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, 2)
+    assert [(p.channel, p.week) for p in output.weekly] == [(CH, "2026-W47")]
+    assert output.digests == []
