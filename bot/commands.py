@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MAX_RECENT_ASKED = 9999
 """The largest count `parse_recent` reads; `recent` then holds it to `recent_max`."""
 
+SET_USAGE = "Use: set revisions|quiet|weekly on|off, or set alerts on|off"
+
 USAGE = (
     "/papers add <keyword>: follow a keyword in this channel (searched in titles and abstracts)\n"
     "/papers remove <keyword>: stop following it\n"
@@ -37,6 +39,7 @@ USAGE = (
     "/papers recent [keyword] [n]: the latest papers, for one keyword or all of this channel's\n"
     "/papers set revisions on|off: also post new versions of papers already posted\n"
     "/papers set quiet on|off: say so when a digest finds nothing\n"
+    "/papers set weekly on|off: post the week's most voted papers here once a week\n"
     "/papers top [days]: the papers this channel voted for most (7 days unless told)\n"
     "/papers saved: the papers you saved (🔖), only for you\n"
     "/papers saved bibtex: the same as a BibTeX file, for a reference manager\n"
@@ -264,10 +267,16 @@ class Commands:
         option = _OPTIONS.get(name.strip().lower())
         state = value.strip().lower()
         if option is None or state not in ("on", "off"):
-            raise UserError("Use: set revisions on|off, set quiet on|off, or set alerts on|off")
+            raise UserError(SET_USAGE)
         await self._store.set_channel_option(ctx.channel, option, state == "on")
         log.info("option_set channel=%s user=%s %s=%s", ctx.channel, ctx.user, option, state)
-        return Reply(f"{_OPTION_TEXT[option]} is now {state} for this channel.")
+        when = f" ({self._weekly_when()})" if option == "weekly" and state == "on" else ""
+        return Reply(f"{_OPTION_TEXT[option]} is now {state} for this channel{when}.")
+
+    def _weekly_when(self) -> str:
+        """`fri at 16:00 UTC`: when the week's papers are posted."""
+        cfg = self._settings.schedule
+        return f"{_DAY_NAMES[cfg.weekly_day]} at {cfg.weekly_time} {cfg.timezone}"
 
     async def remove(self, ctx: CommandContext, raw: str) -> Reply:
         self._check_allowed(ctx)
@@ -382,8 +391,26 @@ class Commands:
         return papers[:n]
 
 
-_OPTIONS = {"revisions": "revisions", "quiet": "quiet_days", "quiet_days": "quiet_days"}
-_OPTION_TEXT = {"revisions": "Posting new versions", "quiet_days": "Saying when nothing is new"}
+_OPTIONS = {
+    "revisions": "revisions",
+    "quiet": "quiet_days",
+    "quiet_days": "quiet_days",
+    "weekly": "weekly",
+}
+_OPTION_TEXT = {
+    "revisions": "Posting new versions",
+    "quiet_days": "Saying when nothing is new",
+    "weekly": "Posting the week's papers",
+}
+_DAY_NAMES = {
+    "mon": "Mondays",
+    "tue": "Tuesdays",
+    "wed": "Wednesdays",
+    "thu": "Thursdays",
+    "fri": "Fridays",
+    "sat": "Saturdays",
+    "sun": "Sundays",
+}
 
 
 def parse_recent(rest: str) -> tuple[str | None, int | None]:

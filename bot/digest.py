@@ -114,9 +114,11 @@ class ChannelOptions:
     """Announce a new version of a paper the channel already received."""
     quiet_days: bool = False
     """Post a one-line "no new papers" when a run finds nothing."""
+    weekly: bool = False
+    """Post the week's most voted papers once a week (bot/weekly.py)."""
 
 
-OPTION_NAMES = ("revisions", "quiet_days")
+OPTION_NAMES = ("revisions", "quiet_days", "weekly")
 
 
 async def channel_options(settings: Settings, store: Store, channel: Channel) -> ChannelOptions:
@@ -132,6 +134,7 @@ def merged_options(
         if Channel(sub.platform, sub.channel) == channel:
             merged["revisions"] |= sub.revisions
             merged["quiet_days"] |= sub.quiet_days
+            merged["weekly"] |= sub.weekly
     merged.update({k: v for k, v in chosen.items() if k in OPTION_NAMES})
     return ChannelOptions(**merged)
 
@@ -803,11 +806,14 @@ class DigestRunner:
                 return outcome
 
             last: list[str] = []  # the last message's: marked seen by the channel's final writes
+            week: list[Paper] = []  # for the weekly post, if the channel has one
 
             async def delivered(ids: Sequence[str]) -> None:
                 outcome.delivered += len(ids)
                 reporting().posted(len(ids))
                 metrics.posted(channel.platform, len(ids))
+                if options.weekly:
+                    week.extend(versions[i] for i in ids)
                 if not dry_run:
                     keys = seen_keys([versions[i] for i in ids])
                     if outcome.delivered < len(digest.items) or self._stopping:
@@ -825,7 +831,9 @@ class DigestRunner:
             except BaseException:
                 if last:  # failed after its last message was out
                     await self._record(channel, last)
+                await self._note_week(channel, week, dry_run=dry_run)
                 raise
+            await self._note_week(channel, week, dry_run=dry_run)
             if not dry_run:
                 await self._finish(channel, skipped, first_run, day, hold, posted=last)
         except DeliveryError as err:
@@ -861,6 +869,13 @@ class DigestRunner:
             log.exception("channel_failed channel=%s", channel)
         outcome.pending -= outcome.delivered
         return outcome
+
+    async def _note_week(self, channel: Channel, papers: Sequence[Paper], *, dry_run: bool) -> None:
+        """The papers a weekly channel received, for its weekly post (best effort)."""
+        if papers and not dry_run:
+            await write_cache(
+                self._store, "week", lambda: self._store.signals.note_posted(channel, papers)
+            )
 
     async def _publish(self, publisher: Publisher, digest: Digest, delivered: Delivered) -> None:
         """`publisher.publish` within the channel's deadline: a platform that makes it wait

@@ -31,6 +31,7 @@ from bot.settings import Settings, SettingsError, redacted_url
 from bot.signals import MAX_SAVED
 from bot.store import STORE_ERRORS, MemoryStore, Store, StoreUnavailable, open_store
 from bot.terminal import format_paper
+from bot.weekly import WeeklyPoster
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -386,7 +387,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             "(the settings file's subscriptions)"
         )
     runner = DigestRunner(settings, store, source, outputs)
-    service = Service(settings, store, runner, servers)
+    weekly = WeeklyPoster(settings, store, outputs)
+    service = Service(settings, store, runner, servers, weekly=weekly)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -31,6 +31,21 @@ class Schedule:
             weekdays=frozenset(WEEKDAYS.index(day) for day in cfg.weekdays),
         )
 
+    @classmethod
+    def weekly(cls, cfg: ScheduleSettings) -> Schedule:
+        """When the week's papers are posted: `weekly_day` at `weekly_time`, in `timezone`."""
+        hour, minute = (int(part) for part in cfg.weekly_time.split(":"))
+        return cls(
+            at=time(hour, minute),
+            zone=ZoneInfo(cfg.timezone),
+            weekdays=frozenset({WEEKDAYS.index(cfg.weekly_day)}),
+        )
+
+    def week_id(self, slot: datetime) -> str:
+        """`2026-W45`: the ISO week of `slot` in the schedule's zone, the same on every replica."""
+        year, week, _ = slot.astimezone(self.zone).isocalendar()
+        return f"{year}-W{week:02d}"
+
     def _slot_on(self, day: date) -> datetime | None:
         if day.weekday() not in self.weekdays:
             return None

@@ -21,6 +21,7 @@ from bot.models import utcnow
 from bot.schedule import CATCH_UP_MARGIN, Schedule, slot_id
 from bot.settings import Settings, SettingsError
 from bot.store import STORE_ERRORS, Store
+from bot.weekly import WeeklyPoster
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Service:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: Metrics | None = None,
+        weekly: WeeklyPoster | None = None,
     ) -> None:
         self._settings = settings
         self.metrics = metrics or Metrics()
@@ -52,6 +54,8 @@ class Service:
         self._store = store
         self._runner = runner
         self._servers = servers
+        self._weekly = weekly
+        """The week's papers (bot/weekly.py), on their own schedule; None: not posted."""
         self._schedule = Schedule.from_settings(settings.schedule)
         self._clock = clock
         self._sleep = sleep
@@ -238,6 +242,9 @@ class Service:
         for name, serve in self._servers.items():
             self._adapters[name] = asyncio.create_task(self.supervise(name, serve), name=name)
         scheduler = asyncio.create_task(self.scheduler(), name="scheduler")
+        schedules = [scheduler]
+        if self._weekly is not None:
+            schedules.append(asyncio.create_task(self._weekly.scheduler(), name="weekly"))
         log.info(
             "service_ready adapters=%s health_port=%d",
             ",".join(self._servers) or "none",
@@ -252,8 +259,9 @@ class Service:
             await asyncio.wait_for(self._idle.wait(), timeout=cfg.shutdown_grace)
         except TimeoutError:
             log.warning("digest_abandoned: still running after %ss", cfg.shutdown_grace)
-        scheduler.cancel()
-        await asyncio.gather(scheduler, *self._adapters.values(), return_exceptions=True)
+        for task in schedules:
+            task.cancel()
+        await asyncio.gather(*schedules, *self._adapters.values(), return_exceptions=True)
         await health.cleanup()
         log.info("service_stopped")
 

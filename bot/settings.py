@@ -212,6 +212,9 @@ class ScheduleSettings(_Section):
     time: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     timezone: str = "UTC"
     weekdays: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+    weekly_day: Weekday = "fri"
+    """The day of the week's papers (channels with `weekly` on), in `timezone`."""
+    weekly_time: str = Field("16:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
     @field_validator("timezone")
     @classmethod
@@ -255,6 +258,8 @@ class SubscriptionSettings(_Section):
     keywords: list[str] = Field(min_length=1)
     revisions: bool = False
     quiet_days: bool = False
+    weekly: bool = False
+    """Post the week's most voted papers here (`[schedule] weekly_day`, `weekly_time`)."""
 
     @field_validator("keywords")
     @classmethod

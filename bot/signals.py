@@ -12,6 +12,10 @@ and `MemorySignals` (`MemoryStore.signals`). Every key is bounded; README.md lis
   vote), `P:voted:{ch}:papers` (hash: paper id -> the paper, JSON).
 - Per user (`{platform:user}`): `P:saved:{u}` (sorted set: paper id -> time saved) and
   `P:saved:{u}:papers` (hash), at most `MAX_SAVED`, kept `SAVED_KEPT` after the last save.
+- Per channel with `weekly` on, for its weekly post, kept `WEEK_KEPT` after its last post and
+  trimmed to the `MAX_WEEK` papers most recently posted: `P:week:{ch}` (sorted set: paper
+  id -> time posted), `P:week:{ch}:papers` (hash: paper id -> the paper, JSON) and
+  `P:week:{ch}:savers` (hash: paper id -> the ids of the users who saved it from there).
 
 A user's up vote, down vote or save is pressed again to take it back; an up vote replaces the
 same user's down vote and the other way round. Everything one press changes shares a hash tag
@@ -20,7 +24,7 @@ and is one script, so replicas and a Redis Cluster see one vote per user per pap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,6 +44,10 @@ TASTE_PAPERS = 100
 SAVED_KEPT = timedelta(days=365)
 MAX_SAVED = 200
 REMEMBER_BATCH = 200
+WEEK_KEPT = timedelta(days=8)
+"""A channel's posted papers are kept for its weekly post: a week, and a day for a late one."""
+MAX_WEEK = 1000
+"""Papers a channel's week keeps (the oldest posted go first): 7 days of a busy channel."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,16 @@ class Voted:
     first_vote: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class WeekPaper:
+    """A paper posted to a channel this week (`Signals.week`)."""
+
+    paper: Paper
+    posted: datetime
+    saves: int
+    """Users who saved it from this channel and still have it saved."""
+
+
 class Signals(Protocol):
     async def remember(self, papers: Iterable[Paper]) -> None: ...
     async def paper(self, paper_id: str) -> Paper | None: ...
@@ -68,6 +86,9 @@ class Signals(Protocol):
     async def toggle_saved(self, user: str, paper: Paper) -> bool: ...
     async def unsave(self, user: str, paper_id: str) -> bool: ...
     async def saved(self, user: str, n: int) -> list[Paper]: ...
+    async def note_posted(self, channel: Channel, papers: Sequence[Paper]) -> None: ...
+    async def note_saver(self, channel: Channel, paper_id: str, user: str, saved: bool) -> None: ...
+    async def week(self, channel: Channel, since: datetime) -> list[WeekPaper]: ...
 
 
 def top(voted: Iterable[Voted], n: int) -> list[Voted]:
@@ -171,6 +192,44 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
+"""
+
+
+# Notes papers (ARGV[5..]: id, JSON, ...) posted at ARGV[1]; forgets those posted before
+# ARGV[2] and the oldest beyond ARGV[3]. KEYS: week, week papers, week savers. ARGV[4]: ttl.
+_NOTE_POSTED = """
+for i = 5, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+local over = redis.call('ZCARD', KEYS[1]) - #gone - tonumber(ARGV[3])
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], #gone, #gone + over - 1)) do
+    gone[#gone + 1] = id
+  end
+end
+for _, id in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+"""
+
+# User ARGV[2] saved (ARGV[3] = '1') or unsaved paper ARGV[1] from the channel: noted only
+# for a paper of its week. KEYS: week, week savers. ARGV[4]: ttl.
+_NOTE_SAVER = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local list = {}
+for u in string.gmatch(redis.call('HGET', KEYS[2], ARGV[1]) or '', '%S+') do
+  if u ~= ARGV[2] then list[#list + 1] = u end
+end
+if ARGV[3] == '1' then list[#list + 1] = ARGV[2] end
+if #list > 0 then redis.call('HSET', KEYS[2], ARGV[1], table.concat(list, ' '))
+else redis.call('HDEL', KEYS[2], ARGV[1]) end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return #list
 """
 
 
@@ -329,6 +388,61 @@ class RedisSignals:
         found = [_paper(raw) for raw in await r.hmget(papers, [str(i) for i in newest])]
         return [p for p in found if p is not None]
 
+    def _week_keys(self, channel: Channel) -> list[str]:
+        week = f"{self._p}:week:{{{channel.key}}}"
+        return [week, f"{week}:papers", f"{week}:savers"]
+
+    async def note_posted(self, channel: Channel, papers: Sequence[Paper]) -> None:
+        if not papers:
+            return
+        now = self._clock()
+        pairs = [value for p in papers for value in (p.id, p.to_json())]
+        r = await self._redis()
+        await r.eval(
+            _NOTE_POSTED,
+            3,
+            *self._week_keys(channel),
+            now.timestamp(),
+            (now - WEEK_KEPT).timestamp(),
+            MAX_WEEK,
+            int(WEEK_KEPT.total_seconds()),
+            *pairs,
+        )
+
+    async def note_saver(self, channel: Channel, paper_id: str, user: str, saved: bool) -> None:
+        week, _, savers = self._week_keys(channel)
+        r = await self._redis()
+        ttl = int(WEEK_KEPT.total_seconds())
+        await r.eval(_NOTE_SAVER, 2, week, savers, paper_id, user, "1" if saved else "0", ttl)
+
+    async def week(self, channel: Channel, since: datetime) -> list[WeekPaper]:
+        """The papers posted since `since`, each with the users who saved it from the channel
+        and still have it among their saved papers (one look per saver, in one pipeline)."""
+        week, papers, savers = self._week_keys(channel)
+        r = await self._redis()
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(week, since.timestamp(), "+inf", withscores=True)
+            pipe.hgetall(papers)
+            pipe.hgetall(savers)
+            when, stored, saved_by = await pipe.execute()
+        found = [
+            (paper, score) for pid, score in when if (paper := _paper(stored.get(pid))) is not None
+        ]
+        asked = [(p.id, u) for p, _ in found for u in str(saved_by.get(p.id, "")).split()]
+        still: list[Any] = []
+        if asked:
+            async with r.pipeline(transaction=False) as pipe:
+                for pid, user in asked:
+                    pipe.zscore(self._saved_keys(f"{channel.platform}:{user}")[0], pid)
+                still = await pipe.execute()
+        saves = {pid: 0 for pid, _ in asked}
+        for (pid, _), score in zip(asked, still, strict=True):
+            saves[pid] += score is not None
+        return [
+            WeekPaper(paper, datetime.fromtimestamp(score, since.tzinfo), saves.get(paper.id, 0))
+            for paper, score in found
+        ]
+
 
 @dataclass
 class MemorySignals:
@@ -340,6 +454,8 @@ class MemorySignals:
     """channel -> paper id -> user -> 1 or -1."""
     _voted: dict[str, dict[str, tuple[Paper, datetime]]] = field(default_factory=dict)
     _saved: dict[str, dict[str, tuple[Paper, datetime]]] = field(default_factory=dict)
+    _week: dict[str, dict[str, tuple[Paper, datetime, set[str]]]] = field(default_factory=dict)
+    """channel -> paper id -> (the paper, when posted, who saved it from there)."""
 
     async def remember(self, papers: Iterable[Paper]) -> None:
         self._papers.update((p.id, p) for p in papers)
@@ -406,6 +522,34 @@ class MemorySignals:
         saved = self._saved.get(user, {})
         newest = sorted(saved.values(), key=lambda found: found[1], reverse=True)
         return [paper for paper, _ in newest[:n]]
+
+    async def note_posted(self, channel: Channel, papers: Sequence[Paper]) -> None:
+        week = self._week.setdefault(channel.key, {})
+        now = self.clock()
+        for paper in papers:
+            _, posted, savers = week.get(paper.id, (paper, now, set()))
+            week[paper.id] = (paper, posted, savers)
+        cutoff = now - WEEK_KEPT
+        by_age = sorted(week, key=lambda pid: week[pid][1])
+        gone = [pid for pid in by_age if week[pid][1] < cutoff]
+        kept = [pid for pid in by_age if week[pid][1] >= cutoff]
+        for pid in gone + kept[: max(0, len(kept) - MAX_WEEK)]:
+            del week[pid]
+
+    async def note_saver(self, channel: Channel, paper_id: str, user: str, saved: bool) -> None:
+        found = self._week.get(channel.key, {}).get(paper_id)
+        if found is not None:
+            (found[2].add if saved else found[2].discard)(user)
+
+    async def week(self, channel: Channel, since: datetime) -> list[WeekPaper]:
+        def saves(pid: str, users: set[str]) -> int:
+            return sum(pid in self._saved.get(f"{channel.platform}:{u}", {}) for u in users)
+
+        return [
+            WeekPaper(paper, posted, saves(pid, users))
+            for pid, (paper, posted, users) in self._week.get(channel.key, {}).items()
+            if posted >= since
+        ]
 
 
 def _count(votes: dict[str, int], value: int) -> int:

@@ -85,6 +85,8 @@ class Votes:
                 await self._store.alerts.follow(who, paper)
             else:
                 await self._store.alerts.unfollow(who, pid)
+            # Counted in the channel's weekly post (a paper of its week only).
+            await self._store.signals.note_saver(ctx.channel, pid, ctx.user, saved)
             log.info("paper_saved channel=%s user=%s saved=%s", ctx.channel, ctx.user, saved)
             if saved:
                 text = f"Saved “{paper.title}”. /papers saved lists your saved papers."

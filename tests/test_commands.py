@@ -79,7 +79,7 @@ async def test_options_are_set_per_channel(arxiv: FakeArxiv, redis_store: RedisS
     assert options.revisions and not options.quiet_days
     wrong = await commands.handle(ctx(), "set loud on")
     assert not wrong.ok
-    assert wrong.text == "Use: set revisions on|off, set quiet on|off, or set alerts on|off"
+    assert wrong.text == "Use: set revisions|quiet|weekly on|off, or set alerts on|off"
     denied = await commands.handle(
         CommandContext(HERE, "U2", denied="not in the list"), "set quiet on"
     )

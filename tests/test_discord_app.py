@@ -293,7 +293,8 @@ async def test_add_list_remove_end_to_end(bot: Bot, arxiv: FakeArxiv) -> None:
     assert listed.content.splitlines() == [
         "This channel follows:",
         "• reward model",
-        "Options: posting new versions off, saying when nothing is new off",
+        "Options: posting new versions off, saying when nothing is new off, "
+        "posting the week's papers off",
     ]
 
     assert await bot.text("remove", keyword="Reward  model") == "Removed “Reward model”."

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from adapters.slack.app import publisher_from_settings
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from adapters.slack.app import publisher_from_settings
 from bot import metrics
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands

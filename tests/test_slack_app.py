@@ -255,7 +255,8 @@ async def test_list_shows_chat_and_file_keywords(bot: Bot) -> None:
         "This channel follows:",
         "• diffusion (settings file)",
         "• reward model",
-        "Options: posting new versions off, saying when nothing is new off",
+        "Options: posting new versions off, saying when nothing is new off, "
+        "posting the week's papers off",
     ]
 
 
@@ -335,7 +336,7 @@ async def test_set_turns_channel_options_on_and_off(make_bot: Any) -> None:
     on = await bot.say("set quiet on", user="U0BOSS")
     assert on == "Saying when nothing is new is now on for this channel."
     assert (await bot.store.channel_options(here)) == {"quiet_days": True}
-    assert "Use: set revisions on|off" in await bot.say("set loud on", user="U0BOSS")
+    assert "Use: set revisions|quiet|weekly on|off" in await bot.say("set loud on", user="U0BOSS")
     refused = await bot.say("set quiet off")
     assert refused.startswith(":warning: You can't change this channel's keywords: only")
     assert (await bot.store.channel_options(here)) == {"quiet_days": True}

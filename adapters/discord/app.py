@@ -23,7 +23,13 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.discord.buttons import admitted, button_class, paper_buttons, remove_buttons
-from adapters.discord.render import DEFAULT_ABSTRACT_CHARS, Outgoing, render_digest, render_reply
+from adapters.discord.render import (
+    DEFAULT_ABSTRACT_CHARS,
+    Outgoing,
+    render_digest,
+    render_reply,
+    render_weekly,
+)
 from bot import keywords as kw
 from bot import metrics
 from bot.commands import CommandContext, Commands, Reply
@@ -34,6 +40,7 @@ from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError
 from bot.store import Store
 from bot.votes import MAX_TOP_DAYS
+from bot.weekly import WeeklyPost
 
 log = logging.getLogger(__name__)
 
@@ -197,20 +204,8 @@ class DiscordPublisher:
         messages = render_digest(digest, abstract_chars=self._abstract_chars, buttons=self._buttons)
         for message in messages:
             view = paper_buttons(message.paper_ids, message.numbers) if message.numbers else None
-            try:
-                async with asyncio.timeout(self._timeout):
-                    await target.send(
-                        content=message.content or None,
-                        embeds=list(message.embeds),
-                        allowed_mentions=NO_MENTIONS,
-                        nonce=message_key(digest.channel, message.paper_ids, message.content),
-                        view=view if view is not None else discord.utils.MISSING,
-                    )
-            except discord.HTTPException as err:
-                raise _delivery_error(digest.channel, err) from err
-            except TimeoutError:
-                reason = f"Discord did not answer within {self._timeout:g}s"
-                raise DeliveryError(digest.channel, reason) from None
+            nonce = message_key(digest.channel, message.paper_ids, message.content)
+            await self._send(target, digest.channel, message, nonce, view)
             await delivered(message.paper_ids)
 
     async def notify(self, user: str, reply: Reply) -> str | None:
@@ -232,6 +227,42 @@ class DiscordPublisher:
                 return "Discord: the user's direct messages are closed (50007)"
             return f"Discord: {err.status} {err.text}"
         return None
+
+    async def publish_weekly(self, post: WeeklyPost) -> None:
+        """The week's papers: a header message whose embeds are the most voted papers, with
+        their buttons showing their votes (more messages only past Discord's limits)."""
+        target = await self._messageable(post.channel)
+        ups = {r.paper.id: r.up for r in post.ranked}
+        messages = render_weekly(post, abstract_chars=self._abstract_chars, buttons=self._buttons)
+        for n, message in enumerate(messages):
+            view = None
+            if message.numbers:
+                counts = [ups[pid] for pid in message.paper_ids]
+                view = paper_buttons(message.paper_ids, message.numbers, counts)
+            await self._send(target, post.channel, message, post.key(n), view)
+
+    async def _send(
+        self,
+        target: discord.PartialMessageable,
+        channel: Channel,
+        message: Outgoing,
+        nonce: str,
+        view: discord.ui.View | None,
+    ) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await target.send(
+                    content=message.content or None,
+                    embeds=list(message.embeds),
+                    allowed_mentions=NO_MENTIONS,
+                    nonce=nonce,
+                    view=view if view is not None else discord.utils.MISSING,
+                )
+        except discord.HTTPException as err:
+            raise _delivery_error(channel, err) from err
+        except TimeoutError:
+            reason = f"Discord did not answer within {self._timeout:g}s"
+            raise DeliveryError(channel, reason) from None
 
     async def _messageable(self, channel: Channel) -> discord.PartialMessageable:
         if not channel.id.isdecimal():
@@ -536,14 +567,13 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
 
     @group.command(name="set", description="Turn a channel option on or off")
     @app_commands.describe(
-        option=(
-            "revisions: post new versions; quiet: say when nothing is new; alerts: about your saves"
-        ),
+        option="revisions: new versions; quiet: say when nothing is new; weekly: the week's best; "
+        "alerts: your saves",
         state="on or off",
     )
     async def set_(
         interaction: discord.Interaction,
-        option: Literal["revisions", "quiet", "alerts"],
+        option: Literal["revisions", "quiet", "weekly", "alerts"],
         state: Literal["on", "off"],
     ) -> None:
         await papers.run(

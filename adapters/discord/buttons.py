@@ -70,11 +70,15 @@ def _button(
     return discord.ui.Button(label=label, custom_id=custom_id(action, paper_id), style=style)
 
 
-def paper_buttons(paper_ids: Sequence[str], numbers: Sequence[int]) -> discord.ui.View:
-    """👍, 🔖 and 👎 for each paper, labelled with the number its embed shows."""
+def paper_buttons(
+    paper_ids: Sequence[str], numbers: Sequence[int], ups: Sequence[int] = ()
+) -> discord.ui.View:
+    """👍, 🔖 and 👎 for each paper, labelled with the number its embed shows (and its vote
+    count, from `ups`, when given)."""
     view = discord.ui.View(timeout=None)
-    for pid, n in zip(paper_ids, numbers, strict=True):
-        view.add_item(_button(VOTE, pid, f"#{n} {vote_label(0)}", discord.ButtonStyle.secondary))
+    counts = ups or (0,) * len(paper_ids)
+    for pid, n, up in zip(paper_ids, numbers, counts, strict=True):
+        view.add_item(_button(VOTE, pid, f"#{n} {vote_label(up)}", discord.ButtonStyle.secondary))
         view.add_item(_button(SAVE, pid, f"#{n} 🔖", discord.ButtonStyle.secondary))
         view.add_item(_button(LESS, pid, f"#{n} 👎", discord.ButtonStyle.secondary))
     return view

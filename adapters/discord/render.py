@@ -17,6 +17,7 @@ from bot import bibtex, explain
 from bot.commands import Reply
 from bot.links import code_links, venue
 from bot.models import Digest, Paper, Why
+from bot.weekly import WeeklyPost
 
 CONTENT_LIMIT = 2000
 EMBEDS_PER_MESSAGE = 10
@@ -318,3 +319,24 @@ def file_messages(content: str) -> list[Outgoing]:
     if shown.left_out:
         out.append(Outgoing(f"…and {shown.left_out} more, too many to show here."))
     return out
+
+
+def render_weekly(
+    post: WeeklyPost, *, abstract_chars: int = DEFAULT_ABSTRACT_CHARS, buttons: bool = False
+) -> list[Outgoing]:
+    """The week's papers: a header with the counts and the line for the papers nobody voted
+    for, then each voted paper as an embed after its votes and saves (numbered for its
+    buttons, `PAPERS_WITH_BUTTONS` a message)."""
+    lines = [f"🗓️ **{shorten(post.title, 200)}**", escape(post.summary)]
+    if post.unvoted:
+        lines.append(escape(post.unvoted_line()))
+    content = fit_units("\n".join(lines), CONTENT_LIMIT)  # about 700 units at most
+    embeds = []
+    for n, ranked in enumerate(post.ranked, 1):
+        number = n if buttons else None
+        embed = paper_embed(
+            ranked.paper, abstract_chars=abstract_chars, number=number, label=ranked.label
+        )
+        embeds.append((ranked.paper.id, embed, number))
+    per_message = PAPERS_WITH_BUTTONS if buttons else EMBEDS_PER_MESSAGE
+    return pack(content, embeds, per_message=per_message)

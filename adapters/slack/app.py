@@ -55,6 +55,7 @@ from adapters.slack.render import (
     thread_messages,
     top_message,
     unescape,
+    weekly_messages,
 )
 from bot import metrics
 from bot.batching import Grouped
@@ -65,6 +66,7 @@ from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import Settings, SettingsError, SlackSettings
 from bot.store import Store
+from bot.weekly import WeeklyPost
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +331,21 @@ class SlackPublisher:
             len(digest.items),
             posted_top + len(thread),
         )
+
+    async def publish_weekly(self, post: WeeklyPost) -> None:
+        """The week's papers, in the channel itself (one message unless Slack's limits ask
+        for more), each message once: those an earlier try posted are found by their keys."""
+        anchor = Digest(post.channel, post.last, ())  # what lookups and their warnings name
+        messages = [
+            Keyed(m, post.key(n))
+            for n, m in enumerate(weekly_messages(post, buttons=self._buttons))
+        ]
+        async with self._sharing_session():
+            there = {_payload(m).get("key") for m in await self._ours(anchor, None)}
+            for message in messages:
+                if message.key not in there:
+                    await self._post(anchor, message)
+        log.info("slack_weekly_posted channel=%s messages=%d", post.channel, len(messages))
 
     async def _without_posted(self, digest: Digest, thread_ts: str, delivered: Delivered) -> Digest:
         """The digest without the papers its thread holds already (an earlier run posted

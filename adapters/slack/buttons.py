@@ -48,14 +48,14 @@ def button(action_id: str, label: str, value: str, *, style: str | None = None) 
     return element
 
 
-def paper_actions(paper: Paper) -> Block:
-    """The buttons under a digest's paper. `action_id`s are unique within the block, and the
-    block id names the paper, so one message may carry many of them."""
+def paper_actions(paper: Paper, up: int = 0) -> Block:
+    """The buttons under a digest's paper (its vote count `up`). `action_id`s are unique
+    within the block, and the block id names the paper, so one message may carry many."""
     return {
         "type": "actions",
         "block_id": f"papers:{paper.id}",
         "elements": [
-            button(VOTE, vote_label(0), paper.id),
+            button(VOTE, vote_label(up), paper.id),
             button(SAVE, "🔖 Save", paper.id),
             button(LESS, "👎 Less like this", paper.id),
         ],

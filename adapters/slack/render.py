@@ -21,6 +21,7 @@ from bot.commands import Reply
 from bot.links import code_links, venue
 from bot.models import Digest, DigestItem, Paper
 from bot.replies import Attachment
+from bot.weekly import WeeklyPost
 
 Block = dict[str, Any]
 
@@ -405,3 +406,22 @@ def _file_units(attachment: Attachment) -> list[_Unit]:
         )
         units.append(_Unit((section(escape(note)),), note))
     return units
+
+
+# the week's papers ---------------------------------------------------------------------
+
+
+def weekly_messages(post: WeeklyPost, *, buttons: bool = False) -> list[SlackMessage]:
+    """The week's papers: a header and the counts, each voted paper with its votes and saves
+    (and its buttons), then one line for the papers nobody voted for."""
+    summary = fit(post.summary, MAX_SECTION_CHARS)
+    units = [_Unit((header(post.title), section(summary)), f"{post.title}: {summary}")]
+    for ranked in post.ranked:
+        blocks: tuple[Block, ...] = (compact_paper_block(ranked.paper, ranked.label),)
+        if buttons:
+            blocks = (*blocks, paper_actions(ranked.paper, ranked.up))
+        units.append(_Unit(blocks, fallback_line(ranked.paper), (ranked.paper.id,)))
+    if post.unvoted:
+        line = fit(post.unvoted_line(), MAX_SECTION_CHARS)
+        units.append(_Unit((context([line]),), line))
+    return pack(units)
