@@ -14,7 +14,7 @@ from bot.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from bot.commands import Commands
     from bot.service import Server
-    from bot.store import Store
+    from bot.state import Store
 
 
 def _console(settings: Settings) -> Publisher:

@@ -23,7 +23,7 @@ from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands, Reply
 from bot.models import Channel
 from bot.settings import CommandSettings, Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 
 REAL_INTERVAL = 3.0

@@ -30,7 +30,7 @@ from bot.digest import DigestRunner, Fetched, RunReport
 from bot.matching import assign, build_query
 from bot.models import Channel
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.arxiv_server import FakePaper
 
 REAL_INTERVAL = 3.0

@@ -37,8 +37,8 @@ from bot.listing import Announcement, Listing
 from bot.matching import assign
 from bot.models import Channel, Paper, newest_first
 from bot.settings import Settings
-from bot.signals import PAPER_KEPT
-from bot.store import RedisStore
+from bot.state.limits import PAPER_KEPT
+from bot.state.redis import RedisStore
 
 PER_MESSAGE = 10
 """Papers per chat message in the recording publisher (one `mark_seen` per message)."""

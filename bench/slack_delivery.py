@@ -35,7 +35,7 @@ from bot.digest import CHANNEL_CONCURRENCY, DigestRunner, Fetched
 from bot.matching import assign
 from bot.models import Channel, Paper, newest_first
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 
 REAL_INTERVAL = 1.0
 INTERVAL = 0.05

@@ -43,7 +43,7 @@ from bot import runtime
 from bot.matching import assign
 from bot.models import Channel, newest_first, utcnow
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.slack_api import SlashCommand
 
 N = 200

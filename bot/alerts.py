@@ -2,14 +2,10 @@
 paper someone saved, or its journal reference or DOI appears, the saver is told once,
 privately, with what changed. `/papers set alerts off` stops it for one user.
 
-Two twins with one contract, like the store: `RedisAlerts` (reached as `RedisStore.alerts`)
-and `MemoryAlerts`. README.md lists the keys:
-
-- `P:savers:{arxiv-id}` (hash: `platform:user` -> what that user knows of the paper, JSON
-  `{"v": version, "j": journal reference, "d": DOI}`): written by 🔖 Save, taken back by
-  Remove or `/papers unsave`; at most `MAX_SAVERS` users a paper, kept `SAVED_KEPT` after
-  the paper's last save. A run reads one such key per listed paper, whatever the users.
-- `P:alerts:{platform:user}` (string): the user turned alerts off; kept `SAVED_KEPT`.
+What each saver knows of a paper (`bot.state.Known`) is kept by `Store.alerts` (the twins in
+`bot.state.redis_signals` and `bot.state.memory`; keys `savers` and `alerts_off` in
+`bot.state.keys`): written by 🔖 Save, taken back by Remove or `/papers unsave`. A run reads
+one such key per listed paper, whatever the users.
 
 An alert is claimed by replacing what its saver knew with what the listing says, in one
 script that checks the old value first: another replica, or a run again, finds the value
@@ -20,74 +16,22 @@ messaged (Discord DMs closed) is not tried again for that change.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from bot.models import Paper
 from bot.replies import CommandContext, Reply, UserError
-from bot.signals import MAX_SAVED, SAVED_KEPT
-
-if TYPE_CHECKING:
-    from bot.store import Client, Store
+from bot.state import Known, Store
+from bot.state.limits import MAX_SAVED
 
 log = logging.getLogger(__name__)
 
-MAX_SAVERS = 1000
-"""Users told about one paper at most: the earliest savers are kept."""
 MAX_ALERTS_PER_RUN = 1000
 """Alerts one digest run sends at most (a bound, not a pace): the rest go out only if a later
 listing carries their papers again."""
-READ_BATCH = 500
-"""`P:savers` keys read in one pipeline."""
-OFF = "off"
 STOP_LINE = "/papers set alerts off stops these messages."
-
-
-@dataclass(frozen=True, slots=True)
-class Known:
-    """What a saver knows of a paper: the version, journal reference and DOI last told."""
-
-    version: int
-    journal_ref: str | None = None
-    doi: str | None = None
-
-    @classmethod
-    def of(cls, paper: Paper) -> Known:
-        return cls(paper.version, paper.journal_ref, paper.doi)
-
-    def dumps(self) -> str:
-        data = {"v": self.version, "j": self.journal_ref, "d": self.doi}
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-    @classmethod
-    def loads(cls, raw: str | bytes) -> Known | None:
-        try:
-            data = json.loads(raw)
-            return cls(int(data["v"]), data.get("j") or None, data.get("d") or None)
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    def changes(self, paper: Paper) -> tuple[str, ...]:
-        """What `paper` (as a listing carries it) says that this saver was not told."""
-        lines: list[str] = []
-        if paper.version > self.version:
-            lines.append(f"New version: v{paper.version} (you saved v{self.version})")
-        if paper.journal_ref and paper.journal_ref != self.journal_ref:
-            lines.append(f"Journal reference: {paper.journal_ref}")
-        if paper.doi and paper.doi != self.doi:
-            lines.append(f"DOI: {paper.doi}")
-        return tuple(lines)
-
-    def after(self, paper: Paper) -> Known:
-        """What the saver knows once told about `paper`."""
-        return Known(
-            max(self.version, paper.version),
-            paper.journal_ref or self.journal_ref,
-            paper.doi or self.doi,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,131 +66,6 @@ class Notifier(Protocol):
         when this user can't be messaged (DMs closed, unknown user), not tried again.
         Raises for what may pass (the platform away): tried again at the next listing."""
         ...
-
-
-class AlertState(Protocol):
-    async def follow(self, user: str, paper: Paper) -> None: ...
-    async def unfollow(self, user: str, paper_id: str) -> None: ...
-    async def savers(self, paper_ids: Sequence[str]) -> dict[str, dict[str, str]]: ...
-    async def claim(self, paper_id: str, user: str, old: str, new: str) -> bool: ...
-    async def set_enabled(self, user: str, on: bool) -> None: ...
-    async def disabled(self, users: Sequence[str]) -> set[str]: ...
-
-
-# Adds user ARGV[1] (what they know: ARGV[2]) to the savers of a paper, unless it has
-# ARGV[3] savers already. KEYS: the savers hash. ARGV[4]: ttl seconds.
-_FOLLOW = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
-   and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
-
-# What user ARGV[1] knows becomes ARGV[3] if it is still ARGV[2]. KEYS: the savers hash.
-_CLAIM = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-"""
-
-
-class RedisAlerts:
-    def __init__(self, client: Callable[[], Any], prefix: str) -> None:
-        """`client` is the store's coroutine that gives its (single or cluster) client."""
-        self._client = client
-        self._p = prefix
-
-    async def _redis(self) -> Client:
-        client: Client = await self._client()
-        return client
-
-    def _savers(self, paper_id: str) -> str:
-        return f"{self._p}:savers:{{{paper_id}}}"
-
-    def _off(self, user: str) -> str:
-        return f"{self._p}:alerts:{{{user}}}"
-
-    async def follow(self, user: str, paper: Paper) -> None:
-        r = await self._redis()
-        ttl = int(SAVED_KEPT.total_seconds())
-        args = (user, Known.of(paper).dumps(), MAX_SAVERS, ttl)
-        await r.eval(_FOLLOW, 1, self._savers(paper.id), *args)
-
-    async def unfollow(self, user: str, paper_id: str) -> None:
-        r = await self._redis()
-        await r.hdel(self._savers(paper_id), user)
-
-    async def savers(self, paper_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-        r = await self._redis()
-        found: dict[str, dict[str, str]] = {}
-        for start in range(0, len(paper_ids), READ_BATCH):
-            batch = paper_ids[start : start + READ_BATCH]
-            async with r.pipeline(transaction=False) as pipe:
-                for pid in batch:
-                    pipe.hgetall(self._savers(pid))
-                answers = await pipe.execute()
-            for pid, users in zip(batch, answers, strict=True):
-                if users:
-                    found[pid] = {_text(u): _text(k) for u, k in users.items()}
-        return found
-
-    async def claim(self, paper_id: str, user: str, old: str, new: str) -> bool:
-        r = await self._redis()
-        return bool(await r.eval(_CLAIM, 1, self._savers(paper_id), user, old, new))
-
-    async def set_enabled(self, user: str, on: bool) -> None:
-        r = await self._redis()
-        if on:
-            await r.delete(self._off(user))
-        else:
-            await r.set(self._off(user), OFF, ex=int(SAVED_KEPT.total_seconds()))
-
-    async def disabled(self, users: Sequence[str]) -> set[str]:
-        r = await self._redis()
-        async with r.pipeline(transaction=False) as pipe:
-            for user in users:
-                pipe.exists(self._off(user))
-            answers = await pipe.execute()
-        return {user for user, off in zip(users, answers, strict=True) if off}
-
-
-@dataclass
-class MemoryAlerts:
-    """The in-process twin of RedisAlerts."""
-
-    _savers: dict[str, dict[str, str]] = field(default_factory=dict)
-    _off: set[str] = field(default_factory=set)
-
-    async def follow(self, user: str, paper: Paper) -> None:
-        savers = self._savers.setdefault(paper.id, {})
-        if user in savers or len(savers) < MAX_SAVERS:
-            savers[user] = Known.of(paper).dumps()
-
-    async def unfollow(self, user: str, paper_id: str) -> None:
-        self._savers.get(paper_id, {}).pop(user, None)
-
-    async def savers(self, paper_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-        return {pid: dict(self._savers[pid]) for pid in paper_ids if self._savers.get(pid)}
-
-    async def claim(self, paper_id: str, user: str, old: str, new: str) -> bool:
-        savers = self._savers.get(paper_id, {})
-        if savers.get(user) != old:
-            return False
-        savers[user] = new
-        return True
-
-    async def set_enabled(self, user: str, on: bool) -> None:
-        (self._off.discard if on else self._off.add)(user)
-
-    async def disabled(self, users: Sequence[str]) -> set[str]:
-        return {u for u in users if u in self._off}
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 # commands ------------------------------------------------------------------------------

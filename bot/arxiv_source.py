@@ -36,7 +36,7 @@ from bot.models import Paper, split_version
 from bot.oai import announced, harvest_from, list_records, sets_for
 from bot.progress import reporting
 from bot.settings import ArxivSettings
-from bot.store import STORE_ERRORS, Store
+from bot.state import STORE_ERRORS, Store
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from bot.arxiv_queue import Caller, Priority
 from bot.replies import CommandContext, UserError
 from bot.settings import Settings
-from bot.store import Store
+from bot.state import Store
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from bot.replies import Reply as Reply
 from bot.replies import UserError as UserError
 from bot.replies import whole_number
 from bot.settings import Settings
-from bot.store import AddResult, Hold, Store, write_cache
+from bot.state import AddResult, Hold, Store, write_cache
 from bot.votes import Pressed, Votes
 
 log = logging.getLogger(__name__)

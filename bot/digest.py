@@ -38,7 +38,6 @@ from bot.listing import (
 )
 from bot.listing import spec as listing_spec
 from bot.listing_guard import ListingMemory, StaleListing, read_day
-from bot.locks import Hold, expiry_wait, held, still_held
 from bot.matching import assign, batches, distinct, newest_versions
 from bot.models import Channel, Digest, DigestItem, Paper, Why, newest_first, utcnow
 from bot.oai import OaiError
@@ -46,7 +45,8 @@ from bot.progress import Progress, reporting, reporting_to
 from bot.publishing import STOP_ASKED, Delivered, DeliveryError, Publisher
 from bot.ranking import rank_explained
 from bot.settings import Settings
-from bot.store import STORE_ERRORS, LockClaim, Store, write_cache
+from bot.state import STORE_ERRORS, LockClaim, Store, write_cache
+from bot.state.locks import Hold, expiry_wait, held, still_held
 
 log = logging.getLogger(__name__)
 

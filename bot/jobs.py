@@ -28,8 +28,9 @@ from bot.progress import QUIET, Progress
 from bot.publishing import Delivered, Publisher
 from bot.service import Server, Service
 from bot.settings import Settings, SettingsError, redacted_url
-from bot.signals import MAX_SAVED
-from bot.store import STORE_ERRORS, MemoryStore, Store, StoreUnavailable, open_store
+from bot.state import STORE_ERRORS, Store, StoreUnavailable, open_store
+from bot.state.limits import MAX_SAVED
+from bot.state.memory import MemoryStore
 from bot.terminal import format_paper
 from bot.weekly import WeeklyPoster
 

@@ -15,12 +15,12 @@ from bot.digest import DigestRunner, RunReport
 from bot.listing import ARXIV_ZONE
 from bot.listing import spec as listing_spec
 from bot.listing_guard import ListingMemory
-from bot.locks import REPLICA_ID, held
 from bot.metrics import CONTENT_TYPE, Metrics, ScrapeState, reporting_to
 from bot.models import utcnow
 from bot.schedule import CATCH_UP_MARGIN, Schedule, slot_id
 from bot.settings import Settings, SettingsError
-from bot.store import STORE_ERRORS, Store
+from bot.state import STORE_ERRORS, Store
+from bot.state.locks import REPLICA_ID, held
 from bot.weekly import WeeklyPoster
 
 log = logging.getLogger(__name__)

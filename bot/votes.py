@@ -17,8 +17,8 @@ from bot.command_budget import ArxivBudget
 from bot.models import Paper, split_version
 from bot.replies import Attachment, CommandContext, Reply, UserError, whole_number
 from bot.settings import Settings
-from bot.signals import MAX_SAVED, Tally, top
-from bot.store import Store
+from bot.state import Store, Tally, top
+from bot.state.limits import MAX_SAVED
 
 log = logging.getLogger(__name__)
 

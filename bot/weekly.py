@@ -20,13 +20,12 @@ from datetime import date, datetime, timedelta
 from typing import Protocol, cast
 
 from bot.digest import all_subscriptions, channel_options
-from bot.locks import expiry_wait, held
 from bot.models import Channel, Paper, utcnow
 from bot.publishing import DeliveryError, Publisher, message_key
 from bot.schedule import Schedule
 from bot.settings import Settings
-from bot.signals import Voted, WeekPaper
-from bot.store import STORE_ERRORS, Store
+from bot.state import STORE_ERRORS, Store, Voted, WeekPaper
+from bot.state.locks import expiry_wait, held
 
 log = logging.getLogger(__name__)
 

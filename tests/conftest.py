@@ -17,7 +17,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.slack_api import FakeSlack
 from tests.redis_binary import NoRedisServer, find_binaries

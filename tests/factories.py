@@ -12,7 +12,9 @@ import redis.asyncio as aioredis
 
 from bot.models import Channel, Digest, Paper
 from bot.publishing import Delivered
-from bot.store import MemoryStore, RedisStore, Store
+from bot.state import Store
+from bot.state.memory import MemoryStore
+from bot.state.redis import RedisStore
 from tests.fakes.arxiv_server import FakePaper
 
 BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

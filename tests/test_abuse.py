@@ -29,7 +29,7 @@ from adapters.slack.render import escape as slack_escape
 from bot.keywords import MAX_LENGTH, clean
 from bot.models import Channel
 from bot.settings import CommandSettings, SubscriptionSettings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.arxiv_server import FakeArxiv, make_paper, parse_query
 from tests.fakes.discord_api import MEMBER_PERMISSIONS, FakeDiscord, Posted
 from tests.fakes.slack_api import FakeSlack

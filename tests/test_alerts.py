@@ -17,13 +17,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.app import publisher_from_settings
-from bot.alerts import AlertState, Known, MemoryAlerts, follow_saved
+from bot.alerts import follow_saved
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state import AlertState, Known
+from bot.state.memory import MemoryAlerts
+from bot.state.redis import RedisStore
 from bot.votes import SAVE
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, FakePaper, make_paper

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from bot.votes import SAVE
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, FakePaper, make_paper
 from tests.fakes.discord_api import MEMBER_ID, FakeDiscord, limit_violations

@@ -20,7 +20,8 @@ from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands, Reply
 from bot.models import Channel
 from bot.settings import Settings, SubscriptionSettings
-from bot.store import RedisStore, Store
+from bot.state import Store
+from bot.state.redis import RedisStore
 from tests.conftest import RedisServer
 from tests.factories import Clock, either_store
 from tests.fakes.arxiv_server import FakeArxiv, RecordedRequest, make_paper

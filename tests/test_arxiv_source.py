@@ -16,7 +16,8 @@ from bot.arxiv_source import (
 )
 from bot.models import Paper
 from bot.settings import ArxivSettings
-from bot.store import RedisStore, Store
+from bot.state import Store
+from bot.state.redis import RedisStore
 from tests.conftest import free_port
 from tests.fakes.arxiv_server import (
     RSS_CONTENT_TYPE,

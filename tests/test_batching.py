@@ -1,4 +1,4 @@
-"""Concurrent channels' state reads and writes share pipelines (bot/batching.py), on a real
+"""Concurrent channels' state reads and writes share pipelines (bot/state/batching.py), on a real
 redis-server, and each caller still gets its own answers and errors."""
 
 import asyncio
@@ -10,9 +10,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from bot.batching import Batcher
 from bot.models import Channel
-from bot.store import LockClaim, RedisStore
+from bot.state import LockClaim
+from bot.state.batching import Batcher
+from bot.state.redis import RedisStore
 from tests.conftest import free_port
 
 DAY = date(2026, 3, 2)

@@ -16,7 +16,7 @@ from bibtexparser.model import Entry
 from bot import bibtex
 from bot.cli import main
 from bot.models import Paper
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.conftest import RedisServer
 from tests.factories import paper
 

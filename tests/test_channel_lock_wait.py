@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 
 from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner
-from bot.locks import REPLICA_ID, held
 from bot.models import Digest
 from bot.publishing import Delivered
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.locks import REPLICA_ID, held
+from bot.state.redis import RedisStore
 from tests.factories import RefusedLocks
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, make_paper
 from tests.test_digest import OTHER, SLACK, Recorder

@@ -20,7 +20,8 @@ from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner
 from bot.models import Channel, Digest
 from bot.publishing import Delivered
-from bot.store import RedisStore, StoreUnavailable
+from bot.state import StoreUnavailable
+from bot.state.redis import RedisStore
 from tests import test_store
 from tests.cluster import MASTERS, NODES, RedisCluster, running_cluster
 from tests.conftest import RedisServer

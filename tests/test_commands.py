@@ -13,7 +13,7 @@ from bot.digest import DigestRunner, channel_options
 from bot.models import Channel, Digest, Paper, utcnow
 from bot.publishing import Delivered
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 
 HERE = Channel("slack", "C1")

@@ -15,7 +15,7 @@ from bot.digest import DigestRunner, RunReport
 from bot.models import Channel, Digest, Paper
 from bot.publishing import Delivered, DeliveryError
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.factories import Recorder
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, FakePaper
 from tests.seed import seed_sections

@@ -15,7 +15,7 @@ from bot.matching import assign
 from bot.models import Channel, Digest
 from bot.publishing import Delivered, DeliveryError
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, make_paper, papers_from_feed
 
 NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
@@ -305,7 +305,7 @@ async def test_the_cap_says_how_many_more(
 
 async def test_options_come_from_the_file_and_chat_overrides_them() -> None:
     from bot.digest import channel_options
-    from bot.store import MemoryStore
+    from bot.state.memory import MemoryStore
 
     settings = Settings.model_validate(
         {

@@ -48,7 +48,7 @@ from bot.settings import (
     SettingsError,
     SubscriptionSettings,
 )
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.arxiv_server import (
     FakeArxiv,
     FakeListing,

@@ -10,7 +10,7 @@ from typing import Any
 
 from adapters.discord.app import NOT_HERE, interaction_claims
 from bot.settings import DigestSettings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from bot.votes import LESS, SAVE, UNSAVE, VOTE
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.fakes.discord_api import CHANNEL_ID, GUILD_ID, MEMBER_ID, FakeDiscord, Posted

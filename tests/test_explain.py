@@ -15,7 +15,7 @@ from bot.keywords import tokens
 from bot.models import Channel, Why
 from bot.ranking import Taste, paper_text, rank, rank_explained
 from bot.settings import Settings, SignalsSettings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.fakes.discord_api import CHANNEL_ID, FakeDiscord

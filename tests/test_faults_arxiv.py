@@ -25,7 +25,7 @@ from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.conftest import CORPUS
 from tests.fakes.arxiv_server import (
     RSS_CONTENT_TYPE,

@@ -24,7 +24,7 @@ from bot.digest import DigestRunner, RunReport
 from bot.models import Channel
 from bot.service import RETRY_FAILED_RUN, Service
 from bot.settings import DigestSettings, ServiceSettings, Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.conftest import RedisServer, free_port
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.fakes.discord_api import CHANNEL_ID, TOKEN, FakeDiscord

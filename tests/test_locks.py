@@ -2,8 +2,8 @@
 
 import asyncio
 
-from bot.locks import held
-from bot.store import MemoryStore
+from bot.state.locks import held
+from bot.state.memory import MemoryStore
 
 
 class SwallowingStore(MemoryStore):

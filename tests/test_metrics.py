@@ -25,7 +25,7 @@ from bot.models import Channel, Digest
 from bot.publishing import Delivered, Publisher
 from bot.service import Service
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.conftest import RedisServer, free_port
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.fakes.discord_api import FakeDiscord

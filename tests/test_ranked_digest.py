@@ -9,7 +9,7 @@ from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner
 from bot.models import Channel, Paper
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.test_digest import Clock, Recorder

@@ -15,7 +15,7 @@ from bibtexparser.model import Entry
 from adapters.slack.render import unescape
 from bot.bibtex import FILENAME
 from bot.models import Paper
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv
 from tests.fakes.discord_api import MEMBER_ID, FakeDiscord

@@ -18,7 +18,7 @@ from bot.commands import CommandContext, Commands
 from bot.digest import DigestRunner
 from bot.models import Channel
 from bot.settings import Settings
-from bot.store import MemoryStore
+from bot.state.memory import MemoryStore
 from tests.fakes.arxiv_server import FakeArxiv
 from tests.seed import seed_fake_papers, seed_ids, seed_listing, seed_sections
 

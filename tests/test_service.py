@@ -22,7 +22,8 @@ from bot.models import Digest
 from bot.publishing import Delivered
 from bot.service import Service
 from bot.settings import ServiceSettings, Settings, SettingsError
-from bot.store import MemoryStore, RedisStore
+from bot.state.memory import MemoryStore
+from bot.state.redis import RedisStore
 from tests.conftest import RedisServer, free_port
 from tests.factories import RefusedLocks
 from tests.fakes.arxiv_server import FakeArxiv, make_paper

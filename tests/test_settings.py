@@ -162,7 +162,8 @@ async def test_the_longest_seen_retention_allowed_still_works(
     from datetime import timedelta
 
     from bot.models import Channel
-    from bot.store import MemoryStore, RedisStore
+    from bot.state.memory import MemoryStore
+    from bot.state.redis import RedisStore
 
     path = write(tmp_path / "settings.toml", "[digest]\nseen_retention_days = 3650\n")
     kept = timedelta(days=load_settings(path).digest.seen_retention_days)

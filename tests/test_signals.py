@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from bot import signals
 from bot.models import Channel
 from bot.ranking import paper_text
-from bot.signals import Signals, Tally, top
-from bot.store import RedisStore
+from bot.state import Signals, Tally, top
+from bot.state import limits as signals
+from bot.state.redis import RedisStore
 from tests.conftest import RedisServer
 from tests.factories import Clock, either_store, paper
 

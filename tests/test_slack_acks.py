@@ -21,7 +21,7 @@ from adapters.slack import app as slack_app
 from adapters.slack.app import WORKING, PendingAcks, RecentSignatures, Responses, _answer
 from bot.commands import CommandContext, Reply
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.fakes.slack_api import FakeSlack

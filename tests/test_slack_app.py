@@ -41,7 +41,7 @@ from bot.settings import (
     SlackSettings,
     SubscriptionSettings,
 )
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.conftest import free_port
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 from tests.fakes.slack_api import FakeSlack, Response, SlashCommand

@@ -40,7 +40,7 @@ from bot.settings import (
     SlackSettings,
     SubscriptionSettings,
 )
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, closed_port_url, make_paper
 from tests.fakes.slack_api import FakeSlack, SlackCall
 from tests.recorded import Recorded

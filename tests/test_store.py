@@ -8,7 +8,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.models import Channel
-from bot.store import POOL_SIZE, AddResult, Hold, LockClaim, MemoryStore, RedisStore, Store
+from bot.state import AddResult, Hold, LockClaim, Store
+from bot.state.connection import POOL_SIZE
+from bot.state.memory import MemoryStore
+from bot.state.redis import RedisStore
 from tests.conftest import RedisServer
 from tests.factories import Clock, either_store, paper
 

@@ -8,8 +8,8 @@ import redis.asyncio as aioredis
 
 from bot.commands import Commands
 from bot.models import Channel
-from bot.signals import Tally
-from bot.store import RedisStore
+from bot.state import Tally
+from bot.state.redis import RedisStore
 from bot.votes import LESS, SAVE, UNSAVE, VOTE
 from tests.factories import Clock, paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper

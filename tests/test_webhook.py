@@ -20,7 +20,7 @@ from bot.digest import DigestRunner, RunReport
 from bot.models import Channel, Digest, DigestItem
 from bot.progress import reporting_to
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.conftest import RedisServer
 from tests.factories import paper
 from tests.fakes.arxiv_server import FakeArxiv, make_paper

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from bot import signals
 from bot.arxiv_source import ArxivSource
 from bot.digest import DigestRunner
 from bot.models import Channel
@@ -26,8 +25,8 @@ from bot.settings import (
     Settings,
     SubscriptionSettings,
 )
-from bot.signals import WeekPaper
-from bot.store import Store
+from bot.state import Store, WeekPaper
+from bot.state import limits as signals
 from bot.weekly import CATCH_UP, RETRY, WeeklyPost, WeeklyPoster
 from tests.conftest import RedisServer, free_port
 from tests.factories import Clock, Recorder, either_store, paper

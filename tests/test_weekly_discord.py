@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from adapters.discord.app import DiscordPublisher
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from bot.votes import SAVE, VOTE
 from bot.weekly import WeeklyPoster
 from tests.fakes.arxiv_server import FakeArxiv

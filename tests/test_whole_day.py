@@ -15,7 +15,7 @@ from bot.digest import DigestRunner, RunReport
 from bot.models import Channel
 from bot.service import Service
 from bot.settings import Settings
-from bot.store import RedisStore
+from bot.state.redis import RedisStore
 from tests.announcement_days import busy_day
 from tests.factories import Recorder
 from tests.fakes.arxiv_server import FakeArxiv, FakeListing, FakePaper

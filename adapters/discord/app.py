@@ -33,12 +33,12 @@ from adapters.discord.render import (
 from bot import keywords as kw
 from bot import metrics
 from bot.commands import CommandContext, Commands, Reply
-from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError
-from bot.store import Store
+from bot.state import Store
+from bot.state.locks import REPLICA_ID
 from bot.votes import MAX_TOP_DAYS
 from bot.weekly import WeeklyPost
 

@@ -58,14 +58,14 @@ from adapters.slack.render import (
     weekly_messages,
 )
 from bot import metrics
-from bot.batching import Grouped
 from bot.commands import CommandContext, Commands, Reply
-from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import Settings, SettingsError, SlackSettings
-from bot.store import Store
+from bot.state import Store
+from bot.state.batching import Grouped
+from bot.state.locks import REPLICA_ID
 from bot.weekly import WeeklyPost
 
 log = logging.getLogger(__name__)
@@ -653,7 +653,7 @@ def signature_claims(store: Store, ttl: float = REPLAY_WINDOW) -> FirstUse:
 
 
 class _Claims:
-    """Signature claims in the store, grouped (`bot.batching.Grouped`): those that arrive
+    """Signature claims in the store, grouped (`bot.state.batching.Grouped`): those that arrive
     while a claim is on its way go together in the next one (one round trip when requests
     come one by one, a few for a burst of 200, where one each cost about 40 % of a request's
     CPU before its ack)."""

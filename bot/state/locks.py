@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from bot.store import Store
+from bot.state import Store
 
 log = logging.getLogger(__name__)
 
