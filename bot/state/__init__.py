@@ -7,9 +7,9 @@ who wants no alerts), each with two twins of one behaviour: `redis` for real run
 
 The package: this module (contracts and value types), `keys` (every Redis key name and hash
 tag), `scripts` (the Lua scripts), `limits` (how long and how many), `connection` (the
-single-server or cluster client), `redis` and `redis_signals` (the Redis twin), `memory`
-(the in-process twin), `codec` (stored values to value types), `locks` (a lock held for a
-block) and `batching` (concurrent calls sent in one pipeline).
+single-server or cluster client), `redis`, `redis_locks` and `redis_signals` (the Redis
+twin), `memory` (the in-process twin), `codec` (stored values to value types), `locks` (a
+lock held for a block) and `batching` (concurrent calls sent in one pipeline).
 """
 
 from __future__ import annotations
