@@ -43,7 +43,7 @@ def holds(
     return found
 
 
-def taste_of(rows: Iterable[tuple[Paper | None, int, int]]) -> Taste:
+def taste_of_votes(rows: Iterable[tuple[Paper | None, int, int]]) -> Taste:
     """Papers the channel voted up more than down are liked; the other way round, disliked."""
     liked: list[str] = []
     disliked: list[str] = []
@@ -54,12 +54,12 @@ def taste_of(rows: Iterable[tuple[Paper | None, int, int]]) -> Taste:
     return Taste(tuple(liked), tuple(disliked))
 
 
-def taste_from(flat: list[Any]) -> Taste:
+def taste_from_script(flat: list[Any]) -> Taste:
     """The taste script's answer (JSON, up voters, down voters, …) as a `Taste`."""
     rows = [
         (paper_or_none(flat[i]), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)
     ]
-    return taste_of(rows)
+    return taste_of_votes(rows)
 
 
 def subscription(raw: str) -> ChatSubscription:

@@ -26,7 +26,7 @@ from bot.state import (
     WeekPaper,
     limits,
 )
-from bot.state.codec import holds, sorted_subscriptions, taste_of
+from bot.state.codec import holds, sorted_subscriptions, taste_of_votes
 from bot.state.keys import keywords_tag
 
 
@@ -88,7 +88,7 @@ class MemorySignals:
         voted = self._voted.get(channel.key, {})
         votes = self._votes.get(channel.key, {})
         newest = sorted(voted, key=lambda pid: voted[pid][1], reverse=True)[: limits.TASTE_PAPERS]
-        return taste_of(
+        return taste_of_votes(
             (voted[pid][0], _count(votes[pid], 1), _count(votes[pid], -1)) for pid in newest
         )
 

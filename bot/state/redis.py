@@ -43,7 +43,7 @@ from bot.state.codec import (
     same_day,
     sorted_subscriptions,
     subscription,
-    taste_from,
+    taste_from_script,
     text,
 )
 from bot.state.connection import Client, Connection
@@ -358,7 +358,7 @@ class RedisStore(RedisLocks):
             unseen={pid for pid, score in zip(ids, scores, strict=True) if score is None},
             baselined={k for k, flag in zip(keywords, flags, strict=True) if flag},
             resumed=locked and attempt is not None and same_day(before, attempt),
-            taste=taste_from(answers.pop(0)) if taste else Taste(),
+            taste=taste_from_script(answers.pop(0)) if taste else Taste(),
             locked=locked,
             held=held,
         )

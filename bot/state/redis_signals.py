@@ -17,7 +17,7 @@ from typing import Any
 from bot.models import Channel, Paper, utcnow
 from bot.ranking import Taste
 from bot.state import Clock, Known, Tally, Voted, WeekPaper, limits, scripts
-from bot.state.codec import paper_or_none, taste_from, text
+from bot.state.codec import paper_or_none, taste_from_script, text
 from bot.state.connection import Client, Connection
 from bot.state.keys import Keys
 
@@ -96,13 +96,13 @@ class RedisSignals:
 
     async def taste(self, channel: Channel) -> Taste:
         r = await self._redis()
-        return taste_from(
+        return taste_from_script(
             await r.eval(scripts.TASTE, 4, *self._channel_keys(channel), limits.TASTE_PAPERS)
         )
 
     def queue_taste(self, pipe: Any, channel: Channel) -> None:
         """Adds the taste's read to a pipeline of the store's: its keys share the channel's
-        hash tag, so it rides the channel's state read. Its answer goes to `taste_from`."""
+        hash tag, so it rides the channel's state read. Its answer goes to `taste_from_script`."""
         pipe.eval(scripts.TASTE, 4, *self._channel_keys(channel), limits.TASTE_PAPERS)
 
     async def toggle_saved(self, user: str, paper: Paper) -> bool:
