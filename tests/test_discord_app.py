@@ -669,7 +669,7 @@ async def test_two_clients_in_one_process_each_reach_their_own_discord(
 ) -> None:
     """Each client's REST calls, gateway and interaction answers go where its own settings
     say, at the same time; discord.py's process-wide addresses are never changed."""
-    defaults = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    defaults = discord_addresses()
     async with FakeDiscord() as other:
         first = make_settings(discord_fake, arxiv)
         second = make_settings(other, arxiv)
@@ -677,9 +677,7 @@ async def test_two_clients_in_one_process_each_reach_their_own_discord(
             running(discord_fake, first, redis_store) as one,
             running(other, second, redis_store) as two,
         ):
-            assert (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == (
-                defaults
-            )
+            assert discord_addresses() == defaults
             assert "/papers add" in await one.text("help")
             assert "/papers add" in await two.text("help")
             async with DiscordPublisher(second.discord, TOKEN) as publisher:
@@ -687,7 +685,11 @@ async def test_two_clients_in_one_process_each_reach_their_own_discord(
         assert discord_fake.gateway.sessions == other.gateway.sessions == 1
         assert discord_fake.dms(MEMBER_ID) == []
         assert [m.content for m in other.dms(MEMBER_ID)] == ["hello"]
-    assert (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == defaults
+    assert discord_addresses() == defaults
+
+
+def discord_addresses() -> tuple[str, object]:
+    return discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
 
 
 # -- real captured payloads ---------------------------------------------------------------------
