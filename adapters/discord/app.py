@@ -30,14 +30,14 @@ from adapters.discord.render import (
 )
 from bot import keywords as kw
 from bot import metrics
-from bot.commands import CommandContext, Commands, Reply
+from bot.commands import SAVED_FORMS, SET_NAMES, CommandContext, Commands, Reply
 from bot.locks import REPLICA_ID
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError
 from bot.store import Store
-from bot.votes import MAX_TOP_DAYS
+from bot.votes import MAX_TOP_DAYS, TOP_DAYS
 from bot.weekly import WeeklyPost
 
 log = logging.getLogger(__name__)
@@ -519,6 +519,7 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
         await papers.run(interaction, lambda ctx: commands.recent(ctx, keyword, n), changes=False)
 
     @group.command(name="set", description="Turn a channel option on or off")
+    @app_commands.choices(option=[app_commands.Choice(name=n, value=n) for n in SET_NAMES])
     @app_commands.describe(
         option="revisions: new versions; quiet: say when nothing is new; weekly: the week's best; "
         "alerts: your saves",
@@ -526,12 +527,12 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
     )
     async def set_(
         interaction: discord.Interaction,
-        option: Literal["revisions", "quiet", "weekly", "alerts"],
+        option: str,
         state: Literal["on", "off"],
     ) -> None:
         await papers.run(
             interaction,
-            lambda ctx: commands.set_option(ctx, option, state),
+            lambda ctx: commands.set_option(ctx, option, state == "on"),
             changes=option != "alerts",  # alerts are the user's own
         )
 
@@ -541,16 +542,16 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
         interaction: discord.Interaction,
         days: app_commands.Range[int, 1, MAX_TOP_DAYS] | None = None,
     ) -> None:
-        period = "" if days is None else str(days)
+        period = TOP_DAYS if days is None else days
         await papers.run(interaction, lambda ctx: commands.votes.top(ctx, period), changes=False)
 
     @group.command(name="saved", description="The papers you saved (only you see them)")
     @app_commands.describe(format="list (default), or bibtex: a .bib file for a reference manager")
-    async def saved(
-        interaction: discord.Interaction, format: Literal["list", "bibtex"] = "list"
-    ) -> None:
-        form = "bibtex" if format == "bibtex" else ""
-        await papers.run(interaction, lambda ctx: commands.votes.saved(ctx, form), changes=False)
+    @app_commands.choices(format=[app_commands.Choice(name=f, value=f) for f in SAVED_FORMS])
+    async def saved(interaction: discord.Interaction, format: str = "list") -> None:
+        votes = commands.votes
+        show = votes.saved_bibtex if format == "bibtex" else votes.saved
+        await papers.run(interaction, show, changes=False)
 
     @group.command(name="unsave", description="Take a paper out of your saved papers")
     @app_commands.describe(paper="Its arXiv id, like 2504.12345")
