@@ -32,11 +32,12 @@ from typing import Any
 import aiohttp
 
 from bot import metrics
-from bot.links import code_links, venue
+from bot.links import venue
 from bot.models import Channel, Digest, DigestItem, Paper
 from bot.publishing import Delivered, DeliveryError, pause
 from bot.settings import WebhookSettings
 from bot.terminal import authors, safe
+from bot.wording import links, more_papers
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,7 @@ def escape(text: str) -> str:
 def _links(paper: Paper) -> list[str]:
     """PDF, HTML and the first repository the paper names, as Markdown links; a URL that
     could end its link early is left out."""
-    links = [("PDF", paper.pdf_url), ("HTML", paper.html_url)]
-    links += [("Code", url) for url in code_links(paper)[:1]]
-    return [f"[{label}]({url})" for label, url in links if _SAFE_URL.match(url)]
+    return [f"[{label}]({url})" for label, url in links(paper) if _SAFE_URL.match(url)]
 
 
 def render_item(item: DigestItem) -> str:
@@ -105,7 +104,7 @@ def messages(digest: Digest, max_chars: int) -> list[tuple[str, list[str]]]:
             text = _fit(text + block, max_chars)
             ids.append(item.paper.id)
     if digest.more:
-        more = f"\n\n…and {digest.more} more new papers."
+        more = f"\n\n{more_papers(digest.more)}"
         if len(text) + len(more) > max_chars:
             out.append((text, ids))
             text, ids = more.strip(), []

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.models import Paper
-from bot.replies import CommandContext, Reply, UserError
+from bot.replies import CommandContext, Reply
 from bot.state import Known, Store
 from bot.state.limits import MAX_SAVED
 
@@ -32,6 +32,7 @@ MAX_ALERTS_PER_RUN = 1000
 """Alerts one digest run sends at most (a bound, not a pace): the rest go out only if a later
 listing carries their papers again."""
 STOP_LINE = "/papers set alerts off stops these messages."
+ALERTS_USAGE = "Use: set alerts on|off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +77,13 @@ def user_key(ctx: CommandContext) -> str:
     return f"{ctx.channel.platform}:{ctx.user}"
 
 
-async def set_alerts(store: Store, ctx: CommandContext, value: str) -> Reply:
+async def set_alerts(store: Store, ctx: CommandContext, on: bool) -> Reply:
     """`/papers set alerts on|off`: the user's own, whoever may change the channel."""
-    state = value.strip().lower()
-    if state not in ("on", "off"):
-        raise UserError("Use: set alerts on|off")
-    await store.alerts.set_enabled(user_key(ctx), state == "on")
-    log.info("alerts_set channel=%s user=%s alerts=%s", ctx.channel, ctx.user, state)
-    if state == "on":
+    await store.alerts.set_enabled(user_key(ctx), on)
+    log.info(
+        "alerts_set channel=%s user=%s alerts=%s", ctx.channel, ctx.user, "on" if on else "off"
+    )
+    if on:
         return Reply(
             "Alerts are on: when a paper you saved gets a new version, a journal reference "
             "or a DOI, the bot tells you privately."

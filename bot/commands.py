@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot import keywords as kw
 from bot import metrics
-from bot.alerts import set_alerts
+from bot.alerts import ALERTS_USAGE, set_alerts
 from bot.arxiv_queue import Caller
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.command_budget import ArxivBudget
@@ -23,7 +24,7 @@ from bot.replies import UserError as UserError
 from bot.replies import whole_number
 from bot.settings import Settings
 from bot.state import AddResult, Hold, Store, write_cache
-from bot.votes import Pressed, Votes
+from bot.votes import MAX_TOP_DAYS, TOP_DAYS, TOP_USAGE, UNSAVE, Pressed, Votes
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ MAX_RECENT_ASKED = 9999
 """The largest count `parse_recent` reads; `recent` then holds it to `recent_max`."""
 
 SET_USAGE = "Use: set revisions|quiet|weekly on|off, or set alerts on|off"
+SET_NAMES = ("revisions", "quiet", "weekly", "alerts")
+"""What `set` turns on or off, as platforms offer it (`quiet_days` is read too)."""
+SAVED_FORMS = ("list", "bibtex")
+"""How `saved` shows the papers: a list, or a BibTeX file."""
 
 USAGE = (
     "/papers add <keyword>: follow a keyword in this channel (searched in titles and abstracts)\n"
@@ -50,6 +55,18 @@ USAGE = (
     "Keywords: RLHF | reward model (either), diffusion -medical (exclude), "
     'cat:cs.CL (category), au:"Yoshua Bengio" (author)'
 )
+
+
+async def answers_here(claim: Awaitable[bool], failed: str) -> bool:
+    """Whether this replica answers a request every replica may receive (a Discord
+    interaction, a replayed Slack request): what `claim` says; True when the claim itself
+    fails (the store unreachable), as answering twice beats not answering. `failed` starts
+    the log line then (its event and what it was about)."""
+    try:
+        return await claim
+    except Exception as err:
+        log.warning("%s error=%r", failed, str(err))
+        return True
 
 
 def quoted(keyword: str) -> str:
@@ -101,31 +118,14 @@ class Commands:
 
     async def _dispatch(self, ctx: CommandContext, text: str) -> Reply:
         verb, _, rest = text.strip().partition(" ")
-        verb = verb.lower()
-        if verb == "add":
-            return await self.add(ctx, rest)
-        if verb == "remove":
-            return await self.remove(ctx, rest)
-        if verb == "list":
-            return await self.list(ctx)
-        if verb == "recent":
-            keyword, n = parse_recent(rest)
-            return await self.recent(ctx, keyword, n)
-        if verb == "set":
-            name, _, value = rest.strip().partition(" ")
-            return await self.set_option(ctx, name, value)
-        if verb == "top":
-            return await self.votes.top(ctx, rest)
-        if verb == "saved":
-            return await self.votes.saved(ctx, rest)
-        if verb == "unsave":
-            return await self.votes.unsave(ctx, rest)
-        if verb in ("", "help"):
-            return self.help()
-        return Reply(f"Unknown command.\n{USAGE}", ok=False)
+        answer = VERBS.get(verb.lower() or "help")
+        if answer is None:
+            return Reply(f"Unknown command.\n{USAGE}", ok=False)
+        return await answer(self, ctx, rest)
 
     async def press(self, ctx: CommandContext, action: str, value: str) -> Pressed:
-        """A button under a paper (`bot.votes.ACTIONS`); never raises, like `handle`."""
+        """A button under a paper (`bot.votes.ACTIONS`); never raises, like `handle`. After
+        a Remove, the saved list again, in place of the one whose button was pressed."""
         pressed: Pressed | None = None
 
         async def call() -> Reply:
@@ -134,7 +134,11 @@ class Commands:
             return pressed.reply or Reply("")
 
         reply = await self.guarded(ctx, call, "button")
-        return pressed if pressed is not None else Pressed("", reply)
+        if pressed is None:
+            return Pressed("", reply)
+        if action == UNSAVE and reply.ok:
+            return replace(pressed, replacement=await self.handle(ctx, "saved"))
+        return pressed
 
     def help(self) -> Reply:
         return Reply(USAGE)
@@ -260,17 +264,31 @@ class Commands:
                 "Ask whoever runs it to raise [commands] max_channels."
             )
 
-    async def set_option(self, ctx: CommandContext, name: str, value: str) -> Reply:
+    async def _set_text(self, ctx: CommandContext, rest: str) -> Reply:
+        """`set <name> on|off`, read; a member who may not change the channel is told so
+        before being told how to write it."""
+        name, _, value = rest.strip().partition(" ")
+        on = {"on": True, "off": False}.get(value.strip().lower())
+        if on is not None:
+            return await self.set_option(ctx, name, on)
+        if name.strip().lower() == "alerts":
+            raise UserError(ALERTS_USAGE)
+        self._check_allowed(ctx)
+        raise UserError(SET_USAGE)
+
+    async def set_option(self, ctx: CommandContext, name: str, on: bool) -> Reply:
+        """Turns a channel option (`SET_NAMES`, `quiet_days` too) or the user's alerts on
+        or off."""
         if name.strip().lower() == "alerts":  # the user's own, not the channel's
-            return await set_alerts(self._store, ctx, value)
+            return await set_alerts(self._store, ctx, on)
         self._check_allowed(ctx)
         option = _OPTIONS.get(name.strip().lower())
-        state = value.strip().lower()
-        if option is None or state not in ("on", "off"):
+        if option is None:
             raise UserError(SET_USAGE)
-        await self._store.set_channel_option(ctx.channel, option, state == "on")
+        state = "on" if on else "off"
+        await self._store.set_channel_option(ctx.channel, option, on)
         log.info("option_set channel=%s user=%s %s=%s", ctx.channel, ctx.user, option, state)
-        when = f" ({self._weekly_when()})" if option == "weekly" and state == "on" else ""
+        when = f" ({self._weekly_when()})" if option == "weekly" and on else ""
         return Reply(f"{_OPTION_TEXT[option]} is now {state} for this channel{when}.")
 
     def _weekly_when(self) -> str:
@@ -422,3 +440,57 @@ def parse_recent(rest: str) -> tuple[str | None, int | None]:
         if n is None:
             raise UserError("Ask for between 1 and a few dozen papers.")
     return (" ".join(words) or None), n
+
+
+def parse_days(rest: str) -> int:
+    """`top`'s period: `30` -> 30, `` -> `TOP_DAYS`; up to `MAX_TOP_DAYS`."""
+    text = rest.strip()
+    if not text:
+        return TOP_DAYS
+    days = whole_number(text, MAX_TOP_DAYS)
+    if not days:
+        raise UserError(TOP_USAGE)
+    return days
+
+
+async def _saved(commands: Commands, ctx: CommandContext, rest: str) -> Reply:
+    form = rest.strip().lower() or "list"
+    if form not in SAVED_FORMS:
+        raise UserError("Use: saved, or saved bibtex")
+    bibtex = form == "bibtex"
+    return await (commands.votes.saved_bibtex(ctx) if bibtex else commands.votes.saved(ctx))
+
+
+async def _help(commands: Commands, ctx: CommandContext, rest: str) -> Reply:
+    return commands.help()
+
+
+async def _recent(commands: Commands, ctx: CommandContext, rest: str) -> Reply:
+    return await commands.recent(ctx, *parse_recent(rest))
+
+
+Answer = Callable[[Commands, CommandContext, str], Awaitable[Reply]]
+"""A verb's text (what follows it) read into a call of the typed command method."""
+
+VERBS: Mapping[str, Answer] = {
+    "add": lambda c, ctx, rest: c.add(ctx, rest),
+    "remove": lambda c, ctx, rest: c.remove(ctx, rest),
+    "list": lambda c, ctx, rest: c.list(ctx),
+    "recent": _recent,
+    "set": lambda c, ctx, rest: c._set_text(ctx, rest),
+    "top": lambda c, ctx, rest: c.votes.top(ctx, parse_days(rest)),
+    "saved": _saved,
+    "unsave": lambda c, ctx, rest: c.votes.unsave(ctx, rest),
+    "help": _help,
+}
+"""Every verb of `/papers`, the one place commands are read from text."""
+SLOW_VERBS = frozenset({"add", "recent"})
+"""Verbs that may ask arXiv (seconds): where a platform can, it says so at once."""
+
+
+def verb_of(text: str) -> str:
+    """The verb of a command's text for logs and acks: `help` for none, `other` for an
+    unknown one."""
+    words = text.split(maxsplit=1)
+    verb = words[0].lower() if words else "help"
+    return verb if verb in VERBS else "other"

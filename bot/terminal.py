@@ -10,7 +10,7 @@ import textwrap
 import unicodedata
 from collections.abc import Sequence
 
-from bot import explain
+from bot import explain, wording
 from bot.links import code_links, venue
 from bot.models import Digest, Paper
 
@@ -24,8 +24,7 @@ def safe(text: str) -> str:
 
 
 def authors(names: Sequence[str]) -> str:
-    shown = ", ".join(safe(n) for n in names[:3])
-    return shown + (" et al." if len(names) > 3 else "")
+    return wording.authors([safe(n) for n in names])
 
 
 def format_paper(paper: Paper, *, width: int = 88) -> str:
@@ -61,7 +60,7 @@ def format_digest(digest: Digest) -> str:
                 text += f"\n  {safe(explain.line(item.why))}"
             parts.append(text)
     if digest.more:
-        parts.append(f"\n…and {digest.more} more new papers.")
+        parts.append(f"\n{wording.more_papers(digest.more)}")
     if not digest.items:
         parts.append("No new papers.")
     return "\n".join(parts) + "\n"

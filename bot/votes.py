@@ -15,7 +15,7 @@ from bot.arxiv_queue import Caller
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.command_budget import ArxivBudget
 from bot.models import Paper, split_version
-from bot.replies import Attachment, CommandContext, Reply, UserError, whole_number
+from bot.replies import Attachment, CommandContext, Reply, UserError
 from bot.settings import Settings
 from bot.state import Store, Tally, top
 from bot.state.limits import MAX_SAVED
@@ -34,6 +34,7 @@ ACTIONS = (VOTE, LESS, SAVE, UNSAVE)
 
 TOP_DAYS = 7
 MAX_TOP_DAYS = 365
+TOP_USAGE = f"Use: top [days], with days between 1 and {MAX_TOP_DAYS}."
 TOP_PAPERS = 10
 
 _PAPER_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z-]*(\.[A-Z]{2})?/\d{7})(v\d+)?$")
@@ -47,6 +48,9 @@ class Pressed:
     paper_id: str
     reply: Reply | None = None
     tally: Tally | None = None
+    replacement: Reply | None = None
+    """What takes the place of the message the button was on (the saved list again, after
+    a Remove), shown instead of `reply`."""
 
 
 def paper_id(raw: str) -> str:
@@ -113,14 +117,10 @@ class Votes:
         await self._store.signals.remember([found])
         return found
 
-    async def top(self, ctx: CommandContext, raw: str) -> Reply:
-        text = raw.strip()
-        days = TOP_DAYS
-        if text:
-            asked = whole_number(text, MAX_TOP_DAYS)
-            if not asked:
-                raise UserError(f"Use: top [days], with days between 1 and {MAX_TOP_DAYS}.")
-            days = asked
+    async def top(self, ctx: CommandContext, days: int = TOP_DAYS) -> Reply:
+        """The channel's most voted papers of the last `days` (1 to `MAX_TOP_DAYS`)."""
+        if not 1 <= days <= MAX_TOP_DAYS:
+            raise UserError(TOP_USAGE)
         period = "day" if days == 1 else f"{days} days"
         since = self._clock() - timedelta(days=days)
         best = top(await self._store.signals.voted(ctx.channel, since), TOP_PAPERS)
@@ -135,13 +135,8 @@ class Votes:
             labels=tuple(f"👍 {v.up}" for v in best),
         )
 
-    async def saved(self, ctx: CommandContext, raw: str = "") -> Reply:
-        """The user's saved papers; `bibtex`: all of them (up to `MAX_SAVED`) as BibTeX."""
-        form = raw.strip().lower()
-        if form == "bibtex":
-            return await self.saved_bibtex(ctx)
-        if form:
-            raise UserError("Use: saved, or saved bibtex")
+    async def saved(self, ctx: CommandContext) -> Reply:
+        """The user's latest saved papers, each with a Remove button."""
         n = self._settings.commands.recent_max
         papers = await self._store.signals.saved(_user_key(ctx), n)
         if not papers:
@@ -153,6 +148,7 @@ class Votes:
         )
 
     async def saved_bibtex(self, ctx: CommandContext) -> Reply:
+        """All the user's saved papers (up to `MAX_SAVED`) as a BibTeX file."""
         papers = await self._store.signals.saved(_user_key(ctx), MAX_SAVED)
         if not papers:
             return Reply("You have no saved papers. Press 🔖 Save under a paper to keep it.")

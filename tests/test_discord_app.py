@@ -25,7 +25,6 @@ from adapters.discord.app import (
     Claim,
     DiscordPublisher,
     create_client,
-    endpoints,
     identify,
     interaction_claims,
     invite_url,
@@ -35,7 +34,7 @@ from adapters.discord.app import (
 from adapters.discord.render import DESCRIPTION_LIMIT, ZWSP, escape
 from bot import keywords as kw
 from bot.arxiv_source import ArxivSource
-from bot.commands import Commands
+from bot.commands import Commands, Reply
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel
 from bot.progress import reporting_to
@@ -158,20 +157,19 @@ async def running(
     fake: FakeDiscord, settings: Settings, store: RedisStore, claim: Claim | None = None
 ) -> AsyncIterator[Bot]:
     commands = Commands(settings, store, ArxivSource(settings.arxiv), clock=clock)
-    with endpoints(settings.discord):
-        client = create_client(settings, commands, claim=claim)
-        task = asyncio.create_task(client.start(TOKEN))
-        ready = asyncio.create_task(fake.wait_identified(fake.gateway.sessions + 1))
-        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            ready.cancel()
-            task.result()
-        await ready
-        try:
-            yield Bot(fake, client, store)
-        finally:
-            await client.close()
-            await task
+    client = create_client(settings, commands, claim=claim)
+    task = asyncio.create_task(client.start(TOKEN))
+    ready = asyncio.create_task(fake.wait_identified(fake.gateway.sessions + 1))
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        task.result()
+    await ready
+    try:
+        yield Bot(fake, client, store)
+    finally:
+        await client.close()
+        await task
 
 
 @pytest.fixture
@@ -666,20 +664,32 @@ async def test_identify_checks_the_token(discord_fake: FakeDiscord, arxiv: FakeA
         await identify(settings)
 
 
-def test_endpoints_are_restored_and_must_agree() -> None:
-    default = discord.http.Route.BASE
-    gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    here = DiscordSettings(api_url="http://127.0.0.1:1/api/v10/", gateway_url="ws://127.0.0.1:1/g")
-    with endpoints(here):
-        assert discord.http.Route.BASE == "http://127.0.0.1:1/api/v10"
-        assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:1/g"
-        with endpoints(here):
-            pass
-        assert discord.http.Route.BASE == "http://127.0.0.1:1/api/v10"
-        with pytest.raises(RuntimeError), endpoints(DiscordSettings(api_url="http://127.0.0.1:2")):
-            pass
-    restored = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    assert restored == (default, gateway)
+async def test_two_clients_in_one_process_each_reach_their_own_discord(
+    discord_fake: FakeDiscord, arxiv: FakeArxiv, redis_store: RedisStore
+) -> None:
+    """Each client's REST calls, gateway and interaction answers go where its own settings
+    say, at the same time; discord.py's process-wide addresses are never changed."""
+    defaults = discord_addresses()
+    async with FakeDiscord() as other:
+        first = make_settings(discord_fake, arxiv)
+        second = make_settings(other, arxiv)
+        async with (
+            running(discord_fake, first, redis_store) as one,
+            running(other, second, redis_store) as two,
+        ):
+            assert discord_addresses() == defaults
+            assert "/papers add" in await one.text("help")
+            assert "/papers add" in await two.text("help")
+            async with DiscordPublisher(second.discord, TOKEN) as publisher:
+                assert await publisher.notify(str(MEMBER_ID), Reply("hello")) is None
+        assert discord_fake.gateway.sessions == other.gateway.sessions == 1
+        assert discord_fake.dms(MEMBER_ID) == []
+        assert [m.content for m in other.dms(MEMBER_ID)] == ["hello"]
+    assert discord_addresses() == defaults
+
+
+def discord_addresses() -> tuple[str, object]:
+    return discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
 
 
 # -- real captured payloads ---------------------------------------------------------------------

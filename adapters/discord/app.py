@@ -10,19 +10,17 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import aiohttp
 import discord
-import yarl
 from discord import app_commands
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
 from adapters.discord.buttons import admitted, button_class, paper_buttons, remove_buttons
+from adapters.discord.endpoints import redirect
 from adapters.discord.render import (
     DEFAULT_ABSTRACT_CHARS,
     Outgoing,
@@ -32,14 +30,14 @@ from adapters.discord.render import (
 )
 from bot import keywords as kw
 from bot import metrics
-from bot.commands import CommandContext, Commands, Reply
+from bot.commands import SAVED_FORMS, SET_NAMES, CommandContext, Commands, Reply
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError
 from bot.state import Store
 from bot.state.locks import REPLICA_ID
-from bot.votes import MAX_TOP_DAYS
+from bot.votes import MAX_TOP_DAYS, TOP_DAYS
 from bot.weekly import WeeklyPost
 
 log = logging.getLogger(__name__)
@@ -61,50 +59,11 @@ CANNOT_MESSAGE_USER = 50007
 """Discord's JSON error code for a user whose direct messages are closed to the bot."""
 
 
-# -- where discord.py connects ----------------------------------------------------------------
-
-_DEFAULT_ENDPOINTS = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
-
-
-@dataclass
-class _Redirect:
-    depth: int = 0
-    target: tuple[str, yarl.URL] = _DEFAULT_ENDPOINTS
-
-
-_redirect = _Redirect()
-
-
-def _target(settings: DiscordSettings) -> tuple[str, yarl.URL]:
-    api = settings.api_url.rstrip("/") if settings.api_url else _DEFAULT_ENDPOINTS[0]
-    gateway = yarl.URL(settings.gateway_url) if settings.gateway_url else _DEFAULT_ENDPOINTS[1]
-    return api, gateway
-
-
-@contextlib.contextmanager
-def endpoints(settings: DiscordSettings) -> Iterator[None]:
-    """Point discord.py's REST client at `[discord] api_url` (for example
-    `http://127.0.0.1:8080/api/v10`) and its gateway at `gateway_url` while inside; Discord's
-    own endpoints are restored when the last user leaves. discord.py keeps both per process,
-    so uses that overlap must agree on them."""
-    target = _target(settings)
-    if _redirect.depth and _redirect.target != target:
-        raise RuntimeError(f"discord.py already points at {_redirect.target}, not {target}")
-    _redirect.depth += 1
-    _redirect.target = target
-    Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = target
-    try:
-        yield
-    finally:
-        _redirect.depth -= 1
-        if not _redirect.depth:
-            _redirect.target = _DEFAULT_ENDPOINTS
-            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = _DEFAULT_ENDPOINTS
-
-
-def _rest_client() -> discord.Client:
+def _rest_client(settings: DiscordSettings) -> discord.Client:
     # Intents only matter on the gateway; `guilds` keeps discord.py from warning about state.
-    return discord.Client(intents=discord.Intents(guilds=True))
+    client = discord.Client(intents=discord.Intents(guilds=True))
+    redirect(client, settings)
+    return client
 
 
 def token_of(settings: Settings) -> str:
@@ -148,12 +107,11 @@ class DiscordPublisher:
         self._token = token
         self._timeout = timeout
         self._shared = client is not None
-        self._client = client or _rest_client()
+        self._client = client or _rest_client(settings)
         self._abstract_chars = abstract_chars
         self._lock = asyncio.Lock()
         self._started = self._shared
         self._failure: str | None = None
-        self._exit = contextlib.ExitStack()
 
     @property
     def platform(self) -> str:
@@ -169,7 +127,6 @@ class DiscordPublisher:
         async with self._lock:
             if self._started:
                 return
-            self._exit.enter_context(endpoints(self._settings))
             try:
                 await self._client.login(self._token)
             except discord.LoginFailure:
@@ -177,16 +134,13 @@ class DiscordPublisher:
                 raise
             except BaseException:
                 await self._client.close()
-                self._exit.close()
-                self._exit = contextlib.ExitStack()
-                self._client = _rest_client()
+                self._client = _rest_client(self._settings)
                 raise
             self._started = True
 
     async def close(self) -> None:
         if not self._shared:
             await self._client.close()
-        self._exit.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -334,14 +288,13 @@ class BotIdentity:
 async def identify(settings: Settings) -> BotIdentity:
     """Log in over REST to check the token; for `papers-bot check`."""
     token = token_of(settings)
-    with endpoints(settings.discord):
-        client = _rest_client()
-        try:
-            await client.login(token)
-        except discord.LoginFailure:
-            raise SettingsError("[discord] token was refused by Discord (401)") from None
-        finally:
-            await client.close()
+    client = _rest_client(settings.discord)
+    try:
+        await client.login(token)
+    except discord.LoginFailure:
+        raise SettingsError("[discord] token was refused by Discord (401)") from None
+    finally:
+        await client.close()
     if client.user is None or client.application_id is None:
         raise RuntimeError("Discord answered the login without a user or an application")
     return BotIdentity(
@@ -566,6 +519,7 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
         await papers.run(interaction, lambda ctx: commands.recent(ctx, keyword, n), changes=False)
 
     @group.command(name="set", description="Turn a channel option on or off")
+    @app_commands.choices(option=[app_commands.Choice(name=n, value=n) for n in SET_NAMES])
     @app_commands.describe(
         option="revisions: new versions; quiet: say when nothing is new; weekly: the week's best; "
         "alerts: your saves",
@@ -573,12 +527,12 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
     )
     async def set_(
         interaction: discord.Interaction,
-        option: Literal["revisions", "quiet", "weekly", "alerts"],
+        option: str,
         state: Literal["on", "off"],
     ) -> None:
         await papers.run(
             interaction,
-            lambda ctx: commands.set_option(ctx, option, state),
+            lambda ctx: commands.set_option(ctx, option, state == "on"),
             changes=option != "alerts",  # alerts are the user's own
         )
 
@@ -588,16 +542,16 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
         interaction: discord.Interaction,
         days: app_commands.Range[int, 1, MAX_TOP_DAYS] | None = None,
     ) -> None:
-        period = "" if days is None else str(days)
+        period = TOP_DAYS if days is None else days
         await papers.run(interaction, lambda ctx: commands.votes.top(ctx, period), changes=False)
 
     @group.command(name="saved", description="The papers you saved (only you see them)")
     @app_commands.describe(format="list (default), or bibtex: a .bib file for a reference manager")
-    async def saved(
-        interaction: discord.Interaction, format: Literal["list", "bibtex"] = "list"
-    ) -> None:
-        form = "bibtex" if format == "bibtex" else ""
-        await papers.run(interaction, lambda ctx: commands.votes.saved(ctx, form), changes=False)
+    @app_commands.choices(format=[app_commands.Choice(name=f, value=f) for f in SAVED_FORMS])
+    async def saved(interaction: discord.Interaction, format: str = "list") -> None:
+        votes = commands.votes
+        show = votes.saved_bibtex if format == "bibtex" else votes.saved
+        await papers.run(interaction, show, changes=False)
 
     @group.command(name="unsave", description="Take a paper out of your saved papers")
     @app_commands.describe(paper="Its arXiv id, like 2504.12345")
@@ -645,6 +599,7 @@ class PapersClient(discord.Client):
     def __init__(self, settings: Settings, commands: Commands, claim: Claim | None = None) -> None:
         super().__init__(intents=discord.Intents(guilds=True), allowed_mentions=NO_MENTIONS)
         cfg = settings.discord
+        redirect(self, cfg)
         self.guild_ids = list(cfg.guild_ids)
         self.served = served_guilds(cfg)
         self.tree = _PapersTree(self, claim, cfg)
@@ -707,7 +662,7 @@ async def sync_commands(tree: app_commands.CommandTree, guild_ids: list[int]) ->
 def create_client(
     settings: Settings, commands: Commands, *, claim: Claim | None = None
 ) -> PapersClient:
-    """The service's client. Enter `endpoints(settings.discord)` before starting it."""
+    """The service's client, connecting where `[discord] api_url` and `gateway_url` say."""
     return PapersClient(settings, commands, claim)
 
 
@@ -715,9 +670,8 @@ async def serve(settings: Settings, commands: Commands, *, claim: Claim | None =
     """Answer `/papers` until cancelled, then close the connection cleanly. With several
     replicas, pass `claim=interaction_claims(store)` so that each command is answered once."""
     token = token_of(settings)
-    with endpoints(settings.discord):
-        async with create_client(settings, commands, claim=claim) as client:
-            try:
-                await client.start(token)
-            except discord.LoginFailure:
-                raise SettingsError("[discord] token was refused by Discord (401)") from None
+    async with create_client(settings, commands, claim=claim) as client:
+        try:
+            await client.start(token)
+        except discord.LoginFailure:
+            raise SettingsError("[discord] token was refused by Discord (401)") from None

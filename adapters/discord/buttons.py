@@ -18,7 +18,7 @@ from typing import Any
 import discord
 
 from adapters.discord.render import CONTENT_LIMIT, render_reply, shorten
-from bot.commands import CommandContext, Commands
+from bot.commands import CommandContext, Commands, Reply, answers_here
 from bot.models import Channel
 from bot.votes import LESS, SAVE, UNSAVE, VOTE, vote_label
 
@@ -38,12 +38,9 @@ async def admitted(
 ) -> bool:
     """Whether this replica answers the interaction (`claim`: exactly one replica does) and
     the bot serves where it comes from; the one replica that claims a refused one says why."""
-    if claim is not None:
-        try:
-            if not await claim(interaction.id):
-                return False
-        except Exception as err:  # answering twice beats not answering
-            log.warning("discord_claim_failed interaction=%d error=%r", interaction.id, str(err))
+    failed = f"discord_claim_failed interaction={interaction.id}"
+    if claim is not None and not await answers_here(claim(interaction.id), failed):
+        return False
     why = refusal(interaction) if refusal is not None else None
     if why is None:
         return True
@@ -152,17 +149,15 @@ async def press(
     if pressed.tally is not None and interaction.message is not None:
         view = with_vote_count(interaction.message, pressed.paper_id, pressed.tally.up)
         await interaction.edit_original_response(view=view)
-    elif action == UNSAVE and pressed.reply is not None and pressed.reply.ok:
-        await _show_saved(interaction, commands, ctx)
+    elif pressed.replacement is not None:
+        await _replace(interaction, pressed.replacement)
     elif pressed.reply is not None:
         await _say(interaction, pressed.reply.text)
 
 
-async def _show_saved(
-    interaction: discord.Interaction, commands: Commands, ctx: CommandContext
-) -> None:
-    """The saved list again, in place of the one whose Remove was pressed."""
-    (message, *_) = render_reply(await commands.handle(ctx, "saved"))
+async def _replace(interaction: discord.Interaction, reply: Reply) -> None:
+    """The reply (the saved list again) in place of the message whose button was pressed."""
+    (message, *_) = render_reply(reply)
     view = remove_buttons(message.paper_ids, message.numbers) if message.numbers else None
     await interaction.edit_original_response(
         content=message.content, embeds=list(message.embeds), view=view

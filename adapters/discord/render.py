@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import discord
 
-from bot import bibtex, explain
+from bot import bibtex, explain, wording
 from bot.commands import Reply
-from bot.links import code_links, venue
+from bot.links import venue
 from bot.models import Digest, Paper, Why
 from bot.weekly import WeeklyPost
 
@@ -29,7 +29,6 @@ DESCRIPTION_LIMIT = 4096
 FIELD_VALUE_LIMIT = 1024
 FOOTER_LIMIT = 2048
 
-AUTHORS_SHOWN = 3
 AUTHORS_LIMIT = 256
 COMMENT_LIMIT = 512
 VENUE_LIMIT = 128
@@ -137,10 +136,7 @@ def embed_size(embed: discord.Embed) -> int:
 
 
 def authors_line(authors: Sequence[str]) -> str:
-    shown = ", ".join(authors[:AUTHORS_SHOWN])
-    if len(authors) > AUTHORS_SHOWN:
-        shown += " et al."
-    return shown or "unknown"
+    return wording.authors(authors) or "unknown"
 
 
 def _date_line(paper: Paper) -> str:
@@ -153,8 +149,7 @@ def _date_line(paper: Paper) -> str:
 def _links(paper: Paper) -> str:
     """`[PDF](…) · [HTML](…) · [Code](…)`: arXiv's links, then the first repository the
     paper names. A URL that could end the link early is left out."""
-    links = [("PDF", paper.pdf_url), ("HTML", paper.html_url)]
-    links += [("Code", url) for url in code_links(paper)[:1]]
+    links = wording.links(paper)
     return " · ".join(f"[{label}]({url})" for label, url in links if _SAFE_URL.match(url))
 
 
@@ -286,7 +281,7 @@ def render_digest(
 
 
 def more_line(count: int) -> str:
-    return f"…and {count} more new papers. `/papers recent` shows the latest for each keyword."
+    return f"{wording.more_papers(count)} `/papers recent` shows the latest for each keyword."
 
 
 def render_reply(
@@ -317,7 +312,7 @@ def file_messages(content: str) -> list[Outgoing]:
     shown = bibtex.shown(content, room, FILE_MESSAGES, lambda p: units(bibtex.unfenced(p)))
     out = [Outgoing(f"{fence}\n{bibtex.unfenced(p)}\n{fence}") for p in shown.pieces]
     if shown.left_out:
-        out.append(Outgoing(f"…and {shown.left_out} more, too many to show here."))
+        out.append(Outgoing(f"{wording.and_more(shown.left_out)}, too many to show here."))
     return out
 
 

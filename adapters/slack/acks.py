@@ -24,6 +24,8 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.commands import answers_here
+
 log = logging.getLogger(__name__)
 
 FirstUse = Callable[[str], Awaitable[bool]]
@@ -74,13 +76,8 @@ class AcksFirst:
         form = dict(parse_qsl(body))
         if "command" not in form:
             return await handler(request)
-        try:
-            first = await self._first_use(signature)
-        except Exception as err:
-            # Without the store every command fails anyway; let it answer that.
-            log.warning("slack_replay_check_failed error=%r", str(err))
-            first = True
-        if not first:
+        # Without the store every command fails anyway; let it answer that.
+        if not await answers_here(self._first_use(signature), "slack_replay_check_failed"):
             log.warning("slack_request_refused reason='replayed signature'")
             return web.Response(status=401, text="")
         task = asyncio.create_task(self._dispatch(body, request.query_string, headers))

@@ -58,7 +58,7 @@ from adapters.slack.render import (
     weekly_messages,
 )
 from bot import metrics
-from bot.commands import CommandContext, Commands, Reply
+from bot.commands import SLOW_VERBS, CommandContext, Commands, Reply, answers_here, verb_of
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
@@ -103,8 +103,6 @@ SENDS = 2
 
 DENIED = "only the people listed in the bot's settings may. Ask whoever runs the bot."
 WORKING = "Searching arXiv…"
-_VERBS = frozenset({"add", "remove", "list", "recent", "set", "top", "saved", "unsave", "help"})
-_SLOW_VERBS = frozenset({"add", "recent"})
 _BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
 _TOKEN_REFUSED = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
@@ -754,13 +752,8 @@ def _refuse_replays(first_use: FirstUse) -> AsyncMiddleware:
         ) -> BoltResponse | None:
             if req.mode == "http" and not req.context.get(ACKED_HERE):
                 signature = (req.headers.get("x-slack-signature") or [""])[0]
-                try:
-                    first = await first_use(signature)
-                except Exception as err:
-                    # Without the store every command fails anyway; let it answer that.
-                    log.warning("slack_replay_check_failed error=%r", str(err))
-                    first = True
-                if not first:
+                # Without the store every command fails anyway; let it answer that.
+                if not await answers_here(first_use(signature), "slack_replay_check_failed"):
                     log.warning("slack_request_refused reason='replayed signature'")
                     return BoltResponse(status=401, body="")
             return await next()
@@ -850,7 +843,7 @@ def create_app(
             "slack_command channel=%s user=%s verb=%s ok=%s seconds=%.2f",
             ctx.channel,
             user,
-            _verb(text),
+            verb_of(text),
             reply.ok,
             time.monotonic() - started,
         )
@@ -887,7 +880,7 @@ def _ack_body(command: Mapping[str, Any], allowed: frozenset[str]) -> str:
     """What a command's ack says: "Searching arXiv…" for the slow verbs, else nothing."""
     text = unescape(str(command.get("text") or ""))
     denied = bool(allowed) and str(command.get("user_id") or "") not in allowed
-    return WORKING if _is_slow(text) and not denied else ""
+    return WORKING if verb_of(text) in SLOW_VERBS and not denied else ""
 
 
 IN_DM = (
@@ -904,16 +897,6 @@ def direct_message(command: Mapping[str, Any]) -> str | None:
     if channel_id.startswith("D") or name == "directmessage" or name.startswith("mpdm-"):
         return IN_DM
     return None
-
-
-def _verb(text: str) -> str:
-    words = text.split(maxsplit=1)
-    verb = words[0].lower() if words else "help"
-    return verb if verb in _VERBS else "other"
-
-
-def _is_slow(text: str) -> bool:
-    return _verb(text) in _SLOW_VERBS
 
 
 async def _answer(

@@ -114,8 +114,8 @@ def register(app: AsyncApp, commands: Commands, answer: Answer) -> None:
             await _show_votes(client, body, pressed)
         if pressed.reply is None:
             return
-        if action_id == UNSAVE and pressed.reply.ok:
-            await answer(respond, await commands.handle(ctx, "saved"), True)
+        if pressed.replacement is not None:
+            await answer(respond, pressed.replacement, True)
         else:
             await answer(respond, pressed.reply, False)
 

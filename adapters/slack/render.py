@@ -18,10 +18,11 @@ from typing import Any
 from adapters.slack.buttons import paper_actions, remove_action
 from bot import bibtex, explain
 from bot.commands import Reply
-from bot.links import code_links, venue
+from bot.links import venue
 from bot.models import Digest, DigestItem, Paper
 from bot.replies import Attachment
 from bot.weekly import WeeklyPost
+from bot.wording import and_more, authors, links
 
 Block = dict[str, Any]
 
@@ -42,7 +43,6 @@ VENUE_CHARS = 80
 KEYWORD_CHARS = 110
 WHY_CHARS = 300
 """The "Why: …" line under a paper (`[signals] explain`), escaped."""
-AUTHORS_SHOWN = 3
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _SAFE_URL = re.compile(r"^https?://[\w.:/%~+-]+$")
@@ -148,12 +148,6 @@ def link(url: str, label: str) -> str:
     return f"<{url}|{label}>"
 
 
-def authors(names: Sequence[str]) -> str:
-    """The first three names, then "et al."; plain text."""
-    shown = ", ".join(names[:AUTHORS_SHOWN])
-    return shown + (" et al." if len(names) > AUTHORS_SHOWN else "")
-
-
 def pretty_day(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b %Y}"
 
@@ -207,10 +201,7 @@ def paper_meta(paper: Paper) -> str:
     parts = [fit(paper.primary_category, 40), paper.published.date().isoformat()]
     if paper.version > 1:
         parts.append(f"v{paper.version} {paper.updated.date().isoformat()}")
-    parts += [link(paper.pdf_url, "PDF"), link(paper.html_url, "HTML")]
-    code = code_links(paper)
-    if code:
-        parts.append(link(code[0], "Code"))
+    parts += [link(url, label) for label, url in links(paper)]
     where = venue(paper)
     if where:
         parts.append(fit(where, VENUE_CHARS))
@@ -320,7 +311,7 @@ def top_message(digest: Digest) -> SlackMessage:
     if quiet:
         notes.append("Nothing new for: " + fit(", ".join(quiet), 1500))
     if digest.more:
-        notes.append(f"…and {digest.more} more: /papers recent shows the latest per keyword.")
+        notes.append(f"{and_more(digest.more)}: /papers recent shows the latest per keyword.")
     if notes:
         blocks.append(context(notes))
     counts = ", ".join(f"{kw} {len(items)}" for kw, items in groups)
@@ -401,7 +392,7 @@ def _file_units(attachment: Attachment) -> list[_Unit]:
     units = [_Unit((section(text),), attachment.filename) for text in code]
     if shown.left_out:
         note = (
-            f"…and {shown.left_out} more: for the whole file, ask whoever runs the bot to "
+            f"{and_more(shown.left_out)}: for the whole file, ask whoever runs the bot to "
             "grant it Slack's files:write and im:write scopes."
         )
         units.append(_Unit((section(escape(note)),), note))
