@@ -31,7 +31,8 @@ from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
 from bot.arxiv_queue import DIGEST, Caller
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
-from bot.digest import DigestRunner, Fetched
+from bot.digest import DigestRunner
+from bot.fetching import Fetched
 from bot.keywords import normalize
 from bot.listing import Announcement, Listing
 from bot.matching import assign

@@ -304,7 +304,7 @@ async def test_the_cap_says_how_many_more(
 
 
 async def test_options_come_from_the_file_and_chat_overrides_them() -> None:
-    from bot.digest import channel_options
+    from bot.options import channel_options
     from bot.store import MemoryStore
 
     settings = Settings.model_validate(
