@@ -65,11 +65,15 @@ class TimedRunner(DigestRunner):
             self.fetch_seconds += time.perf_counter() - started
 
     async def fetch(
-        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]]
+        self,
+        keywords: Sequence[str],
+        *,
+        channels: Mapping[Channel, Sequence[str]],
+        dry_run: bool = False,
     ) -> Fetched:
         started = time.perf_counter()
         try:
-            return await super().fetch(keywords, channels=channels)
+            return await super().fetch(keywords, channels=channels, dry_run=dry_run)
         finally:
             self.fetch_seconds = time.perf_counter() - started
 

@@ -136,10 +136,14 @@ class PhasedRunner(DigestRunner):
     marks: list[Counts]
 
     async def fetch(
-        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]]
+        self,
+        keywords: Sequence[str],
+        *,
+        channels: Mapping[Channel, Sequence[str]],
+        dry_run: bool = False,
     ) -> Fetched:
         self.marks.append(await self.meter.read())
-        fetched = await super().fetch(keywords, channels=channels)
+        fetched = await super().fetch(keywords, channels=channels, dry_run=dry_run)
         self.marks.append(await self.meter.read())
         return fetched
 
