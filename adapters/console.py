@@ -16,6 +16,7 @@ class ConsolePublisher:
     """Prints each digest; stands in for every platform in `--dry-run`."""
 
     needs_recent = False
+    shows_everything = True
 
     def __init__(self, platform: str = "console", stream: TextIO | None = None) -> None:
         self.platform = platform

@@ -105,6 +105,7 @@ class MarkdownPublisher:
 
     platform = "markdown"
     needs_recent = True
+    shows_everything = True
 
     def __init__(self, kept: int = 100) -> None:
         self._kept = kept

@@ -104,8 +104,8 @@ async def _check_discord(settings: Settings) -> list[str]:
     return [f"ok (logged in as {bot.name})", f"invite {bot.invite_url}"]
 
 
-CONSOLE = Platform(publisher=_console, keeps_state=False)
-MARKDOWN = Platform(publisher=_markdown, keeps_state=False)
+CONSOLE = Platform(publisher=_console, keeps_state=False, shows_everything=True)
+MARKDOWN = Platform(publisher=_markdown, keeps_state=False, shows_everything=True)
 WEBHOOK = Platform(publisher=_webhook)
 SLACK = Platform(
     publisher=_slack, configured=_slack_configured, serve=_serve_slack, check=_check_slack

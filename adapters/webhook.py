@@ -117,6 +117,7 @@ def messages(digest: Digest, max_chars: int) -> list[tuple[str, list[str]]]:
 class WebhookPublisher:
     platform = "webhook"
     needs_recent = False
+    shows_everything = False
 
     def __init__(self, settings: WebhookSettings) -> None:
         self._cfg = settings

@@ -26,7 +26,8 @@ from bench.fake_process import RemoteFake
 from bench.sinks import RecordingPublisher
 from bench.synthetic import EPOCH, as_paper, keyword_pool, week_and_days
 from bot.arxiv_source import ArxivSource
-from bot.digest import DigestRunner, Fetched, RunReport
+from bot.digest import DigestRunner, RunReport
+from bot.fetching import Fetched
 from bot.matching import assign, build_query
 from bot.models import Channel
 from bot.settings import Settings
@@ -64,11 +65,15 @@ class TimedRunner(DigestRunner):
             self.fetch_seconds += time.perf_counter() - started
 
     async def fetch(
-        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]]
+        self,
+        keywords: Sequence[str],
+        *,
+        channels: Mapping[Channel, Sequence[str]],
+        dry_run: bool = False,
     ) -> Fetched:
         started = time.perf_counter()
         try:
-            return await super().fetch(keywords, channels=channels)
+            return await super().fetch(keywords, channels=channels, dry_run=dry_run)
         finally:
             self.fetch_seconds = time.perf_counter() - started
 

@@ -31,7 +31,8 @@ from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
 from bot.arxiv_queue import DIGEST, Caller
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands
-from bot.digest import DigestRunner, Fetched
+from bot.digest import DigestRunner
+from bot.fetching import Fetched
 from bot.keywords import normalize
 from bot.listing import Announcement, Listing
 from bot.matching import assign
@@ -135,10 +136,14 @@ class PhasedRunner(DigestRunner):
     marks: list[Counts]
 
     async def fetch(
-        self, keywords: Sequence[str], *, channels: Mapping[Channel, Sequence[str]]
+        self,
+        keywords: Sequence[str],
+        *,
+        channels: Mapping[Channel, Sequence[str]],
+        dry_run: bool = False,
     ) -> Fetched:
         self.marks.append(await self.meter.read())
-        fetched = await super().fetch(keywords, channels=channels)
+        fetched = await super().fetch(keywords, channels=channels, dry_run=dry_run)
         self.marks.append(await self.meter.read())
         return fetched
 

@@ -13,6 +13,7 @@ class RecordingPublisher:
     each as delivered, as a chat adapter does after each successful post."""
 
     needs_recent = False
+    shows_everything = False
 
     def __init__(self, platform: str = "slack", per_message: int = 10) -> None:
         self.platform = platform

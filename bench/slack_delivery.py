@@ -31,7 +31,8 @@ from bench.slack_process import RemoteSlack, Summary
 from bench.synthetic import EPOCH, PaperMaker, as_paper, keyword_pool
 from bot import runtime
 from bot.arxiv_source import ArxivSource
-from bot.digest import CHANNEL_CONCURRENCY, DigestRunner, Fetched
+from bot.digest import CHANNEL_CONCURRENCY, DigestRunner
+from bot.fetching import Fetched
 from bot.matching import assign
 from bot.models import Channel, Paper, newest_first
 from bot.settings import Settings

@@ -15,9 +15,9 @@ from bot.alerts import ALERTS_USAGE, set_alerts
 from bot.arxiv_queue import Caller
 from bot.arxiv_source import ArxivError, ArxivSource
 from bot.command_budget import ArxivBudget
-from bot.digest import OPTION_NAMES, channel_options, seen_keys
 from bot.matching import batches, distinct
-from bot.models import Channel, Paper, newest_first, utcnow
+from bot.models import Channel, Paper, newest_first, seen_keys, utcnow
+from bot.options import OPTION_NAMES, channel_options
 from bot.replies import CommandContext as CommandContext
 from bot.replies import Reply as Reply
 from bot.replies import UserError as UserError

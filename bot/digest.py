@@ -8,6 +8,9 @@ submission dates and comments from one `id_list` request per 400. A channel that
 listing (the bot was down, or the channel failed that day) is caught up with batched window
 queries over the submissions since, and every channel is when the listing can't be read.
 Each channel remembers the last listing it received in full, so one listing is posted once.
+
+This module runs the whole: reading arXiv is `bot.fetching`, a channel's plan (what it gets)
+is `bot.plan`, its delivery (lock, post, record) is `bot.delivery`, its options `bot.options`.
 """
 
 from __future__ import annotations
@@ -16,74 +19,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot import metrics
 from bot.alerts import follow_saved
-from bot.arxiv_source import ArxivError, ArxivQueryError, ArxivSource, describe
-from bot.explain import RANKED_TERMS, why
-from bot.keywords import normalize
-from bot.listing import (
-    ARXIV_ZONE,
-    CATCH_UP_LIMIT,
-    REVISIONS,
-    Listing,
-    catch_up_since,
-    missed_days,
-    next_listing_day,
-    previous_listing_day,
-    with_details,
-)
-from bot.listing import spec as listing_spec
-from bot.listing_guard import ListingMemory, StaleListing, read_day
-from bot.matching import assign, batches, distinct, newest_versions
-from bot.models import Channel, Digest, DigestItem, Paper, Why, newest_first, utcnow
-from bot.oai import OaiError
+from bot.arxiv_source import ArxivError, ArxivSource, describe
+from bot.delivery import MARK_RETRY, ChannelOutcome, Delivery, store_error
+from bot.fetching import Fetched, Fetcher, Subscriptions
+from bot.listing import REVISIONS, previous_listing_day, with_details
+from bot.matching import distinct
+from bot.models import Channel, Paper, utcnow
+from bot.plan import Planner
 from bot.progress import Progress, reporting, reporting_to
-from bot.publishing import STOP_ASKED, Delivered, DeliveryError, Publisher
-from bot.ranking import rank_explained
+from bot.publishing import STOP_ASKED, Publisher, shows_everything
 from bot.settings import Settings
-from bot.state import STORE_ERRORS, LockClaim, Store, write_cache
-from bot.state.locks import Hold, expiry_wait, held, still_held
+from bot.state import STORE_ERRORS, Store, write_cache
 
 log = logging.getLogger(__name__)
-
-FULL_LIST_PLATFORMS = frozenset({"markdown", "console"})
-"""Outputs that show everything new at once: no first-run limit for a new keyword."""
-
-Subscriptions = Mapping[Channel, Sequence[str]]
 
 CHANNEL_CONCURRENCY = 500
 """Channels delivered at once. Each output paces its own channels (Slack about one message
 a second per channel), so this bound only needs to keep sockets and Redis connections sane."""
-
-MARK_RETRY = 30.0
-"""Seconds to keep trying to record a posted message as seen while Redis is away: a short
-blip must not make the next run post the message again."""
-
-
-class DigestStopped(Exception):
-    """Raised after a delivered message once a stop was asked for: the rest waits."""
-
-
-class LockLost(Exception):
-    """The channel's lock is another replica's now (this one paused past `lock_ttl`)."""
-
-
-class ChannelBusy(Exception):
-    """Another process holds the channel's lock (found by the state read that would take it)."""
-
-
-@dataclass(slots=True)
-class ChannelOutcome:
-    channel: Channel
-    delivered: int = 0
-    pending: int = 0
-    error: str | None = None
-    gone: bool = False
-    """The platform says the channel is gone (`DeliveryError.gone`)."""
 
 
 @dataclass(slots=True)
@@ -106,80 +64,6 @@ class RunReport:
     @property
     def delivered(self) -> int:
         return sum(c.delivered for c in self.channels)
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelOptions:
-    revisions: bool = False
-    """Announce a new version of a paper the channel already received."""
-    quiet_days: bool = False
-    """Post a one-line "no new papers" when a run finds nothing."""
-    weekly: bool = False
-    """Post the week's most voted papers once a week (bot/weekly.py)."""
-
-
-OPTION_NAMES = ("revisions", "quiet_days", "weekly")
-
-
-async def channel_options(settings: Settings, store: Store, channel: Channel) -> ChannelOptions:
-    """The settings file's flags for the channel, overridden by what chat set."""
-    return merged_options(settings, channel, await store.channel_options(channel))
-
-
-def merged_options(
-    settings: Settings, channel: Channel, chosen: Mapping[str, bool]
-) -> ChannelOptions:
-    merged = dict.fromkeys(OPTION_NAMES, False)
-    for sub in settings.subscriptions:
-        if Channel(sub.platform, sub.channel) == channel:
-            merged["revisions"] |= sub.revisions
-            merged["quiet_days"] |= sub.quiet_days
-            merged["weekly"] |= sub.weekly
-    merged.update({k: v for k, v in chosen.items() if k in OPTION_NAMES})
-    return ChannelOptions(**merged)
-
-
-def seen_keys(papers: Sequence[Paper]) -> list[str]:
-    """What a channel remembers of delivered papers: the id, and the version after v1."""
-    return [p.id for p in papers] + [p.version_key for p in papers if p.version > 1]
-
-
-@dataclass(slots=True)
-class Fetched:
-    papers: dict[str, list[Paper]]
-    """Per keyword: its papers in the day's listing (every keyword of the run is here,
-    with no papers when none matched), or nothing when the listing could not be read."""
-    failed: dict[str, str]
-    """Keywords whose catch-up queries failed, with the reason."""
-    day: date | None = None
-    """The listing's announcement day; None when it could not be read."""
-    stale: str | None = None
-    """Set when the listing was one received before: nothing is delivered this run."""
-    kinds: dict[str, str] = field(default_factory=dict)
-    """Each listed paper's announce type (`new`, `cross`, `replace`, `replace-cross`)."""
-    catch_up: dict[str, list[Paper]] = field(default_factory=dict)
-    """Per keyword: what window queries found for the channels in `behind`."""
-    behind: set[Channel] = field(default_factory=set)
-    """Channels that missed a listing (or all, when there is none): they get `catch_up`."""
-    received: set[Channel] = field(default_factory=set)
-    """Channels that received this day's listing in full already."""
-    first: set[Channel] = field(default_factory=set)
-    """Channels that never received a listing: this one is their first."""
-    details: dict[str, Paper] = field(default_factory=dict)
-    """Submission dates and comments of listed papers about to be posted, by id."""
-    announced: list[Paper] = field(default_factory=list)
-    """Every paper of the listing and of the listings a catch-up rebuilt, matched or not:
-    what saved papers are followed in (`bot.alerts`)."""
-
-    def complete(self, channel: Channel, keywords: Sequence[str]) -> bool:
-        """Whether every keyword of the channel was fully looked at in this run."""
-        return channel not in self.behind or not any(k in self.failed for k in keywords)
-
-    def candidates(self, channel: Channel, keyword: str) -> list[Paper]:
-        found = self.papers.get(keyword, [])
-        if channel in self.behind:
-            found = newest_versions([*found, *self.catch_up.get(keyword, [])])
-        return found
 
 
 async def all_subscriptions(settings: Settings, store: Store) -> dict[Channel, list[str]]:
@@ -221,6 +105,7 @@ class DigestRunner:
         self._deadline = channel_deadline or settings.digest.channel_deadline
         """Seconds one channel's `publish` may take (`[digest] channel_deadline`)."""
         self.lock_ttl = settings.service.lock_ttl
+        self._fetcher = Fetcher(settings, store, source, clock=clock, concurrency=concurrency)
 
     def stop(self) -> None:
         """Finish the messages in flight, then deliver nothing more in this run."""
@@ -268,34 +153,7 @@ class DigestRunner:
             if fetched.day is not None:  # a first listing that fails is a missed one
                 for channel in fetched.first:
                     await self._store.set_listing_day(channel, previous_listing_day(fetched.day))
-        limit = asyncio.Semaphore(self._concurrency)
-        refused: dict[str, str] = {}  # platform -> why its output refuses every channel
-
-        async def one(channel: Channel, kws: Sequence[str]) -> ChannelOutcome:
-            async with limit:
-                try:
-                    outcome = await self._deliver(channel, kws, fetched, refused, dry_run=dry_run)
-                except STORE_ERRORS as err:  # the channel lock could not be taken
-                    log.error("channel_failed channel=%s reason=%r", channel, _store_error(err))
-                    outcome = ChannelOutcome(channel, error=_store_error(err))
-            if outcome.error is not None and not self._stopping:
-                metrics.channel_failed(channel.platform)
-            reporting().channel_done(outcome.error is not None)
-            return outcome
-
-        # Channels with the most to post start first: a channel holds its slot for as many
-        # paced messages as it posts, and one started last would end long after the rest.
-        cap = self._settings.digest.max_papers_per_channel
-        busiest_first = sorted(
-            channels.items(), key=lambda ck: -expected_papers(fetched, cap, ck[1])
-        )
-        reporting().channels(len(channels))
-        asked = STOP_ASKED.set(self._stop_asked)  # publishers' waits end on a stop
-        try:
-            with metrics.phase("delivery"):
-                done = await asyncio.gather(*(one(c, k) for c, k in busiest_first))
-        finally:
-            STOP_ASKED.reset(asked)
+        done = await self._deliver_all(channels, fetched, dry_run=dry_run)
         if not dry_run:
             await self._count_gone(done)
             await self._follow_saved(fetched)
@@ -318,151 +176,57 @@ class DigestRunner:
         )
         return report
 
+    async def _deliver_all(
+        self, channels: Subscriptions, fetched: Fetched, *, dry_run: bool
+    ) -> list[ChannelOutcome]:
+        """Every channel's delivery (`bot.delivery`), `concurrency` at once."""
+        delivery = Delivery(
+            self._settings,
+            self._store,
+            self._publishers,
+            Planner(self._settings, self._store, clock=self._clock, lock_ttl=self.lock_ttl),
+            stop=self._stop_asked,
+            dry_run=dry_run,
+            lock_ttl=self.lock_ttl,
+            deadline=self._deadline,
+            mark_retry=self._mark_retry,
+        )
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def one(channel: Channel, kws: Sequence[str]) -> ChannelOutcome:
+            async with limit:
+                try:
+                    outcome = await delivery.deliver(channel, kws, fetched)
+                except STORE_ERRORS as err:  # the channel lock could not be taken
+                    log.error("channel_failed channel=%s reason=%r", channel, store_error(err))
+                    outcome = ChannelOutcome(channel, error=store_error(err))
+            if outcome.error is not None and not self._stopping:
+                metrics.channel_failed(channel.platform)
+            reporting().channel_done(outcome.error is not None)
+            return outcome
+
+        # Channels with the most to post start first: a channel holds its slot for as many
+        # paced messages as it posts, and one started last would end long after the rest.
+        cap = self._settings.digest.max_papers_per_channel
+        busiest_first = sorted(
+            channels.items(), key=lambda ck: -expected_papers(fetched, cap, ck[1])
+        )
+        reporting().channels(len(channels))
+        asked = STOP_ASKED.set(self._stop_asked)  # publishers' waits end on a stop
+        try:
+            with metrics.phase("delivery"):
+                return await asyncio.gather(*(one(c, k) for c, k in busiest_first))
+        finally:
+            STOP_ASKED.reset(asked)
+
     async def fetch(
         self, keywords: Sequence[str], *, channels: Subscriptions, dry_run: bool = False
     ) -> Fetched:
-        """The day's whole listing (`bot.listing_guard`), matched locally against every
-        keyword: requests grow with the day's volume, never with keywords. A listing received
-        before is refused (`Fetched.stale`). Channels that missed a listing (the bot was down,
-        or a failure kept a channel from receiving a day in full), and every channel when the
-        listing can't be read, also get batched window queries over the days they missed."""
-        cfg = self._settings.arxiv
-        now = self._clock()
-        result = Fetched(papers={}, failed={})
-        try:
-            with metrics.phase("listing"):
-                listing = await self._read_listing(save=not dry_run)
-        except StaleListing as err:
-            log.warning(
-                "listing_stale feed=%s: %s; nothing is posted from it, it is read again later",
-                err.feed,
-                err,
-            )
-            result.stale = str(err)
-            return result
-        except ArxivError as err:
-            log.error("arxiv_listing_failed error=%r: searching the window instead", str(err))
-        else:
-            result.day = listing.day
-            result.kinds = listing.kinds()
-            listed = [item.paper for item in listing.items]
-            result.announced.extend(listed)
-            result.papers = await asyncio.to_thread(assign, listed, keywords)
-        self._advance(1, 1)
-
-        days = await self._store.listing_days(list(channels))
-        since = now
-        for channel in channels:
-            last = days.get(channel)
-            if missed_days(last, result.day):
-                result.behind.add(channel)
-                since = min(since, catch_up_since(last, now, cfg.window_days))
-            elif last is None:
-                result.first.add(channel)
-            elif result.day is not None and last >= result.day:
-                result.received.add(channel)
-        behind = distinct(k for c, kws in channels.items() if c in result.behind for k in kws)
-        oldest = min((d for c in result.behind if (d := days.get(c)) is not None), default=None)
-        with metrics.phase("catch_up"):
-            if behind and result.day is not None and oldest is not None:
-                if await self._catch_up_announced(behind, oldest, result.day, result):
-                    return result
-                log.info("catch_up channels=%d since=%s", len(result.behind), since.date())
-            await self._search_window(behind, since, now, result)
-        return result
-
-    async def _catch_up_announced(
-        self, keywords: Sequence[str], last: date, today: date, result: Fetched
-    ) -> bool:
-        """The listings after `last` and before `today`'s, rebuilt from what arXiv announced
-        (OAI-PMH), into `result.catch_up` with their types; False when OAI-PMH can't be read
-        (the caller searches submission windows instead)."""
-        if not self._settings.arxiv.oai_url:
-            return False
-        first = max(next_listing_day(last), today - CATCH_UP_LIMIT)
-        final = previous_listing_day(today)
-        if first > final:
-            return True
-        try:
-            found = await self._source.announced(first, final)
-        except (ArxivError, OaiError, ValueError) as err:
-            log.warning(
-                "catch_up_oai_failed first=%s last=%s error=%r: searching submission windows",
-                first,
-                final,
-                str(err),
-            )
-            return False
-        for item in found:
-            result.kinds.setdefault(item.paper.id, item.kind)
-        result.announced.extend(item.paper for item in found)
-        result.catch_up = await asyncio.to_thread(assign, [a.paper for a in found], keywords)
-        log.info(
-            "catch_up source=oai first=%s last=%s announced=%d channels=%d",
-            first,
-            final,
-            len(found),
-            len(result.behind),
-        )
-        self._advance(1, 1)
-        return True
-
-    async def _read_listing(self, *, save: bool) -> Listing:
-        """The whole listing through the guard, with the memory of the last one received
-        (read from and, unless `save` is off, written to the store)."""
-        feed = listing_spec(self._settings.arxiv.categories)
-        memory = ListingMemory.loads(await self._store.listing_memory(feed))
-        today = self._clock().astimezone(ARXIV_ZONE).date()
-        read = await read_day(
-            self._source.listing_part, self._settings.arxiv.categories, memory, today=today
-        )
-        log.info(
-            "listing_read feed=%s day=%s papers=%d requests=%d next_split=%d",
-            feed,
-            read.listing.day,
-            len(read.listing.items),
-            read.requests,
-            len(read.memory.split),
-        )
-        if save:
-            await self._store.set_listing_memory(feed, read.memory.dumps())
-        return read.listing
+        """What the run reads from arXiv for these keywords (`bot.fetching.Fetcher.fetch`)."""
+        return await self._fetcher.fetch(keywords, channels=channels, dry_run=dry_run)
 
     async def _fill_details(self, channels: Subscriptions, fetched: Fetched) -> None:
-        """Submission dates and comments of the listed papers that some channel is about to
-        receive (the listing has neither): `DETAILS_PER_REQUEST` papers an API request. When
-        arXiv doesn't answer, papers go out with the listing's data."""
-        if not fetched.kinds:
-            return  # nothing listed: the search API's papers come with their details
-        cap = self._settings.digest.max_papers_per_channel
-        wanted: dict[str, None] = {}
-        limit = asyncio.Semaphore(self._concurrency)
-
-        async def plan(channel: Channel, keywords: Sequence[str]) -> None:
-            """At most `cap` listed papers the channel hasn't received: a superset of what
-            `build` will post (first-run quotas aside), for one Redis round trip."""
-            listed = newest_versions(
-                p for k in keywords for p in fetched.papers.get(k, []) if p.id in fetched.kinds
-            )
-            async with limit:
-                try:
-                    state = await self._store.channel_state(channel, seen_keys(listed))
-                except STORE_ERRORS:
-                    return  # this channel's delivery will say so
-            options = merged_options(self._settings, channel, state.options)
-            if not options.revisions:
-                listed = [p for p in listed if fetched.kinds[p.id] not in REVISIONS]
-            unseen = state.unseen
-            new = [p for p in newest_first(listed) if p.version_key in unseen or p.id in unseen]
-            wanted.update((p.id, None) for p in new[:cap])
-
-        await asyncio.gather(*(plan(c, k) for c, k in channels.items()))
-        if not wanted:
-            return
-        try:
-            fetched.details = await self._source.details(list(wanted))
-        except ArxivError as err:
-            log.warning("arxiv_details_failed error=%r: posting the listing's data", str(err))
+        await self._fetcher.fill_details(channels, fetched)
 
     async def _save_recent(self, channels: Subscriptions, fetched: Fetched) -> None:
         """Each keyword's recent list gains what the listing announced as new and what
@@ -501,7 +265,8 @@ class DigestRunner:
     async def _remember(self, channels: Subscriptions, fetched: Fetched) -> None:
         """The run's papers, for the buttons under them: a vote or a save finds its paper's
         title and abstract without asking arXiv. Best effort: a press can ask arXiv instead."""
-        if not self._settings.signals.buttons or all(map(shows_everything, channels)):
+        outputs = [self._publishers.get(channel.platform) for channel in channels]
+        if not self._settings.signals.buttons or all(map(shows_everything, outputs)):
             return
         papers = {p.id: p for found in fetched.papers.values() for p in found}
         papers.update((p.id, p) for found in fetched.catch_up.values() for p in found)
@@ -523,195 +288,7 @@ class DigestRunner:
         try:
             await follow_saved(self._store, self._publishers, [*papers, *caught_up])
         except STORE_ERRORS as err:
-            log.warning("alerts_not_sent error=%r", _store_error(err))
-
-    def _advance(self, done: int, total: int) -> None:
-        reporting().queried(done, total)
-
-    async def _search_window(
-        self, keywords: Sequence[str], since: datetime, until: datetime, result: Fetched
-    ) -> None:
-        """Papers submitted in [since, until] per keyword, `batch_size` keywords a query,
-        into `result.catch_up`; a batch arXiv refuses is retried one keyword at a time."""
-        pending = batches(keywords, self._settings.arxiv.batch_size)
-        done, total = 0, len(pending)
-        while pending:
-            batch = pending.pop(0)
-            try:
-                papers = await self._source.window(batch, since, until)
-            except ArxivQueryError as err:
-                if len(batch) > 1:
-                    log.warning(
-                        "arxiv_batch_refused keywords=%s: retrying one by one", describe(batch)
-                    )
-                    pending[:0] = [[k] for k in batch]
-                    total += len(batch)
-                else:
-                    self._failed(result, batch, err)
-            except ArxivError as err:
-                self._failed(result, batch, err)
-            else:
-                if len(batch) == 1:  # arXiv's own answer for the keyword: nothing to re-match
-                    result.catch_up[batch[0]] = newest_versions(papers)
-                else:
-                    result.catch_up.update(await asyncio.to_thread(assign, papers, batch))
-            done += 1
-            self._advance(done, total)
-
-    @staticmethod
-    def _failed(result: Fetched, keywords: Sequence[str], err: Exception) -> None:
-        log.error("arxiv_failed keywords=%s error=%r", describe(keywords), str(err))
-        for keyword in keywords:
-            result.failed[keyword] = str(err)
-
-    async def build(
-        self,
-        channel: Channel,
-        keywords: Sequence[str],
-        fetched: Fetched,
-        *,
-        dry_run: bool,
-        hold: Hold | None = None,
-    ) -> tuple[Digest, list[Paper], list[str], ChannelOptions]:
-        """The channel's digest, the papers to mark seen without posting (first-run
-        overflow and the cap's overflow), the keywords whose first run this is, and the
-        channel's options. What it reads of the channel is one Redis round trip, which also
-        takes the channel's lock (`hold`; `ChannelBusy` when another process has it) and
-        notes the day's delivery attempt (`Digest.resumed`), except in a dry run."""
-        cfg = self._settings.digest
-        behind = channel in fetched.behind
-        ok = [k for k in keywords if not (behind and k in fetched.failed)]
-        matched: dict[str, tuple[Paper, list[str]]] = {}
-        for keyword in ok:
-            for paper in fetched.candidates(channel, keyword):
-                matched.setdefault(paper.id, (paper, []))[1].append(keyword)
-        today = self._clock().date()
-        state = await self._store.channel_state(
-            channel,
-            seen_keys([paper for paper, _ in matched.values()]),
-            ok,
-            attempt=None if dry_run else today,
-            taste=self._settings.signals.rank and not shows_everything(channel),
-            lock=None if hold is None else LockClaim(hold.name, hold.owner, self.lock_ttl),
-        )
-        if not state.locked:
-            raise ChannelBusy
-        if hold is not None:
-            hold.taken = True
-            hold.confirm()
-        options = merged_options(self._settings, channel, state.options)
-        if not options.revisions:  # a replacement is news only where revisions are on
-            matched = {
-                pid: found
-                for pid, found in matched.items()
-                if fetched.kinds.get(pid) not in REVISIONS
-            }
-        candidates = [paper for paper, _ in matched.values()]
-        unseen = state.unseen
-        revised = {
-            p.id
-            for p in candidates
-            if options.revisions
-            and p.version_key in unseen
-            and (p.id not in unseen or fetched.kinds.get(p.id) in REVISIONS)
-        }
-        first_run = [k for k in ok if k not in state.baselined]
-        if shows_everything(channel):
-            first_run = []
-
-        new = newest_first([p for p in candidates if p.id in unseen or p.id in revised])
-        raised: dict[str, tuple[str, ...]] = {}
-        if len(new) > 1 and not state.taste.empty:
-            # What the channel voted for first; the cap keeps the best.
-            ranked = await asyncio.to_thread(rank_explained, new, state.taste, RANKED_TERMS)
-            new, raised = [p for p, _ in ranked], {p.id: terms for p, terms in ranked}
-        posted: list[Paper] = []
-        skipped: list[Paper] = []
-        first_run_quota = {normalize(k): cfg.first_run_papers for k in first_run}
-        for paper in new:
-            # Held back only when every keyword it matches holds it (just added, shown in
-            # the add's preview), or is in its first run with the quota used up.
-            kws = [k for k in matched[paper.id][1] if not held_back(state.held, k, paper)]
-            if not kws:
-                skipped.append(paper)
-                continue
-            if all(normalize(k) in first_run_quota for k in kws):
-                quota_key = normalize(kws[0])
-                if first_run_quota[quota_key] <= 0:
-                    skipped.append(paper)
-                    continue
-                first_run_quota[quota_key] -= 1
-            posted.append(paper)
-
-        def explained(paper: Paper) -> Why | None:
-            if not self._settings.signals.explain:
-                return None
-            return why(paper, matched[paper.id][1][0], raised.get(paper.id, ()))
-
-        over_cap = posted[cfg.max_papers_per_channel :]
-        skipped.extend(over_cap)
-        posted = posted[: cfg.max_papers_per_channel]
-
-        digest = Digest(
-            channel=channel,
-            day=today,
-            keywords=tuple(keywords),
-            items=[
-                DigestItem(p, tuple(matched[p.id][1]), p.id in revised, why=explained(p))
-                for p in posted
-            ],
-            more=len(over_cap),
-            resumed=state.resumed,
-        )
-        return digest, skipped, first_run, options
-
-    async def _deliver(
-        self,
-        channel: Channel,
-        keywords: Sequence[str],
-        fetched: Fetched,
-        refused: dict[str, str],
-        *,
-        dry_run: bool,
-    ) -> ChannelOutcome:
-        if dry_run:
-            return await self._deliver_unlocked(channel, keywords, fetched, refused, dry_run=True)
-        # Two processes never post to one channel at once, even when a run lock was lost.
-        name = f"channel:{{{channel.key}}}"
-        try:
-            async with held(self._store, name, self.lock_ttl, taken_by_block=True) as hold:
-                return await self._deliver_unlocked(
-                    channel, keywords, fetched, refused, dry_run=False, hold=hold
-                )
-        except ChannelBusy:
-            pass
-        # Held by a live process finishing this channel, or by one that died, whose lock
-        # expires within lock_ttl: wait for either, rather than leave the channel till next run.
-        patience = expiry_wait(self.lock_ttl)
-        log.info(
-            "channel_busy channel=%s: another process holds its lock; waiting up to %gs",
-            channel,
-            patience,
-        )
-        async with held(
-            self._store, name, self.lock_ttl, wait=patience, stop=self._stop_asked
-        ) as mine:
-            if not mine and self._stopping:
-                return ChannelOutcome(channel, error="stopped before delivery")
-            if mine:
-                log.info("channel_free channel=%s: its lock was let go or expired", channel)
-                await self._reread_listing_day(channel, fetched)
-                with contextlib.suppress(ChannelBusy):  # lost again before the state read
-                    return await self._deliver_unlocked(
-                        channel, keywords, fetched, refused, dry_run=False, hold=mine
-                    )
-        log.warning(
-            "channel_failed channel=%s: another replica kept posting here for %gs "
-            "(its lock is being renewed); the channel's papers come next run",
-            channel,
-            patience,
-        )
-        return ChannelOutcome(channel, error="another replica is posting here")
+            log.warning("alerts_not_sent error=%r", store_error(err))
 
     async def _count_gone(self, outcomes: Sequence[ChannelOutcome]) -> None:
         """Counts the days each channel was gone, in a row (a delivery clears its count), and
@@ -728,7 +305,7 @@ class DigestRunner:
                     if days >= limit:
                         await self._drop(outcome, days)
         except STORE_ERRORS as err:
-            log.warning("gone_not_counted error=%r", _store_error(err))
+            log.warning("gone_not_counted error=%r", store_error(err))
 
     async def _drop(self, outcome: ChannelOutcome, days: int) -> None:
         channel = outcome.channel
@@ -744,240 +321,10 @@ class DigestRunner:
             "; its settings-file keywords stay (remove them from the file)" if in_file else "",
         )
 
-    async def _reread_listing_day(self, channel: Channel, fetched: Fetched) -> None:
-        """After waiting for the channel's lock: the holder may have delivered this listing in
-        full meanwhile. `build` re-reads which papers the channel has; this re-reads whether it
-        has the day, so a quiet-days channel gets no "no new papers" line after its papers."""
-        if fetched.day is None or channel in fetched.received:
-            return
-        day = (await self._store.listing_days([channel])).get(channel)
-        if day is not None and day >= fetched.day:
-            fetched.received.add(channel)
-
-    async def _deliver_unlocked(
-        self,
-        channel: Channel,
-        keywords: Sequence[str],
-        fetched: Fetched,
-        refused: dict[str, str],
-        *,
-        dry_run: bool,
-        hold: Hold | None = None,
-    ) -> ChannelOutcome:
-        """The channel's delivery. Its lock (`hold`) is taken or kept by `build`'s state read
-        (`ChannelBusy` when another process holds it) and let go in the round trip of the
-        channel's last writes when it ends normally."""
-        outcome = ChannelOutcome(channel)
-        if self._stopping:
-            outcome.error = "stopped before delivery"
-            return outcome
-        if channel.platform in refused:
-            outcome.error = refused[channel.platform]
-            log.debug("channel_skipped channel=%s reason=%r", channel, outcome.error)
-            return outcome
-        publisher = self._publishers.get(channel.platform)
-        if publisher is None:
-            outcome.error = f"no {channel.platform} output is configured"
-            log.warning("channel_skipped channel=%s reason=%r", channel, outcome.error)
-            return outcome
-        try:
-            digest, skipped, first_run, options = await self.build(
-                channel, keywords, fetched, dry_run=dry_run, hold=hold
-            )
-            digest.items = [
-                replace(item, paper=with_details(item.paper, fetched.details.get(item.paper.id)))
-                for item in digest.items
-            ]
-            outcome.pending = len(digest.items)
-            versions = {item.paper.id: item.paper for item in digest.items}
-            complete = fetched.complete(channel, keywords)
-            day = fetched.day if complete else None
-            if publisher.needs_recent:
-                for keyword in keywords:
-                    digest.recent[keyword] = await self._store.recent(
-                        keyword, self._settings.arxiv.max_results
-                    ) or fetched.candidates(channel, keyword)
-            elif not digest.items and not (
-                # "No new papers" once a day, and only when every keyword was looked at.
-                options.quiet_days and complete and channel not in fetched.received
-            ):
-                if not dry_run:
-                    await self._finish(channel, skipped, first_run, day, hold)
-                return outcome
-
-            last: list[str] = []  # the last message's: marked seen by the channel's final writes
-            week: list[Paper] = []  # for the weekly post, if the channel has one
-
-            async def delivered(ids: Sequence[str]) -> None:
-                outcome.delivered += len(ids)
-                reporting().posted(len(ids))
-                metrics.posted(channel.platform, len(ids))
-                if options.weekly:
-                    week.extend(versions[i] for i in ids)
-                if not dry_run:
-                    keys = seen_keys([versions[i] for i in ids])
-                    if outcome.delivered < len(digest.items) or self._stopping:
-                        # Out already: recorded even when the deadline cuts `publish` short.
-                        await asyncio.shield(self._record(channel, keys))
-                    else:
-                        last.extend(keys)
-                if self._stopping:
-                    raise DigestStopped
-                if hold is not None and not await still_held(self._store, hold, self.lock_ttl):
-                    raise LockLost
-
-            try:
-                await self._publish(publisher, digest, delivered)
-            except BaseException:
-                if last:  # failed after its last message was out
-                    await self._record(channel, last)
-                await self._note_week(channel, week, dry_run=dry_run)
-                raise
-            await self._note_week(channel, week, dry_run=dry_run)
-            if not dry_run:
-                await self._finish(channel, skipped, first_run, day, hold, posted=last)
-        except DeliveryError as err:
-            outcome.error = err.reason
-            outcome.gone = err.gone
-            if not err.everywhere:
-                log.error("channel_failed channel=%s reason=%r", channel, err.reason)
-            elif channel.platform not in refused:
-                refused[channel.platform] = err.reason
-                log.error(
-                    "output_failed platform=%s reason=%r: no %s channel gets messages until "
-                    "this is fixed; their papers wait for the next run",
-                    channel.platform,
-                    err.reason,
-                    channel.platform,
-                )
-        except STORE_ERRORS as err:
-            outcome.error = _store_error(err)
-            log.error("channel_failed channel=%s reason=%r", channel, outcome.error)
-        except ChannelBusy:
-            raise
-        except LockLost:
-            outcome.error = (
-                "another replica took the channel's lock (this one paused longer than "
-                "lock_ttl); stopped posting here"
-            )
-            log.error("channel_failed channel=%s reason=%r", channel, outcome.error)
-        except DigestStopped:
-            outcome.error = "stopped; the rest comes next run"
-            log.info("channel_stopped channel=%s delivered=%d", channel, outcome.delivered)
-        except Exception as err:
-            outcome.error = f"{type(err).__name__}: {err}"
-            log.exception("channel_failed channel=%s", channel)
-        outcome.pending -= outcome.delivered
-        return outcome
-
-    async def _note_week(self, channel: Channel, papers: Sequence[Paper], *, dry_run: bool) -> None:
-        """The papers a weekly channel received, for its weekly post (best effort)."""
-        if papers and not dry_run:
-            await write_cache(
-                self._store, "week", lambda: self._store.signals.note_posted(channel, papers)
-            )
-
-    async def _publish(self, publisher: Publisher, digest: Digest, delivered: Delivered) -> None:
-        """`publisher.publish` within the channel's deadline: a platform that makes it wait
-        (rate limits, slow answers) holds up this channel only, and not past the deadline."""
-        deadline = self._deadline
-        try:
-            async with asyncio.timeout(deadline) as limit:
-                await publisher.publish(digest, delivered)
-        except TimeoutError:
-            if not limit.expired():
-                raise
-            raise DeliveryError(
-                digest.channel,
-                f"delivery took longer than [digest] channel_deadline ({deadline:g}s); "
-                "the rest comes next run",
-            ) from None
-
-    async def _record(
-        self,
-        channel: Channel,
-        keys: list[str],
-        write: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """Mark a posted message's papers seen (by `write` when given: writes that carry
-        them). The message is out already, so a short Redis outage is waited out (up to
-        `mark_retry` seconds) rather than risk posting it again."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._mark_retry
-        wait, warned = 0.05, False
-        while True:
-            try:
-                await (self._store.add_seen(channel, keys) if write is None else write())
-            except STORE_ERRORS as err:
-                if loop.time() + wait > deadline:
-                    log.error(
-                        "seen_not_recorded channel=%s keys=%d error=%r: the message was posted "
-                        "but Redis did not take it within %gs; the next run may post it again",
-                        channel,
-                        len(keys),
-                        str(err),
-                        self._mark_retry,
-                    )
-                    raise
-                if not warned:
-                    log.warning(
-                        "seen_retry channel=%s error=%r: Redis is unreachable, retrying for %gs",
-                        channel,
-                        str(err),
-                        self._mark_retry,
-                    )
-                    warned = True
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, 1.0)
-            else:
-                if warned:
-                    log.info("seen_recorded channel=%s: Redis is back", channel)
-                return
-
-    async def _finish(
-        self,
-        channel: Channel,
-        skipped: list[Paper],
-        first_run: list[str],
-        day: date | None,
-        hold: Hold | None,
-        *,
-        posted: Sequence[str] = (),
-    ) -> None:
-        """The channel's final writes in one round trip: `posted` (the seen keys of the
-        digest's last message, out already: retried like `_record`) and the skipped papers
-        marked seen, the first runs and the listing day noted, the lock let go."""
-        lock = (hold.name, hold.owner) if hold else None
-        seen = [*posted, *seen_keys(skipped)]
-
-        async def write() -> None:
-            await self._store.finish(channel, seen, first_run, day, lock)
-
-        if hold:
-            hold.released = True  # no renewal from now on; `held` has nothing left to do
-        try:
-            await (self._record(channel, list(posted), write) if posted else write())
-        except BaseException:
-            if hold:
-                hold.released = False  # `held` lets it go (or it expires)
-            raise
-
-
-def held_back(holds: Mapping[str, frozenset[str]], keyword: str, paper: Paper) -> bool:
-    """Whether `/papers add` of the keyword held the paper back in this version (a later
-    version is news where `revisions` is on)."""
-    keys = holds.get(normalize(keyword), frozenset())
-    return paper.id in keys and (paper.version <= 1 or paper.version_key in keys)
-
 
 def expected_papers(fetched: Fetched, cap: int, keywords: Sequence[str]) -> int:
     """The most papers a channel may post this run: its keywords' listed papers, capped."""
     return min(cap, len({p.id for k in keywords for p in fetched.papers.get(k, [])}))
-
-
-def shows_everything(channel: Channel) -> bool:
-    """Outputs that show everything new at once (no first-run limit, no votes)."""
-    return channel.platform in FULL_LIST_PLATFORMS
 
 
 def _outcome(report: RunReport, *, stopped: bool) -> str:
@@ -987,7 +334,3 @@ def _outcome(report: RunReport, *, stopped: bool) -> str:
     if stopped:
         return "stopped"
     return "ok" if report.ok else "failed"
-
-
-def _store_error(err: Exception) -> str:
-    return f"Redis unreachable: {err}"

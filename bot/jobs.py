@@ -140,8 +140,9 @@ class _Preview:
 
     needs_recent = False
 
-    def __init__(self, platform: str, console: Publisher) -> None:
+    def __init__(self, platform: str, console: Publisher, *, shows_everything: bool) -> None:
         self.platform = platform
+        self.shows_everything = shows_everything
         self._console = console
 
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
@@ -155,7 +156,10 @@ def publishers(
     isn't gets "no … output is configured"); with `dry_run`, the console for all of them."""
     if dry_run:
         console = load_platforms(["console"])["console"].publisher(settings)
-        return {name: _Preview(name, console) for name in loaded}
+        return {
+            name: _Preview(name, console, shows_everything=platform.shows_everything)
+            for name, platform in loaded.items()
+        }
     return {
         name: platform.publisher(settings)
         for name, platform in loaded.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -103,6 +104,11 @@ class Paper:
 
 def newest_first(papers: list[Paper]) -> list[Paper]:
     return sorted(papers, key=lambda p: (p.published, p.id), reverse=True)
+
+
+def seen_keys(papers: Sequence[Paper]) -> list[str]:
+    """What a channel remembers of delivered papers: the id, and the version after v1."""
+    return [p.id for p in papers] + [p.version_key for p in papers if p.version > 1]
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -45,6 +45,9 @@ class Platform:
     keeps_state: bool = True
     """Its channels need a store that outlives the process: with `memory://` every run
     would post the same papers again. False for outputs that show a full list each time."""
+    shows_everything: bool = False
+    """Its output shows everything new at once (as its publisher's `shows_everything`
+    says): what `--dry-run`'s console stands in for it with."""
     serve: Callable[[Settings, Store, Commands], Server] | None = None
     """Answers `/papers` until cancelled (chat platforms); raises SettingsError when the
     settings are half there."""

@@ -73,9 +73,21 @@ class Publisher(Protocol):
         """True when the output shows each keyword's full recent list (Markdown)."""
         ...
 
+    @property
+    def shows_everything(self) -> bool:
+        """True when the output shows everything new at once (console, Markdown): a new
+        keyword has no first-run limit, and nobody votes there (no ranking, no buttons)."""
+        ...
+
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
         """Post one channel's digest; call `delivered` after each message that went out.
 
         Raise DeliveryError when the channel cannot take messages.
         """
         ...
+
+
+def shows_everything(publisher: Publisher | None) -> bool:
+    """`publisher.shows_everything`; False when there is no publisher, or for a plugin's
+    publisher written before the attribute existed."""
+    return bool(getattr(publisher, "shows_everything", False))

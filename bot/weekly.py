@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol, cast
 
-from bot.digest import all_subscriptions, channel_options
+from bot.digest import all_subscriptions
 from bot.models import Channel, Paper, utcnow
+from bot.options import channel_options
 from bot.publishing import DeliveryError, Publisher, message_key
 from bot.schedule import Schedule
 from bot.settings import Settings

@@ -9,8 +9,9 @@ import redis.asyncio as aioredis
 from bot.arxiv_queue import DIGEST, Caller
 from bot.arxiv_source import ArxivSource
 from bot.commands import CommandContext, Commands, UserError, parse_recent
-from bot.digest import DigestRunner, channel_options
+from bot.digest import DigestRunner
 from bot.models import Channel, Digest, Paper, utcnow
+from bot.options import channel_options
 from bot.publishing import Delivered
 from bot.settings import Settings
 from bot.state.redis import RedisStore

@@ -206,6 +206,25 @@ async def test_a_new_keyword_in_a_chat_channel_posts_only_a_few(
     assert len(out.posted[SLACK]) == 2
 
 
+class WholePage(Recorder):
+    """A plugin's output that shows everything new at once, as a wiki page would."""
+
+    shows_everything = True
+
+
+async def test_an_output_that_shows_everything_has_no_first_run_limit_whatever_its_name(
+    fake: FakeArxiv, redis_store: RedisStore, clock: Clock
+) -> None:
+    page, chat = WholePage(), Recorder()
+    settings = settings_for(fake, first_run_papers=2)
+    outputs = {"wiki": page, "console": chat}
+    run = DigestRunner(settings, redis_store, ArxivSource(settings.arxiv), outputs, clock=clock)
+    wiki, named_console = Channel("wiki", "Papers"), Channel("console", "chat")
+    await run.run({wiki: ["reward model"], named_console: ["reward model"]})
+    assert len(page.posted[wiki]) == 9, "the whole page: every new paper"
+    assert chat.posted[named_console] == ["2611.00030", "2611.00008"], "the name is no reason"
+
+
 async def test_dry_run_marks_nothing(
     fake: FakeArxiv, redis_store: RedisStore, clock: Clock
 ) -> None:
@@ -304,7 +323,7 @@ async def test_the_cap_says_how_many_more(
 
 
 async def test_options_come_from_the_file_and_chat_overrides_them() -> None:
-    from bot.digest import channel_options
+    from bot.options import channel_options
     from bot.state.memory import MemoryStore
 
     settings = Settings.model_validate(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot import platforms
-from bot.settings import SettingsError
+from bot.settings import Settings, SettingsError
 from tests.fakes.arxiv_server import FakeArxiv, make_paper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,26 @@ def test_the_built_in_platforms_are_found_by_name() -> None:
     assert loaded["slack"].serve is not None and loaded["discord"].serve is not None
     assert loaded["webhook"].serve is None and loaded["webhook"].keeps_state
     assert not loaded["markdown"].keeps_state
+
+
+def test_a_platform_and_its_output_agree_on_showing_everything_at_once() -> None:
+    settings = Settings()
+    loaded = platforms.load(["console", "markdown", "webhook"])
+    said = {
+        name: (p.shows_everything, p.publisher(settings).shows_everything)
+        for name, p in loaded.items()
+    }
+    assert said == {"console": (True, True), "markdown": (True, True), "webhook": (False, False)}
+
+
+def test_dry_runs_console_stands_in_showing_what_the_platform_would() -> None:
+    from bot.jobs import publishers
+
+    shown = publishers(Settings(), platforms.load(["markdown", "slack"]), dry_run=True)
+    assert {name: out.shows_everything for name, out in shown.items()} == {
+        "markdown": True,
+        "slack": False,
+    }
 
 
 def test_an_unknown_platform_names_the_installed_ones() -> None:

@@ -121,6 +121,10 @@ class DiscordPublisher:
     def needs_recent(self) -> bool:
         return False
 
+    @property
+    def shows_everything(self) -> bool:
+        return False
+
     async def start(self) -> None:
         """Log in (once). Raises `discord.LoginFailure` for a refused token; when Discord
         can't be reached, the next call tries again with a fresh client."""

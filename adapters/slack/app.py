@@ -283,6 +283,7 @@ class SlackPublisher:
 
     platform = PLATFORM
     needs_recent = False
+    shows_everything = False
 
     def __init__(
         self, client: AsyncWebClient, *, interval: float = MESSAGE_INTERVAL, buttons: bool = True

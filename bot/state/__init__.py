@@ -105,7 +105,7 @@ class Hold:
     that keyword (the flood guard), but still does for the channel's other keywords."""
 
     keys: Sequence[str]
-    """Their seen keys (`bot.digest.seen_keys`)."""
+    """Their seen keys (`bot.models.seen_keys`)."""
     kept: timedelta
     """How long they are held."""
 
