@@ -27,3 +27,6 @@ class ConsolePublisher:
         stream.write(format_digest(digest) + "\n")
         stream.flush()
         await delivered([item.paper.id for item in digest.items])
+
+    async def aclose(self) -> None:
+        """Nothing to let go of: the stream is the caller's."""

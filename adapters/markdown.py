@@ -114,3 +114,6 @@ class MarkdownPublisher:
         text = render(digest.recent, day=digest.day, kept=self._kept)
         write_atomically(Path(digest.channel.id), text)
         await delivered([item.paper.id for item in digest.items])
+
+    async def aclose(self) -> None:
+        """Nothing to let go of: each digest writes its file whole."""

@@ -35,6 +35,9 @@ class RecordingPublisher:
             self.papers[digest.channel] += len(chunk)
             await delivered(chunk)
 
+    async def aclose(self) -> None:
+        pass
+
     @property
     def total(self) -> int:
         return sum(self.papers.values())

@@ -148,6 +148,9 @@ class _Preview:
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
         await self._console.publish(digest, delivered)
 
+    async def aclose(self) -> None:
+        await self._console.aclose()
+
 
 def publishers(
     settings: Settings, loaded: Mapping[str, Platform], *, dry_run: bool
@@ -408,7 +411,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _close_outputs(outputs: Mapping[str, Publisher]) -> None:
     for output in outputs.values():
-        close = getattr(output, "aclose", None) or getattr(output, "close", None)
+        close = getattr(output, "aclose", None)  # None: a plugin's from before `aclose`
         if close is not None:
             await close()
 

@@ -86,6 +86,10 @@ class Publisher(Protocol):
         """
         ...
 
+    async def aclose(self) -> None:
+        """Let go of connections and clients; called once, when the job or service ends."""
+        ...
+
 
 def shows_everything(publisher: Publisher | None) -> bool:
     """`publisher.shows_everything`; False when there is no publisher, or for a plugin's

@@ -142,7 +142,7 @@ class DiscordPublisher:
                 raise
             self._started = True
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         if not self._shared:
             await self._client.close()
 
@@ -155,7 +155,7 @@ class DiscordPublisher:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.aclose()
 
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
         target = await self._messageable(digest.channel)
