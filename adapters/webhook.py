@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import re
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,7 +33,7 @@ import aiohttp
 from bot import metrics
 from bot.links import venue
 from bot.models import Channel, Digest, DigestItem, Paper
-from bot.publishing import Delivered, DeliveryError, pause
+from bot.publishing import ChannelPacer, Delivered, DeliveryError, pause
 from bot.settings import WebhookSettings
 from bot.terminal import authors, safe
 from bot.wording import links, more_papers
@@ -122,7 +121,7 @@ class WebhookPublisher:
     def __init__(self, settings: WebhookSettings) -> None:
         self._cfg = settings
         self._session: aiohttp.ClientSession | None = None
-        self._last_post: dict[str, float] = {}  # URL -> time.monotonic() of its last post
+        self._pacer = ChannelPacer(settings.interval)
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def publish(self, digest: Digest, delivered: Delivered) -> None:
@@ -139,8 +138,8 @@ class WebhookPublisher:
         lock = self._locks.setdefault(channel.id, asyncio.Lock())
         async with lock:
             for attempt in range(self._cfg.max_retries + 1):
-                await self._pace(channel.id)
-                status, retry_after = await self._send(channel, text)
+                async with self._pacer.slot(channel.id):
+                    status, retry_after = await self._send(channel, text)
                 if 200 <= status < 300:
                     return
                 if status == 429:
@@ -164,12 +163,6 @@ class WebhookPublisher:
         metrics.retry_after_waited("webhook", retry_after)
         if not await pause(retry_after, "webhook: HTTP 429 (Retry-After)"):
             raise DeliveryError(channel, "stopped while rate limited; the papers come next run")
-
-    async def _pace(self, url: str) -> None:
-        wait = self._last_post.get(url, float("-inf")) + self._cfg.interval - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._last_post[url] = time.monotonic()
 
     async def _send(self, channel: Channel, text: str) -> tuple[int, float]:
         if self._session is None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -40,6 +42,29 @@ async def pause(seconds: float, reason: str = "rate limited (429)") -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
     return not stop.is_set()
+
+
+class ChannelPacer:
+    """At most one call per `interval` seconds per channel (a chat channel's id, a webhook's
+    URL), from the end of one to the start of the next; channels do not wait for each other.
+    The slot is held while the call runs, so its retries count too."""
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._next: dict[str, float] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, channel: str) -> AsyncIterator[None]:
+        async with self._locks[channel]:
+            wait = self._next.get(channel, 0.0) - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                self._next[channel] = self._clock() + self._interval
 
 
 class DeliveryError(Exception):

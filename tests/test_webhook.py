@@ -88,7 +88,7 @@ async def test_each_paper_once_and_a_second_digest_posts_nothing(
     assert len(texts) > 1 and all(len(t) <= 1000 for t in texts)  # split within the limit
     assert sorted(linked_ids(texts)) == sorted(f"2611.{n:05d}" for n in range(1, 26))
     assert texts[0].startswith("**New on arXiv · Wed 4 Nov 2026** · 25 paper(s)")
-    # Paced per URL, start to start: the span of the arrivals holds every interval (an
+    # Paced per URL: the span of the arrivals holds every interval (an
     # arrival can be late on a busy machine, which can only shorten the span by the first's).
     span = hook.accepted[-1].at - hook.accepted[0].at
     assert span >= (len(texts) - 1) * 0.05 - 0.03

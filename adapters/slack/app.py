@@ -18,7 +18,6 @@ import contextlib
 import logging
 import re
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
@@ -61,7 +60,7 @@ from bot import metrics
 from bot.commands import SLOW_VERBS, CommandContext, Commands, Reply, answers_here, verb_of
 from bot.models import Channel, Digest
 from bot.progress import reporting
-from bot.publishing import Delivered, DeliveryError, message_key
+from bot.publishing import ChannelPacer, Delivered, DeliveryError, message_key
 from bot.settings import Settings, SettingsError, SlackSettings
 from bot.state import Store
 from bot.state.batching import Grouped
@@ -209,28 +208,6 @@ def _sdk_logger() -> logging.Logger:
 
 
 # digests -------------------------------------------------------------------------------
-
-
-class ChannelPacer:
-    """At most one call per `interval` seconds per channel; channels do not wait for each
-    other. The slot is held while the call runs, so its retries count too."""
-
-    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._next: dict[str, float] = {}
-
-    @contextlib.asynccontextmanager
-    async def slot(self, channel: str) -> AsyncIterator[None]:
-        async with self._locks[channel]:
-            wait = self._next.get(channel, 0.0) - self._clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                yield
-            finally:
-                self._next[channel] = self._clock() + self._interval
 
 
 @dataclass(frozen=True, slots=True)
