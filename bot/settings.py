@@ -447,6 +447,16 @@ def _redis_password(url: str) -> str | None:
     return str(parts["password"]) if parts.get("password") else None
 
 
+def secret(value: SecretStr | None, section: str, name: str) -> str:
+    """A secret setting's value, unwrapped only to be handed to the library that sends it;
+    `SettingsError` saying where to set it when it is missing or blank."""
+    text = "" if value is None else value.get_secret_value().strip()
+    if not text:
+        env = f"{ENV_PREFIX}{section}__{name}".upper()
+        raise SettingsError(f"[{section}] {name} is not set (settings file or {env})")
+    return text
+
+
 def secret_values(settings: Settings) -> list[str]:
     """Every secret in the settings, for scrubbing logs."""
     secrets = [

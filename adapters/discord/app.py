@@ -34,7 +34,7 @@ from bot.commands import SAVED_FORMS, SET_NAMES, CommandContext, Commands, Reply
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
-from bot.settings import DiscordSettings, Settings, SettingsError
+from bot.settings import DiscordSettings, Settings, SettingsError, secret
 from bot.state import Store
 from bot.state.locks import REPLICA_ID
 from bot.votes import MAX_TOP_DAYS, TOP_DAYS
@@ -67,12 +67,7 @@ def _rest_client(settings: DiscordSettings) -> discord.Client:
 
 
 def token_of(settings: Settings) -> str:
-    token = settings.discord.token
-    if token is None or not token.get_secret_value().strip():
-        raise SettingsError(
-            "[discord] token is not set (settings.toml or PAPERS_BOT_DISCORD__TOKEN)"
-        )
-    return token.get_secret_value().strip()
+    return secret(settings.discord.token, "discord", "token")
 
 
 def invite_url(application_id: int) -> str:

@@ -61,7 +61,7 @@ from bot.commands import SLOW_VERBS, CommandContext, Commands, Reply, answers_he
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import ChannelPacer, Delivered, DeliveryError, message_key
-from bot.settings import Settings, SettingsError, SlackSettings
+from bot.settings import Settings, SettingsError, SlackSettings, secret
 from bot.state import Store
 from bot.state.batching import Grouped
 from bot.state.locks import REPLICA_ID
@@ -117,10 +117,7 @@ _USER_UNREACHABLE = frozenset({"user_not_found", "user_disabled", "cannot_dm_bot
 
 
 def _secret(value: SecretStr | None, name: str) -> str:
-    if value is None or not value.get_secret_value():
-        env = f"PAPERS_BOT_SLACK__{name.upper()}"
-        raise SettingsError(f"[slack] {name} is not set (settings file or {env})")
-    return value.get_secret_value()
+    return secret(value, "slack", name)
 
 
 class ConnectionRetry(AsyncConnectionErrorRetryHandler):
