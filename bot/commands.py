@@ -57,18 +57,6 @@ USAGE = (
 )
 
 
-async def answers_here(claim: Awaitable[bool], failed: str) -> bool:
-    """Whether this replica answers a request every replica may receive (a Discord
-    interaction, a replayed Slack request): what `claim` says; True when the claim itself
-    fails (the store unreachable), as answering twice beats not answering. `failed` starts
-    the log line then (its event and what it was about)."""
-    try:
-        return await claim
-    except Exception as err:
-        log.warning("%s error=%r", failed, str(err))
-        return True
-
-
 def quoted(keyword: str) -> str:
     return f"“{keyword}”"
 

@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapters.discord.app import FAILED
-from adapters.slack.app import WORKING, FirstUse, RecentSignatures, signature_claims
+from adapters.slack.app import WORKING, RecentSignatures, signature_claims
 from adapters.slack.app import serve as serve_slack
 from adapters.slack.render import escape as slack_escape
+from bot.claims import Claim
 from bot.keywords import MAX_LENGTH, clean
 from bot.models import Channel
 from bot.settings import CommandSettings, SubscriptionSettings
@@ -134,7 +135,7 @@ class GuardedBot(Bot):
     """test_slack_app's bot, with the replay guard `jobs.py` gives it (shared through Redis)
     or, by default, the one `serve` makes (this process only)."""
 
-    def __init__(self, *args: Any, first_use: FirstUse | None = None) -> None:
+    def __init__(self, *args: Any, first_use: Claim | None = None) -> None:
         super().__init__(*args)
         self.first_use = first_use
 
@@ -158,7 +159,7 @@ async def start_slack(
     async def start(
         commands: CommandSettings | None = None,
         *,
-        first_use: FirstUse | None = None,
+        first_use: Claim | None = None,
         **slack_options: Any,
     ) -> GuardedBot:
         settings = make_settings(slack, arxiv, **slack_options)

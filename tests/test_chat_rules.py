@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot import wording
+from bot.claims import answers_here
 from bot.commands import (
     SAVED_FORMS,
     SET_NAMES,
@@ -18,7 +19,6 @@ from bot.commands import (
     CommandContext,
     Commands,
     UserError,
-    answers_here,
     parse_days,
     verb_of,
 )

@@ -22,7 +22,6 @@ from adapters.discord.app import (
     IN_DMS,
     NOT_HERE,
     STALE,
-    Claim,
     DiscordPublisher,
     create_client,
     identify,
@@ -34,6 +33,7 @@ from adapters.discord.app import (
 from adapters.discord.render import DESCRIPTION_LIMIT, ZWSP, escape
 from bot import keywords as kw
 from bot.arxiv_source import ArxivSource
+from bot.claims import Claim
 from bot.commands import Commands, Reply
 from bot.digest import DigestRunner, RunReport
 from bot.models import Channel

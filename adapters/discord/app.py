@@ -30,13 +30,13 @@ from adapters.discord.render import (
 )
 from bot import keywords as kw
 from bot import metrics
+from bot.claims import Claim, StoreClaims
 from bot.commands import SAVED_FORMS, SET_NAMES, CommandContext, Commands, Reply
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError, secret
 from bot.state import Store
-from bot.state.locks import REPLICA_ID
 from bot.votes import MAX_TOP_DAYS, TOP_DAYS
 from bot.weekly import WeeklyPost
 
@@ -566,18 +566,11 @@ def papers_group(settings: Settings, commands: Commands) -> app_commands.Group:
     return group
 
 
-Claim = Callable[[int], Awaitable[bool]]
-"""Takes an interaction id; True for the one replica that should answer it."""
-
-
 def interaction_claims(store: Store, ttl: float = 900.0) -> Claim:
-    """A `Claim` over the store's locks: Discord sends every event to every gateway session,
-    so replicas sharing a token must agree which one answers (tokens live 15 minutes)."""
-
-    async def claim(interaction_id: int) -> bool:
-        return await store.acquire(f"discord-interaction:{interaction_id}", REPLICA_ID, ttl)
-
-    return claim
+    """A `Claim` on interaction ids shared by every replica through the store: Discord sends
+    every event to every gateway session, so replicas sharing a token must agree which one
+    answers (an interaction's token lives 15 minutes)."""
+    return StoreClaims(store, "discord-interaction", ttl)
 
 
 class _PapersTree(app_commands.CommandTree[discord.Client]):

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import discord
 
 from adapters.discord.render import CONTENT_LIMIT, render_reply, shorten
-from bot.commands import CommandContext, Commands, Reply, answers_here
+from bot.claims import Claim, answers_here
+from bot.commands import CommandContext, Commands, Reply
 from bot.models import Channel
 from bot.votes import LESS, SAVE, UNSAVE, VOTE, vote_label
 
@@ -28,7 +29,6 @@ PLATFORM = "discord"
 NO_MENTIONS = discord.AllowedMentions.none()
 TEMPLATE = r"(?P<action>papers_(?:vote|less|save|unsave)):(?P<paper>[\w./-]{1,40})"
 
-Claim = Callable[[int], Awaitable[bool]]
 Refusal = Callable[[discord.Interaction], str | None]
 """Why this interaction is not served (another server, a DM), or None when it is."""
 
@@ -39,7 +39,7 @@ async def admitted(
     """Whether this replica answers the interaction (`claim`: exactly one replica does) and
     the bot serves where it comes from; the one replica that claims a refused one says why."""
     failed = f"discord_claim_failed interaction={interaction.id}"
-    if claim is not None and not await answers_here(claim(interaction.id), failed):
+    if claim is not None and not await answers_here(claim(str(interaction.id)), failed):
         return False
     why = refusal(interaction) if refusal is not None else None
     if why is None:

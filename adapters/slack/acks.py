@@ -24,12 +24,10 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.commands import answers_here
+from bot.claims import Claim, answers_here
 
 log = logging.getLogger(__name__)
 
-FirstUse = Callable[[str], Awaitable[bool]]
-"""True the first time a request signature is seen (the replay guard)."""
 
 ACKED_HERE = "papers_bot_acked_here"
 """In the context of a request acked here, its signature claimed: bolt's replay guard leaves
@@ -50,7 +48,7 @@ class AcksFirst:
         self,
         app: AsyncApp,
         signing_secret: str,
-        first_use: FirstUse,
+        first_use: Claim,
         ack_body: Callable[[Mapping[str, str]], str],
         settled: Callable[[], Awaitable[None]] | None = None,
     ) -> None:

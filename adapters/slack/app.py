@@ -46,7 +46,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack import buttons as slack_buttons
-from adapters.slack.acks import ACKED_HERE, AcksFirst, FirstUse
+from adapters.slack.acks import ACKED_HERE, AcksFirst
 from adapters.slack.files import send_file
 from adapters.slack.render import (
     SlackMessage,
@@ -57,14 +57,13 @@ from adapters.slack.render import (
     weekly_messages,
 )
 from bot import metrics
-from bot.commands import SLOW_VERBS, CommandContext, Commands, Reply, answers_here, verb_of
+from bot.claims import Claim, StoreClaims, answers_here
+from bot.commands import SLOW_VERBS, CommandContext, Commands, Reply, verb_of
 from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import ChannelPacer, Delivered, DeliveryError, message_key
 from bot.settings import Settings, SettingsError, SlackSettings, secret
 from bot.state import Store
-from bot.state.batching import Grouped
-from bot.state.locks import REPLICA_ID
 from bot.weekly import WeeklyPost
 
 log = logging.getLogger(__name__)
@@ -620,33 +619,14 @@ def publisher_from_settings(
 # commands ------------------------------------------------------------------------------
 
 
-def signature_claims(store: Store, ttl: float = REPLAY_WINDOW) -> FirstUse:
-    """A `FirstUse` shared by every replica through the store (SET NX with a TTL)."""
-    return _Claims(store, ttl)
-
-
-class _Claims:
-    """Signature claims in the store, grouped (`bot.state.batching.Grouped`): those that arrive
-    while a claim is on its way go together in the next one (one round trip when requests
-    come one by one, a few for a burst of 200, where one each cost about 40 % of a request's
-    CPU before its ack)."""
-
-    def __init__(self, store: Store, ttl: float) -> None:
-        self._store = store
-        self._ttl = ttl
-        self._grouped: Grouped[str, bool] = Grouped(self._claim)
-
-    async def __call__(self, signature: str) -> bool:
-        return await self._grouped(f"slack-request:{signature}")
-
-    async def _claim(self, names: list[str]) -> list[bool | Exception]:
-        if len(names) == 1:  # a plain command costs less than a script or pipeline of one
-            return [await self._store.acquire(names[0], REPLICA_ID, self._ttl)]
-        return list(await self._store.acquire_many(names, REPLICA_ID, self._ttl))
+def signature_claims(store: Store, ttl: float = REPLAY_WINDOW) -> Claim:
+    """A `Claim` on request signatures shared by every replica through the store."""
+    return StoreClaims(store, "slack-request", ttl)
 
 
 class RecentSignatures:
-    """A `FirstUse` in this process only, for a single replica without a shared store."""
+    """A `Claim` on request signatures in this process only, for a single replica without a
+    shared store."""
 
     def __init__(
         self, ttl: float = REPLAY_WINDOW, *, clock: Callable[[], float] = time.monotonic
@@ -711,7 +691,7 @@ class PendingAcks:
                     await asyncio.sleep(0)  # requests of the same burst still being read
 
 
-def _refuse_replays(first_use: FirstUse) -> AsyncMiddleware:
+def _refuse_replays(first_use: Claim) -> AsyncMiddleware:
     """Bolt checks a request's signature and its 5-minute window, not whether the same signed
     request came before: this middleware (run after that check) answers a replay with 401.
     A class rather than a function: bolt calls it directly, without building the keyword
@@ -776,7 +756,7 @@ def create_app(
     settings: Settings,
     commands: Commands,
     *,
-    first_use: FirstUse | None = None,
+    first_use: Claim | None = None,
     responses: Responses | None = None,
     pending: PendingAcks | None = None,
 ) -> AsyncApp:
@@ -910,9 +890,7 @@ async def _answer(
 # serving -------------------------------------------------------------------------------
 
 
-async def serve(
-    settings: Settings, commands: Commands, *, first_use: FirstUse | None = None
-) -> None:
+async def serve(settings: Settings, commands: Commands, *, first_use: Claim | None = None) -> None:
     """Answer `/papers` until cancelled: over Socket Mode, or on `/slack/events` over HTTP.
     Raises SettingsError at once when Slack refuses a token."""
     responses, pending = Responses(), PendingAcks()
