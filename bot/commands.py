@@ -23,7 +23,7 @@ from bot.replies import Reply as Reply
 from bot.replies import UserError as UserError
 from bot.replies import whole_number
 from bot.settings import Settings
-from bot.state import AddResult, Hold, Store, write_cache
+from bot.state import AddResult, PreviewHold, Store, write_cache
 from bot.votes import MAX_TOP_DAYS, TOP_DAYS, TOP_USAGE, UNSAVE, Pressed, Votes
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class Commands:
         # What is visible now is held back for this keyword alone, in the same script that
         # adds it: a digest running meanwhile cannot post the backlog, and still posts
         # these papers for the channel's other keywords.
-        hold = Hold(seen_keys(papers), timedelta(days=self._settings.arxiv.window_days + 1))
+        hold = PreviewHold(seen_keys(papers), timedelta(days=self._settings.arxiv.window_days + 1))
         file_count = len(await self._file_keywords(ctx.channel))
         result = await self._store.add_subscription(
             ctx.channel, keyword, added_by=ctx.user, cap=max(0, cap - file_count), hold=hold

@@ -334,7 +334,7 @@ class Delivery:
         wait, warned = 0.05, False
         while True:
             try:
-                await (self._store.add_seen(channel, keys) if write is None else write())
+                await (self._store.mark_message_seen(channel, keys) if write is None else write())
             except STORE_ERRORS as err:
                 if loop.time() + wait > deadline:
                     log.error(

@@ -27,7 +27,9 @@ async def test_calls_made_in_one_turn_of_the_loop_share_one_pipeline(
     redis_store: RedisStore,
 ) -> None:
     chans = channels(50)
-    await asyncio.gather(*(redis_store.add_seen(c, [f"2501.{i:05d}"]) for i, c in enumerate(chans)))
+    await asyncio.gather(
+        *(redis_store.mark_message_seen(c, [f"2501.{i:05d}"]) for i, c in enumerate(chans))
+    )
     assert redis_store.batch.pipelines == 1
     for i, c in enumerate(chans):  # each went to its own channel
         assert await redis_store.unseen(c, ["2501.00000", f"2501.{i:05d}"]) == (
@@ -37,14 +39,14 @@ async def test_calls_made_in_one_turn_of_the_loop_share_one_pipeline(
 
 async def test_each_caller_gets_its_own_answers(redis_store: RedisStore) -> None:
     a, b = channels(2)
-    await redis_store.add_seen(a, ["x"])
+    await redis_store.mark_message_seen(a, ["x"])
     await redis_store.set_channel_option(b, "revisions", True)
     locks = [LockClaim(f"channel:{{{c.key}}}", "me", 60) for c in (a, b)]
     state_a, state_b = await asyncio.gather(
         redis_store.channel_state(a, ["x", "y"], attempt=DAY, lock=locks[0]),
         redis_store.channel_state(b, ["x", "y"], attempt=DAY, lock=locks[1]),
     )
-    assert redis_store.batch.pipelines == 2  # add_seen's, then both reads at once
+    assert redis_store.batch.pipelines == 2  # mark_message_seen's, then both reads at once
     assert (state_a.unseen, state_a.options, state_a.locked) == ({"y"}, {}, True)
     assert (state_b.unseen, state_b.locked) == ({"x", "y"}, True)
     assert state_b.options == {"revisions": True}
@@ -56,8 +58,8 @@ async def test_a_command_that_fails_fails_only_its_caller(
     broken, fine = channels(2)
     await redis_client.set(f"test:seen:{{{broken.key}}}", "not a sorted set")
     results = await asyncio.gather(
-        redis_store.add_seen(broken, ["x"]),
-        redis_store.add_seen(fine, ["x"]),
+        redis_store.mark_message_seen(broken, ["x"]),
+        redis_store.mark_message_seen(fine, ["x"]),
         return_exceptions=True,
     )
     assert isinstance(results[0], ResponseError) and "WRONGTYPE" in str(results[0])
@@ -96,11 +98,13 @@ async def test_callers_queue_while_a_pipeline_is_in_flight(
     )
     try:
         await admin.execute_command("CLIENT", "PAUSE", 1000, "ALL")
-        first = asyncio.ensure_future(redis_store.add_seen(Channel("slack", "first"), ["x"]))
+        first = asyncio.ensure_future(
+            redis_store.mark_message_seen(Channel("slack", "first"), ["x"])
+        )
         await asyncio.sleep(0.05)  # sent, and held by the pause
         later = []
         for c in channels(10):  # each in a turn of its own
-            later.append(asyncio.ensure_future(redis_store.add_seen(c, ["x"])))
+            later.append(asyncio.ensure_future(redis_store.mark_message_seen(c, ["x"])))
             await asyncio.sleep(0.01)
         await asyncio.gather(first, *later)
     finally:
@@ -115,7 +119,7 @@ async def test_a_dead_server_fails_every_caller_in_the_pipeline() -> None:
     store = RedisStore(client, prefix="test")
     try:
         results = await asyncio.gather(
-            *(store.add_seen(c, ["x"]) for c in channels(3)), return_exceptions=True
+            *(store.mark_message_seen(c, ["x"]) for c in channels(3)), return_exceptions=True
         )
     finally:
         await client.aclose()
@@ -126,7 +130,7 @@ async def test_a_dead_server_fails_every_caller_in_the_pipeline() -> None:
 async def test_a_cancelled_caller_leaves_the_others_their_answers(
     redis_store: RedisStore, cancelled: int
 ) -> None:
-    calls = [asyncio.ensure_future(redis_store.add_seen(c, ["x"])) for c in channels(2)]
+    calls = [asyncio.ensure_future(redis_store.mark_message_seen(c, ["x"])) for c in channels(2)]
     await asyncio.sleep(0)  # queued
     calls[cancelled].cancel()
     results = await asyncio.gather(*calls, return_exceptions=True)

@@ -411,9 +411,9 @@ async def test_a_one_message_channel_takes_its_lock_and_marks_its_papers_without
             calls.append("acquire")
             return await super().acquire(name, owner, ttl)
 
-        async def add_seen(self, channel: Channel, keys: Sequence[str]) -> None:
-            calls.append("add_seen")
-            await super().add_seen(channel, keys)
+        async def mark_message_seen(self, channel: Channel, keys: Sequence[str]) -> None:
+            calls.append("mark_message_seen")
+            await super().mark_message_seen(channel, keys)
 
     store = Counting(redis_client, prefix="t")
     report = await runner(fake, store, Recorder(per_message=100), clock).run(

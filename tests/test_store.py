@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.models import Channel
-from bot.state import AddResult, Hold, LockClaim, Store
+from bot.state import AddResult, LockClaim, PreviewHold, Store
 from bot.state.connection import POOL_SIZE
 from bot.state.memory import MemoryStore
 from bot.state.redis import RedisStore
@@ -69,7 +69,7 @@ async def test_subscriptions_add_exists_full_remove(store: Store, clock: Clock) 
 async def test_a_hold_is_per_keyword_expires_and_goes_with_remove(
     store: Store, clock: Clock
 ) -> None:
-    hold = Hold(["a", "bv2"], timedelta(days=2))
+    hold = PreviewHold(["a", "bv2"], timedelta(days=2))
     assert await store.add_subscription(CH, "RLHF", added_by="U1", cap=1, hold=hold) is (
         AddResult.ADDED
     )
@@ -243,8 +243,8 @@ async def test_acquire_many_answers_as_acquire_one_by_one(store: Store, clock: C
 
 
 async def test_add_seen_marks_a_message_seen_and_keeps_the_key_bounded(store: Store) -> None:
-    await store.add_seen(CH, ["a", "b"])
-    await store.add_seen(CH, [])
+    await store.mark_message_seen(CH, ["a", "b"])
+    await store.mark_message_seen(CH, [])
     assert await store.unseen(CH, ["a", "b", "c"]) == {"c"}
     if isinstance(store, RedisStore):
         ttl = await store._r.ttl(store._seen(CH))

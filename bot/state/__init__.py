@@ -96,11 +96,11 @@ class ChannelState:
     `attempt` was not noted."""
     held: dict[str, frozenset[str]] = field(default_factory=dict)
     """With `keywords`: per keyword asked about (normalized) that `/papers add` added lately,
-    the seen keys of the papers its preview showed (`Hold`), while the hold lasts."""
+    the seen keys of the papers its preview showed (`PreviewHold`), while the hold lasts."""
 
 
 @dataclass(frozen=True, slots=True)
-class Hold:
+class PreviewHold:
     """The papers a keyword's `/papers add` preview showed: the digest doesn't post them for
     that keyword (the flood guard), but still does for the channel's other keywords."""
 
@@ -258,11 +258,22 @@ class Store(Protocol):
     def refused_for_memory(self) -> None: ...
 
     async def unseen(self, channel: Channel, ids: Sequence[str]) -> set[str]: ...
-    async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
-    async def add_seen(self, channel: Channel, ids: Iterable[str]) -> None: ...
+    async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+        """Marks `ids` seen in the channel and trims members past `seen_retention`."""
+        ...
+
+    async def mark_message_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+        """Marks one posted message's papers seen, without the trim (cheaper, per message)."""
+        ...
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
+        self,
+        channel: Channel,
+        keyword: str,
+        *,
+        added_by: str,
+        cap: int,
+        hold: PreviewHold | None = None,
     ) -> AddResult: ...
     async def remove_subscription(self, channel: Channel, keyword: str) -> bool: ...
     async def followed(self, keyword: str) -> bool: ...

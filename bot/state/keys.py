@@ -65,7 +65,7 @@ class Keys:
         return f"{self.prefix}:subs:{self._of(channel)}"
 
     def held(self, channel: Channel) -> str:
-        """Hash: keyword -> the papers its `/papers add` preview showed (JSON, `Hold`)."""
+        """Hash: keyword -> the papers its `/papers add` preview showed (JSON, `PreviewHold`)."""
         return f"{self.prefix}:held:{self._of(channel)}"
 
     def options(self, channel: Channel) -> str:

@@ -16,11 +16,11 @@ from bot.state import (
     ChannelState,
     ChatSubscription,
     Clock,
-    Hold,
     Known,
     LockClaim,
     Memory,
     Opener,
+    PreviewHold,
     Tally,
     Voted,
     WeekPaper,
@@ -231,7 +231,7 @@ class MemoryStore:
         self._seen.setdefault(channel.key, {}).update(dict.fromkeys(ids, now))
         self._expire(channel)
 
-    async def add_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+    async def mark_message_seen(self, channel: Channel, ids: Iterable[str]) -> None:
         await self.mark_seen(channel, ids)
 
     def _expire(self, channel: Channel) -> None:
@@ -241,7 +241,13 @@ class MemoryStore:
             del seen[pid]
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
+        self,
+        channel: Channel,
+        keyword: str,
+        *,
+        added_by: str,
+        cap: int,
+        hold: PreviewHold | None = None,
     ) -> AddResult:
         subs = self._subs.setdefault(channel.key, {})
         name = normalize(keyword)

@@ -26,10 +26,10 @@ from bot.state import (
     ChannelState,
     ChatSubscription,
     Clock,
-    Hold,
     LockClaim,
     Memory,
     Opener,
+    PreviewHold,
     StoreUnavailable,
     limits,
     scripts,
@@ -135,7 +135,7 @@ class RedisStore(RedisLocks):
     async def mark_seen(self, channel: Channel, ids: Iterable[str]) -> None:
         await self.finish(channel, ids, (), None)
 
-    async def add_seen(self, channel: Channel, ids: Iterable[str]) -> None:
+    async def mark_message_seen(self, channel: Channel, ids: Iterable[str]) -> None:
         """`mark_seen` for one posted message: the members and the key's expiry, without the
         trim of old members (the channel's `finish` or next `mark_seen` does it)."""
         members = {pid: self._clock().timestamp() for pid in ids}
@@ -180,7 +180,13 @@ class RedisStore(RedisLocks):
         await self.batch.send(lambda pipe: pipe.eval(scripts.FINISH, len(keys), *keys, *args))
 
     async def add_subscription(
-        self, channel: Channel, keyword: str, *, added_by: str, cap: int, hold: Hold | None = None
+        self,
+        channel: Channel,
+        keyword: str,
+        *,
+        added_by: str,
+        cap: int,
+        hold: PreviewHold | None = None,
     ) -> AddResult:
         """Adds the keyword unless the channel follows it or is at `cap`; with `hold`, in the
         same script, its first run counts as done and the hold's papers are held for it.
