@@ -6,7 +6,8 @@ own answer time is not added to the interval), each with a timeout. At each slot
 urgent request waiting goes: the digest's before the commands' (`bot.arxiv_queue`).
 Failures that may pass (5xx, 429, timeouts, refused connections, malformed or spuriously
 empty pages) are retried with backoff; an arXiv error feed is a `ArxivQueryError` and never
-a paper.
+a paper. Errors of the HTTP stack are translated `from None`: theirs name the request's URL,
+and `api_url` may carry credentials (`redacted_url`).
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def inspect_feed(body: bytes) -> int:
     try:
         root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
     except etree.XMLSyntaxError as err:
-        raise ValueError(f"malformed feed: {err}") from None
+        raise ValueError(f"malformed feed: {err}") from err
     if root.tag != f"{_ATOM}feed":
         raise ValueError(f"not an Atom feed (root element {root.tag})")
     for entry in root.iterfind(f"{_ATOM}entry"):

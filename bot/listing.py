@@ -138,8 +138,8 @@ def _announced(channel: etree._Element) -> datetime:
         raise ValueError("the listing names no day (no pubDate)")
     try:
         when = email.utils.parsedate_to_datetime(raw.strip())
-    except (TypeError, ValueError):
-        raise ValueError(f"the listing's pubDate is not a date: {raw.strip()!r}") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the listing's pubDate is not a date: {raw.strip()!r}") from err
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
@@ -183,7 +183,7 @@ def parse(body: bytes) -> Listing:
     try:
         root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
     except etree.XMLSyntaxError as err:
-        raise ValueError(f"malformed listing: {err}") from None
+        raise ValueError(f"malformed listing: {err}") from err
     channel = root.find("channel")
     if root.tag != "rss" or channel is None:
         raise ValueError(f"not an RSS listing (root element {root.tag})")

@@ -250,7 +250,7 @@ def parse_page(body: bytes) -> OaiPage:
     try:
         root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
     except etree.XMLSyntaxError as err:
-        raise ValueError(f"malformed OAI-PMH answer: {err}") from None
+        raise ValueError(f"malformed OAI-PMH answer: {err}") from err
     if root.tag != f"{_OAI}OAI-PMH":
         raise ValueError(f"not an OAI-PMH answer: root element is {root.tag!r}")
     error = root.find(f"{_OAI}error")

@@ -227,7 +227,7 @@ class DiscordPublisher:
                 self._failure = "Discord refused the bot token (401): set a valid [discord] token"
             except (discord.HTTPException, aiohttp.ClientError, OSError) as err:
                 reason = f"cannot reach Discord: {err}"  # not remembered: next time, again
-                raise DeliveryError(channel, reason, everywhere=True) from None
+                raise DeliveryError(channel, reason, everywhere=True) from err
         if self._failure is not None:
             raise DeliveryError(channel, self._failure, everywhere=True)
         return self._client.get_partial_messageable(int(channel.id))

@@ -393,13 +393,13 @@ class SlackPublisher:
         except SlackApiError as err:
             error = _error_code(err)
             if error not in _BLOCKS_REFUSED:
-                raise _refusal(channel, err) from None
+                raise _refusal(channel, err) from err
         # Slack refused the layout: the plain text still names and links every paper.
         log.warning("slack_blocks_refused channel=%s error=%s: posting text only", channel, error)
         try:
             return await self._send(channel, out, thread_ts, with_blocks=False)
         except SlackApiError as err:
-            raise _refusal(channel, err) from None
+            raise _refusal(channel, err) from err
 
     async def _send(
         self, channel: Channel, out: Keyed, thread_ts: str | None, *, with_blocks: bool
@@ -417,11 +417,11 @@ class SlackPublisher:
                     link_names=False,
                 )
             except aiohttp.ClientConnectorError as err:  # never reached Slack
-                raise DeliveryError(channel, _unreachable(err)) from None
+                raise DeliveryError(channel, _unreachable(err)) from err
             except TimeoutError as err:
-                raise AnswerLost(_unreachable(err), resend=False) from None
+                raise AnswerLost(_unreachable(err), resend=False) from err
             except aiohttp.ClientError as err:
-                raise AnswerLost(_unreachable(err), resend=True) from None
+                raise AnswerLost(_unreachable(err), resend=True) from err
         return str(response["ts"])
 
     async def notify(self, user: str, reply: Reply) -> str | None:
@@ -444,7 +444,7 @@ class SlackPublisher:
                 error = _error_code(err)
                 if error in _USER_UNREACHABLE:
                     return f"Slack: {error}"
-                raise RuntimeError(f"Slack refused the direct message: {error}") from None
+                raise RuntimeError(f"Slack refused the direct message: {error}") from err
         return None
 
     # looking up ----------------------------------------------------------------------------
@@ -466,13 +466,13 @@ class SlackPublisher:
         except SlackApiError as err:
             error = _error_code(err)
             if error in _TOKEN_REFUSED:
-                raise _bad_token(channel, error) from None
+                raise _bad_token(channel, error) from err
             if _status(err) >= 500:
-                raise DeliveryError(channel, error) from None
+                raise DeliveryError(channel, error) from err
             self._cannot_read(digest, err)
             return []
         except (aiohttp.ClientError, TimeoutError) as err:
-            raise DeliveryError(channel, _unreachable(err)) from None
+            raise DeliveryError(channel, _unreachable(err)) from err
         # Any app can post a message with our event type and a (predictable) key: only the
         # messages this bot posted count, or a forged one would stand for papers never sent.
         bot_id = await self._own_bot_id(channel)
@@ -490,10 +490,10 @@ class SlackPublisher:
             except SlackApiError as err:
                 error = _error_code(err)
                 if error in _TOKEN_REFUSED:
-                    raise _bad_token(channel, error) from None
-                raise DeliveryError(channel, error) from None
+                    raise _bad_token(channel, error) from err
+                raise DeliveryError(channel, error) from err
             except (aiohttp.ClientError, TimeoutError) as err:
-                raise DeliveryError(channel, _unreachable(err)) from None
+                raise DeliveryError(channel, _unreachable(err)) from err
             self._bot_id = str(identity.get("bot_id") or "")
             if not self._bot_id:
                 raise DeliveryError(channel, "auth.test names no bot_id: use a bot token")
