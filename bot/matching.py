@@ -170,7 +170,7 @@ class _Index:
 
 def assign(papers: Iterable[Paper], keywords: Sequence[str]) -> dict[str, list[Paper]]:
     """For each keyword, the papers that answer it (each paper once, newest version kept).
-    Pure CPU, a few hundred ms for a day of arXiv: digests run it in a worker thread."""
+    Pure CPU (BENCHMARKS.md, figure M): digests run it in a worker thread."""
     compiled = {k: _Compiled(parse(k)) for k in keywords}
     index = _Index(compiled)
     result: dict[str, list[Paper]] = {k: [] for k in keywords}

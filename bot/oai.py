@@ -205,7 +205,7 @@ async def list_records(
 ) -> list[OaiRecord]:
     """Every record of `sets` modified from `from_day` (to `until_day`), one per paper.
     `fetch` does the HTTP (pacing, retries) and raises when it fails; so does this. Pages
-    are parsed in a worker thread (a full page of 2,000 records takes a few hundred ms)."""
+    are parsed in a worker thread (a full page is 2,000 records)."""
     if max_pages < 1:
         raise ValueError(f"max_pages must be at least 1, got {max_pages}")
     found: dict[str, OaiRecord] = {}

@@ -239,9 +239,9 @@ def rank(papers: Sequence[Paper], taste: Taste) -> list[Paper]:
     """`papers` by predicted relevance, best first; ties keep the given order (newest first
     from the digest). An empty taste returns the papers as given.
 
-    CPU-bound pure Python, half or more of it tokenizing: about 15 ms of CPU for 50
-    candidates and 10 up-votes, 0.15 s for 50 and 500, 0.35-0.55 s for 1,504 (figure R).
-    Call it through `asyncio.to_thread`, not on the event loop."""
+    CPU-bound pure Python, half or more of it tokenizing, and growing with the candidates and
+    the votes (BENCHMARKS.md, figure R): call it through `asyncio.to_thread`, not on the
+    event loop."""
     if taste.empty:
         return list(papers)
     relevance = scores(papers, taste)

@@ -1,8 +1,8 @@
 """Slash commands acked before bolt handles them (Slack's HTTP mode).
 
 Under a burst of commands, bolt's own work before an ack (parsing the form, a Web API client
-for each request, its middleware chain) held up the acks still to come: about 0.4 ms of CPU
-a request, measured (BENCHMARKS.md, figure 3). Here a signed slash command seen for the
+for each request, its middleware chain) held up the acks still to come (BENCHMARKS.md,
+figure 3). Here a signed slash command seen for the
 first time is acked at once; bolt then handles the same request in the background, once no
 request awaits its ack (`settled`), marked `ACKED_HERE`, and runs the listener as before (its
 own response is dropped). A request without a good signature is refused here with 401 and

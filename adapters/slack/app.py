@@ -197,7 +197,7 @@ def _sdk_logger() -> logging.Logger:
     """slack_sdk's client logger, its level pinned to the effective one. slack_sdk decides
     whether to format a debug line from the logger's own level (`logger.level <= DEBUG`),
     which is 0 when unset: it then formatted every request's whole JSON body and every
-    answer, for debug lines nobody sees (a sixth of a digest's CPU, measured)."""
+    answer, for debug lines nobody sees (BENCHMARKS.md, "What the numbers changed")."""
     sdk = logging.getLogger("slack_sdk.web.async_base_client")
     sdk.setLevel(sdk.getEffectiveLevel())
     return sdk
@@ -584,15 +584,15 @@ def _error_code(err: SlackApiError) -> str:
 
 
 def _json(value: Any) -> str:
-    """JSON for request bodies (aiohttp's `json_serialize`): orjson, 53 µs against the
-    standard library's 122 µs for a 17 kB digest message (measured)."""
+    """JSON for request bodies (aiohttp's `json_serialize`): orjson, about twice as fast as
+    the standard library's for a digest message (BENCHMARKS.md, "What the numbers changed")."""
     return orjson.dumps(value).decode()
 
 
 class _OrjsonResponse(aiohttp.ClientResponse):
-    """Answers decoded by orjson: Slack's answer to a post repeats the whole message, 76 µs
-    against `json.loads`'s 157 µs for a 25 kB answer with 16 papers (measured). slack_sdk
-    calls `json()` without a decoder of its own."""
+    """Answers decoded by orjson: Slack's answer to a post repeats the whole message, which
+    orjson decodes in about half `json.loads`'s time (BENCHMARKS.md, "What the numbers
+    changed"). slack_sdk calls `json()` without a decoder of its own."""
 
     async def json(
         self,
@@ -812,9 +812,9 @@ def create_app(
 
 class AckAtOnce(AsyncMiddleware):
     """Acks a slash command while bolt handles its request, before the listener starts:
-    otherwise bolt starts the listener as a task and polls every 10 ms for its ack (under a
-    burst of 200 commands, 20–30 ms from the ack to the response, and a wake-up of the
-    event loop per poll). The listener runs after the response, as before."""
+    otherwise bolt starts the listener as a task and polls every 10 ms for its ack (a delay
+    from the ack to the response, and a wake-up of the event loop per poll; BENCHMARKS.md,
+    figure 3). The listener runs after the response, as before."""
 
     def __init__(self, allowed: frozenset[str]) -> None:
         self._allowed = allowed
