@@ -37,7 +37,7 @@ from bot.models import Paper, split_version
 from bot.oai import announced, harvest_from, list_records, sets_for
 from bot.progress import reporting
 from bot.settings import ArxivSettings
-from bot.state import STORE_ERRORS, Store
+from bot.state import STORE_ERRORS, Store, keys
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +404,7 @@ class ArxivSource:
     async def _pace_shared(self, shared: Store, ticket: Ticket, interval: float) -> bool:
         urgent = ticket.priority is Priority.DIGEST
         # Polls a slot booked in Redis by any replica: there is no local event to await.
-        while (wait := await shared.next_start("arxiv", interval, urgent)) > 0:
+        while (wait := await shared.next_start(keys.ARXIV_PACE, interval, urgent)) > 0:
             reporting().waiting(f"arXiv's request interval ({interval:g}s, all replicas)", wait)
             if await self._gate.overtaken(ticket, wait):
                 return False

@@ -14,7 +14,7 @@ from datetime import datetime
 from bot.arxiv_queue import Caller, Priority
 from bot.replies import CommandContext, UserError
 from bot.settings import Settings
-from bot.state import Store
+from bot.state import Store, keys
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class ArxivBudget:
         """Counts one arXiv request for `member`, or refuses it (UserError): first the
         member's own budget, so that requests refused there never use up everyone's."""
         mine = self._settings.commands.arxiv_per_user_per_minute
-        if await self._store.hit(f"arxiv:{member}", WINDOW) > mine:
+        if await self._store.hit(keys.arxiv_rate(member), WINDOW) > mine:
             raise UserError(
                 f"Slow down: your commands asked arXiv {mine} times this minute, the most "
                 f"allowed. Try again in {self._seconds_left()} s."
@@ -61,7 +61,7 @@ class ArxivBudget:
         everyone = commands_per_window(self._settings)
         if everyone == 0:
             raise UserError("Commands may not ask arXiv here ([commands] arxiv_share is 0).")
-        if everyone is not None and await self._store.hit("arxiv:commands", WINDOW) > everyone:
+        if everyone is not None and await self._store.hit(keys.ARXIV_COMMANDS, WINDOW) > everyone:
             log.warning("arxiv_busy member=%s budget=%d", member, everyone)
             raise UserError(f"arXiv is busy: try again in {self._seconds_left()} s.")
 

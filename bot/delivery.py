@@ -23,7 +23,7 @@ from bot.plan import ChannelBusy, Plan, Planner
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, Publisher, shows_everything
 from bot.settings import Settings
-from bot.state import STORE_ERRORS, Store, write_cache
+from bot.state import STORE_ERRORS, Store, keys, write_cache
 from bot.state.locks import Hold, expiry_wait, held, still_held
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class Delivery:
         at once, even when a run lock was lost."""
         if self._dry_run:
             return await self._attempt(channel, keywords, fetched)
-        name = f"channel:{{{channel.key}}}"
+        name = keys.channel_lock(channel)
         try:
             async with held(self._store, name, self._lock_ttl, taken_by_block=True) as hold:
                 return await self._attempt(channel, keywords, fetched, hold)
@@ -244,12 +244,12 @@ class Delivery:
             if plan.options.weekly:
                 sent.week.extend(versions[i] for i in ids)
             if not self._dry_run:
-                keys = seen_keys([versions[i] for i in ids])
+                seen = seen_keys([versions[i] for i in ids])
                 if outcome.delivered < len(digest.items) or self._stop.is_set():
                     # Out already: recorded even when the deadline cuts `publish` short.
-                    await asyncio.shield(self._record(channel, keys))
+                    await asyncio.shield(self._record(channel, seen))
                 else:
-                    sent.last.extend(keys)
+                    sent.last.extend(seen)
             if self._stop.is_set():
                 raise DigestStopped
             if hold is not None and not await still_held(self._store, hold, self._lock_ttl):
@@ -323,7 +323,7 @@ class Delivery:
     async def _record(
         self,
         channel: Channel,
-        keys: list[str],
+        seen: list[str],
         write: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Mark a posted message's papers seen (by `write` when given: writes that carry
@@ -334,14 +334,14 @@ class Delivery:
         wait, warned = 0.05, False
         while True:
             try:
-                await (self._store.mark_message_seen(channel, keys) if write is None else write())
+                await (self._store.mark_message_seen(channel, seen) if write is None else write())
             except STORE_ERRORS as err:
                 if loop.time() + wait > deadline:
                     log.error(
                         "seen_not_recorded channel=%s keys=%d error=%r: the message was posted "
                         "but Redis did not take it within %gs; the next run may post it again",
                         channel,
-                        len(keys),
+                        len(seen),
                         str(err),
                         self._mark_retry,
                     )

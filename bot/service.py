@@ -19,7 +19,7 @@ from bot.metrics import CONTENT_TYPE, Metrics, ScrapeState, reporting_to
 from bot.models import utcnow
 from bot.schedule import CATCH_UP_MARGIN, Schedule, slot_id
 from bot.settings import Settings, SettingsError
-from bot.state import STORE_ERRORS, Store
+from bot.state import STORE_ERRORS, Store, keys
 from bot.state.locks import REPLICA_ID, held
 from bot.weekly import WeeklyPoster
 
@@ -71,7 +71,7 @@ class Service:
     async def run_slot(self, slot: datetime, *, reread: int = 0) -> RunReport | None:
         """Run the digest of one scheduled slot unless any replica already did or does
         (`reread`: the nth reading of a listing that was stale, a slot of its own)."""
-        name = f"digest:{slot_id(slot)}" + (f":reread{reread}" if reread else "")
+        name = keys.digest_slot(slot_id(slot), reread)
         if await self._store.is_done(name):
             return None
         async with held(self._store, name, self._settings.service.lock_ttl) as mine:
@@ -99,7 +99,7 @@ class Service:
         run that failed (Redis down, say) is tried again after `RETRY_FAILED_RUN`; a slot
         whose lock another replica holds is looked at every `BUSY_POLL` seconds, so the run
         of a replica that died holding it is made once its lock has expired."""
-        done = f"digest:{slot_id(slot)}"
+        done = keys.digest_slot(slot_id(slot))
         while not self._runner.stopping:
             wait = RETRY_FAILED_RUN
             try:

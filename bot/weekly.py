@@ -25,7 +25,7 @@ from bot.options import channel_options
 from bot.publishing import DeliveryError, Publisher, message_key
 from bot.schedule import Schedule
 from bot.settings import Settings
-from bot.state import STORE_ERRORS, Store, Voted, WeekPaper
+from bot.state import STORE_ERRORS, Store, Voted, WeekPaper, keys
 from bot.state.locks import expiry_wait, held
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ class WeeklyPoster:
         is made (or there was nothing to post), False while another replica still is."""
         output = self._output(channel)
         week = self.schedule.week_id(slot)
-        name = f"weekly:{week}:{channel.key}"
+        name = keys.weekly_post(week, channel)
         if output is None or await self._store.is_done(name):
             return True
         ttl = self._settings.service.lock_ttl

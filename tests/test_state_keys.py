@@ -48,20 +48,20 @@ SAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "gone": [()],
     "listing": [("FEED",)],
     "lock": [
-        ("digest:SLOT",),
-        (f"channel:{{{CHANNEL.key}}}",),
-        ("slack-request:SIGNATURE",),
-        ("discord-interaction:ID",),
-        ("weekly:WEEK:platform:channel",),
+        (keys_module.digest_slot("SLOT"),),
+        (keys_module.channel_lock(CHANNEL),),
+        (f"{keys_module.SLACK_REQUEST}:SIGNATURE",),
+        (f"{keys_module.DISCORD_INTERACTION}:ID",),
+        (keys_module.weekly_post("WEEK", CHANNEL),),
     ],
-    "done": [("digest:SLOT",), ("weekly:WEEK:platform:channel",)],
+    "done": [(keys_module.digest_slot("SLOT"),), (keys_module.weekly_post("WEEK", CHANNEL),)],
     "rate": [
-        ("platform:user", "MINUTE"),
-        ("arxiv:platform:user", "MINUTE"),
-        ("arxiv:commands", "MINUTE"),
+        (keys_module.command_rate("platform:user"), "MINUTE"),
+        (keys_module.arxiv_rate("platform:user"), "MINUTE"),
+        (keys_module.ARXIV_COMMANDS, "MINUTE"),
     ],
-    "pace": [("arxiv",)],
-    "urgent": [("arxiv",)],
+    "pace": [(keys_module.ARXIV_PACE,)],
+    "urgent": [(keys_module.ARXIV_PACE,)],
 }
 
 

@@ -36,7 +36,7 @@ from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import Delivered, DeliveryError, message_key
 from bot.settings import DiscordSettings, Settings, SettingsError, secret
-from bot.state import Store
+from bot.state import Store, keys
 from bot.votes import MAX_TOP_DAYS, TOP_DAYS
 from bot.weekly import WeeklyPost
 
@@ -570,7 +570,7 @@ def interaction_claims(store: Store, ttl: float = 900.0) -> Claim:
     """A `Claim` on interaction ids shared by every replica through the store: Discord sends
     every event to every gateway session, so replicas sharing a token must agree which one
     answers (an interaction's token lives 15 minutes)."""
-    return StoreClaims(store, "discord-interaction", ttl)
+    return StoreClaims(store, keys.DISCORD_INTERACTION, ttl)
 
 
 class _PapersTree(app_commands.CommandTree[discord.Client]):

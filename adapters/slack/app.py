@@ -63,7 +63,7 @@ from bot.models import Channel, Digest
 from bot.progress import reporting
 from bot.publishing import ChannelPacer, Delivered, DeliveryError, message_key
 from bot.settings import Settings, SettingsError, SlackSettings, secret
-from bot.state import Store
+from bot.state import Store, keys
 from bot.weekly import WeeklyPost
 
 log = logging.getLogger(__name__)
@@ -621,7 +621,7 @@ def publisher_from_settings(
 
 def signature_claims(store: Store, ttl: float = REPLAY_WINDOW) -> Claim:
     """A `Claim` on request signatures shared by every replica through the store."""
-    return StoreClaims(store, "slack-request", ttl)
+    return StoreClaims(store, keys.SLACK_REQUEST, ttl)
 
 
 class RecentSignatures:

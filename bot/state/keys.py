@@ -7,11 +7,10 @@ them together. The tags are a channel (`{platform:channel}`), a user (`{platform
 paper (`{arxiv-id}`) or a keyword (`{kwhash}`, see `keyword_tag`). Keys without braces are
 each used alone, except `pace` and its `urgent` twin, which tags the whole `pace` key.
 
-Names under `lock:`, `done:`, `rate:` and `pace:` are chosen by the callers of `Store.acquire`,
-`Store.mark_done`, `Store.hit` and `Store.next_start`: `digest:SLOT`,
-`channel:{platform:channel}` (the channel's tag: its lock rides its state read),
-`weekly:WEEK:platform:channel`, `slack-request:SIGNATURE`, `discord-interaction:ID`,
-`platform:user`, `arxiv:platform:user`, `arxiv:commands` and `arxiv`.
+The names under `lock:`, `done:`, `rate:` and `pace:` (what `Store.acquire`,
+`Store.mark_done`, `Store.hit` and `Store.next_start` are given) are built here too, below
+`Keys`: a digest's slot, a channel's lock, a weekly post, a claimed request, a member's rates
+and arXiv's pace.
 """
 
 from __future__ import annotations
@@ -179,3 +178,40 @@ class Keys:
         """String: urgent work waits for `pace(name)`'s next slot. `{key}` hashes as `key`
         does: the same cluster slot, as the pacing script needs."""
         return f"{{{self.pace(name)}}}:urgent"
+
+
+# names given to the store's locks, done marks, rates and paces ----------------------------
+SLACK_REQUEST = "slack-request"
+"""Claims on Slack request signatures (`slack-request:SIGNATURE`)."""
+DISCORD_INTERACTION = "discord-interaction"
+"""Claims on Discord interaction ids (`discord-interaction:ID`)."""
+ARXIV_PACE = "arxiv"
+"""The pace every replica's arXiv requests share."""
+ARXIV_COMMANDS = "arxiv:commands"
+"""The rate of every member's commands' arXiv requests together."""
+
+
+def digest_slot(slot: str, reread: int = 0) -> str:
+    """A scheduled digest (`digest:SLOT`); the nth re-reading of a stale listing is a slot of
+    its own (`digest:SLOT:rereadN`)."""
+    return f"digest:{slot}" + (f":reread{reread}" if reread else "")
+
+
+def channel_lock(channel: Channel) -> str:
+    """A channel's delivery lock, under the channel's tag: it rides its state read."""
+    return f"channel:{{{channel.key}}}"
+
+
+def weekly_post(week: str, channel: Channel) -> str:
+    """A channel's post of one ISO week (`weekly:2026-W45:platform:channel`)."""
+    return f"weekly:{week}:{channel.key}"
+
+
+def command_rate(member: str) -> str:
+    """A member's commands (`platform:user`)."""
+    return member
+
+
+def arxiv_rate(member: str) -> str:
+    """A member's commands' arXiv requests."""
+    return f"arxiv:{member}"
