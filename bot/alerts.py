@@ -146,6 +146,8 @@ async def follow_saved(
             continue
         if not await store.alerts.claim(alert.paper.id, alert.user, item.old, item.new):
             continue  # told already, by another replica or an earlier run
+        # `/papers saved` and its BibTeX show the paper as it is now.
+        await store.signals.refresh_saved(alert.user, alert.paper)
         notifier = notifiers[alert.platform]
         assert isinstance(notifier, Notifier)
         sent += await _send(store, notifier, item)

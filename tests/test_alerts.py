@@ -112,6 +112,9 @@ async def test_a_saved_paper_whose_v2_and_journal_ref_arrive_tells_its_saver_onc
     assert "Reward model study 6" in dm.blocks[1]["text"]["text"]
     assert dm.args["unfurl_links"] in (False, "0", "false")
     assert [c.args["users"] for c in bot.slack.calls if c.method == "conversations.open"] == [ALICE]
+    # The saved list, and its BibTeX, show the paper as it is now.
+    (kept,) = await bot.store.signals.saved(f"slack:{ALICE}", 10)
+    assert (kept.version, kept.journal_ref) == (2, JOURNAL)
 
     # The same version again (a cross-list, a catch-up), then nothing new: no second message.
     announce(arxiv, 2, [(v2, "replace-cross")])

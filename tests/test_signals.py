@@ -120,6 +120,19 @@ async def test_saves_toggle_are_per_user_newest_first_and_bounded(
     assert [p.id for p in await sig.saved("slack:U1", 10)] == [paper(3).id, paper(2).id]
 
 
+async def test_a_saved_copy_is_refreshed_only_while_it_is_saved(sig: Signals, clock: Clock) -> None:
+    await sig.toggle_saved("slack:U1", paper(1))
+    clock.now += timedelta(minutes=1)
+    await sig.toggle_saved("slack:U1", paper(2))
+    revised = paper(1, version=2, journal_ref="Phys. Rev. B 85, 115117")
+    assert await sig.refresh_saved("slack:U1", revised) is True
+    assert await sig.saved("slack:U1", 10) == [paper(2), revised]  # still saved when it was
+    assert await sig.refresh_saved("slack:U2", revised) is False
+    await sig.unsave("slack:U1", paper(1).id)
+    assert await sig.refresh_saved("slack:U1", revised) is False
+    assert [p.id for p in await sig.saved("slack:U1", 10)] == [paper(2).id]
+
+
 async def test_remembered_papers_are_found_by_id(sig: Signals) -> None:
     await sig.remember([paper(1, comment="Code at github.com/a/b"), paper(2)])
     found = await sig.paper(paper(1).id)

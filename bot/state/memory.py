@@ -106,6 +106,13 @@ class MemorySignals:
     async def unsave(self, user: str, paper_id: str) -> bool:
         return self._saved.get(user, {}).pop(paper_id, None) is not None
 
+    async def refresh_saved(self, user: str, paper: Paper) -> bool:
+        saved = self._saved.get(user, {})
+        if paper.id not in saved:
+            return False
+        saved[paper.id] = (paper, saved[paper.id][1])
+        return True
+
     async def saved(self, user: str, n: int) -> list[Paper]:
         saved = self._saved.get(user, {})
         newest = sorted(saved.values(), key=lambda found: found[1], reverse=True)

@@ -128,6 +128,11 @@ class RedisSignals:
             removed, _ = await pipe.execute()
         return bool(removed)
 
+    async def refresh_saved(self, user: str, paper: Paper) -> bool:
+        r = await self._redis()
+        keys = self._saved_keys(user)
+        return bool(await r.eval(scripts.REFRESH_SAVED, 2, *keys, paper.id, paper.to_json()))
+
     async def saved(self, user: str, n: int) -> list[Paper]:
         ids, papers = self._saved_keys(user)
         r = await self._redis()

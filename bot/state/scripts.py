@@ -225,6 +225,14 @@ return 1
 """
 
 
+# Replaces the saved copy of paper ARGV[1] by JSON ARGV[2] if the user still saves it.
+# KEYS: saved, saved papers. Returns 1 when it was replaced.
+REFRESH_SAVED = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
 # Notes papers (ARGV[5..]: id, JSON, ...) posted at ARGV[1]; forgets those posted before
 # ARGV[2] and the oldest beyond ARGV[3]. KEYS: week, week papers, week savers. ARGV[4]: ttl.
 NOTE_POSTED = """
