@@ -12,12 +12,15 @@
 
 An `@article` with a `journal` field when the paper has a journal reference. Titles keep
 their LaTeX (`$\\alpha$`, `\\emph{…}`); what would break BibTeX or LaTeX is escaped: braces
-that don't pair, bare `%`, `&` and `#`, a backslash that ends the text.
+that don't pair, bare `%`, `&` and `#`, a backslash that ends the text. Control characters
+(a terminal's escape sequences among them) are removed: `papers-bot saved --bibtex` prints
+to a terminal.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -49,6 +52,7 @@ def escape(text: str) -> str:
     """`text` as the inside of a `{…}` value: one line, its LaTeX kept where BibTeX can
     read it, its braces escaped when they don't pair."""
     out = " ".join(text.split())
+    out = "".join(ch for ch in out if unicodedata.category(ch) != "Cc")
     out = out if _balanced(out) else _escape_braces(out)
     out = _BARE.sub(r"\\\1", out)
     if (len(out) - len(out.rstrip("\\"))) % 2:  # it would escape the value's closing brace

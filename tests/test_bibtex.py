@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,12 @@ def _braces_pair(text: str) -> bool:
         if depth < 0:
             return False
     return depth == 0
+
+
+def test_control_characters_never_reach_a_terminal() -> None:
+    text = bibtex.entry(paper(1, title="Reward\x1b[2J models\x07", authors=("Ada\x1b]0;x\x07",)))
+    assert not any(unicodedata.category(ch) == "Cc" and ch != "\n" for ch in text)
+    assert "Reward[2J models" in text
 
 
 def test_latex_in_titles_is_kept_and_specials_escaped() -> None:
