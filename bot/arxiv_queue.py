@@ -75,7 +75,7 @@ class Gate:
         except asyncio.CancelledError:
             if waiter.granted.done() and not waiter.granted.cancelled():
                 self.release()  # granted as it was cancelled: the next one goes
-            else:
+            elif waiter in self._waiting:  # a release may have passed over it already
                 self._waiting.remove(waiter)
                 heapq.heapify(self._waiting)
             raise

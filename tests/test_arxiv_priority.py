@@ -192,6 +192,21 @@ async def test_a_waiter_cancelled_as_it_is_granted_passes_the_gate_on() -> None:
     assert doomed.cancelled()
 
 
+async def test_a_waiter_cancelled_before_the_gate_frees_leaves_quietly() -> None:
+    """Cancelled while waiting, then passed over by a release before it runs: it ends
+    cancelled (not with an error of the gate's), and the gate goes on to the next."""
+    gate = Gate()
+    await gate.acquire(gate.ticket(Priority.DIGEST))
+    doomed = asyncio.create_task(gate.acquire(gate.ticket(Priority.DIGEST)))
+    next_one = asyncio.create_task(gate.acquire(gate.ticket(Priority.COMMAND)))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    gate.release()  # passes over `doomed`, whose wait is cancelled already
+    await asyncio.wait_for(next_one, 1.0)
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+
+
 @pytest.fixture(params=["redis", "memory"])
 async def either(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[Store]:
     async with either_store(request.param, redis_server.url, Clock()) as store:
