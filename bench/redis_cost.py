@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -57,27 +57,33 @@ class CountingConnection(aioredis.Connection):
 
 class CannedSource(ArxivSource):
     """An `ArxivSource` answering from memory, as arXiv would: the last papers shown are
-    the day's listing (announced on the day of the newest), the window queries answer with
-    the papers that answer one of the keywords (precomputed)."""
+    the day's listing (announced on the day of the newest, or on the day given: arXiv's
+    weekend listing is empty), the window queries answer with the papers that answer one of
+    the keywords (precomputed)."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.arxiv)
         self.papers: list[Paper] = []
         self.answers: dict[str, frozenset[str]] = {}
         self.announced: list[Paper] = []
+        self.day = EPOCH.date()
 
-    async def listing(self) -> Listing:
-        day = max((p.published for p in self.announced), default=EPOCH).date()
-        return Listing(day, tuple(Announcement(p, "new") for p in self.announced))
+    async def listing_part(self, spec: str, etag: str | None) -> tuple[Listing | None, str | None]:
+        """The day's whole listing, whatever `spec` asks, without an ETag (the digest reads
+        the listing through `read_day`, one `listing_part` a request)."""
+        return Listing(self.day, tuple(Announcement(p, "new") for p in self.announced)), None
 
     async def details(self, ids: Sequence[str], *, caller: Caller = DIGEST) -> dict[str, Paper]:
         wanted = set(ids)
         return {p.id: p for p in self.papers if p.id in wanted}
 
-    def show(self, papers: Sequence[Paper], keywords: Sequence[str]) -> None:
-        """Add papers, the day's listing; which of `keywords` each answers is decided once,
-        here."""
+    def show(
+        self, papers: Sequence[Paper], keywords: Sequence[str], day: date | None = None
+    ) -> None:
+        """Add papers, the listing of `day` (by default the newest paper's); which of
+        `keywords` each answers is decided once, here."""
         self.announced = list(papers)
+        self.day = day or max((p.published for p in papers), default=EPOCH).date()
         matched = assign(papers, keywords)
         found: dict[str, set[str]] = {}
         for keyword, hits in matched.items():
@@ -355,7 +361,7 @@ async def simulate_year(url: str, admin: aioredis.Redis, days: int = 365) -> Yea
                 )
             )
         source.forget_before(clock.now - timedelta(days=2))
-        source.show(batch, keywords)
+        source.show(batch, keywords, clock.now.date())
         shown[day] = [p.id for p in batch]
         # `P:paper:{id}` (the buttons' paper cache) expires by Redis's own clock, which the
         # simulated days do not move: its keys go here once they are PAPER_KEPT days old.
