@@ -9,12 +9,13 @@ Platforms render `line(why)`, escaped like everything else and cut to their limi
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.keywords import parse, tokens
+from bot.keywords import parse, tokens, word_stems
 from bot.matching import in_categories
 from bot.models import Paper, Why
 
@@ -26,6 +27,8 @@ WORDS_CHARS = 60
 """Characters of one matched spelling shown (a long author list, a long phrase)."""
 LINE_CHARS = 280
 """The whole line at most: platforms cut it to this (and to their own limits)."""
+WORDS_CACHED = 2048
+"""Texts (titles, abstracts, author names) whose words are kept: a day's matched papers."""
 
 _WORD = re.compile(r"[^\W_]+")
 _POSSESSIVE_S = re.compile(r"(?<=\w)['’]s\b")
@@ -38,12 +41,18 @@ class _Word:
     stem: str
 
 
-def words(text: str) -> tuple[str, list[_Word]]:
-    """`text` (NFKC) and its words with their spans and stems: the stems are `tokens(text)`."""
+@functools.lru_cache(maxsize=WORDS_CACHED)
+def words(text: str) -> tuple[str, tuple[_Word, ...]]:
+    """`text` (NFKC) and its words with their spans and stems: the stems are `tokens(text)`.
+    Kept for the last `WORDS_CACHED` texts: a digest explains the same papers in every
+    channel that gets them."""
     norm = unicodedata.normalize("NFKC", text)
     possessive = {m.start() + 1 for m in _POSSESSIVE_S.finditer(norm)}
     found = [m for m in _WORD.finditer(norm) if m.start() not in possessive]
-    return norm, [_Word(m.start(), m.end(), stem) for m in found for stem in tokens(m.group())]
+    stems = word_stems([m.group() for m in found])
+    return norm, tuple(
+        _Word(m.start(), m.end(), stem) for m, of in zip(found, stems, strict=True) for stem in of
+    )
 
 
 def spelled(text: str, phrase: Sequence[str]) -> str | None:
@@ -51,16 +60,25 @@ def spelled(text: str, phrase: Sequence[str]) -> str | None:
     if not phrase:
         return None
     norm, found = words(text)
-    n = len(phrase)
-    for i in range(len(found) - n + 1):
-        if [w.stem for w in found[i : i + n]] == list(phrase):
+    stems, wanted, n = _stems(text), tuple(phrase), len(phrase)
+    for i, stem in enumerate(stems[: len(stems) - n + 1]):
+        if stem == wanted[0] and stems[i : i + n] == wanted:
             return norm[found[i].start : found[i + n - 1].end]
     return None
 
 
+@functools.lru_cache(maxsize=WORDS_CACHED)
+def _stems(text: str) -> tuple[str, ...]:
+    return tuple(w.stem for w in words(text)[1])
+
+
+_parse = functools.lru_cache(maxsize=1024)(parse)
+"""A digest explains each of a channel's keywords for each of its papers."""
+
+
 def matched(paper: Paper, keyword: str) -> tuple[tuple[str, str], ...]:
     """The paper's words that answer `keyword` (its phrases, authors, categories), where."""
-    expression = parse(keyword)
+    expression = _parse(keyword)
     found: list[tuple[str, str]] = []
     for phrase in expression.phrases:
         stems = tokens(phrase)

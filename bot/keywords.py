@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import Stemmer
@@ -93,6 +93,14 @@ def tokens(text: str) -> list[str]:
     folded = unicodedata.normalize("NFKC", text).casefold().replace("_", " ")
     stems: list[str] = _PORTER.stemWords(_WORD.findall(_POSSESSIVE.sub("", folded)))
     return stems
+
+
+def word_stems(words: Sequence[str]) -> list[list[str]]:
+    """`[tokens(w) for w in words]` for words without apostrophes or underscores (a word
+    may still fold into several tokens), stemmed in one call to the stemmer."""
+    pieces = [_WORD.findall(unicodedata.normalize("NFKC", w).casefold()) for w in words]
+    stems = iter(_PORTER.stemWords([p for piece in pieces for p in piece]))
+    return [[next(stems) for _ in piece] for piece in pieces]
 
 
 @dataclass(frozen=True, slots=True)
