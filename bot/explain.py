@@ -41,35 +41,50 @@ class _Word:
     stem: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """A text's words, kept as tuples of numbers and strings only: the garbage collector
+    leaves those alone, where a `_Word` each would make every full collection longer."""
+
+    norm: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    stems: tuple[str, ...]
+
+
 @functools.lru_cache(maxsize=WORDS_CACHED)
-def words(text: str) -> tuple[str, tuple[_Word, ...]]:
-    """`text` (NFKC) and its words with their spans and stems: the stems are `tokens(text)`.
-    Kept for the last `WORDS_CACHED` texts: a digest explains the same papers in every
+def _words_of(text: str) -> _Words:
+    """Kept for the last `WORDS_CACHED` texts: a digest explains the same papers in every
     channel that gets them."""
     norm = unicodedata.normalize("NFKC", text)
     possessive = {m.start() + 1 for m in _POSSESSIVE_S.finditer(norm)}
     found = [m for m in _WORD.finditer(norm) if m.start() not in possessive]
     stems = word_stems([m.group() for m in found])
-    return norm, tuple(
-        _Word(m.start(), m.end(), stem) for m, of in zip(found, stems, strict=True) for stem in of
+    spans = [(m.start(), m.end(), s) for m, of in zip(found, stems, strict=True) for s in of]
+    return _Words(
+        norm,
+        tuple(start for start, _, _ in spans),
+        tuple(end for _, end, _ in spans),
+        tuple(stem for _, _, stem in spans),
     )
+
+
+def words(text: str) -> tuple[str, list[_Word]]:
+    """`text` (NFKC) and its words with their spans and stems: the stems are `tokens(text)`."""
+    w = _words_of(text)
+    return w.norm, [_Word(*span) for span in zip(w.starts, w.ends, w.stems, strict=True)]
 
 
 def spelled(text: str, phrase: Sequence[str]) -> str | None:
     """The first place `text` holds the stemmed `phrase`, as `text` writes it; else None."""
     if not phrase:
         return None
-    norm, found = words(text)
-    stems, wanted, n = _stems(text), tuple(phrase), len(phrase)
-    for i, stem in enumerate(stems[: len(stems) - n + 1]):
-        if stem == wanted[0] and stems[i : i + n] == wanted:
-            return norm[found[i].start : found[i + n - 1].end]
+    w = _words_of(text)
+    wanted, n = tuple(phrase), len(phrase)
+    for i, stem in enumerate(w.stems[: len(w.stems) - n + 1]):
+        if stem == wanted[0] and w.stems[i : i + n] == wanted:
+            return w.norm[w.starts[i] : w.ends[i + n - 1]]
     return None
-
-
-@functools.lru_cache(maxsize=WORDS_CACHED)
-def _stems(text: str) -> tuple[str, ...]:
-    return tuple(w.stem for w in words(text)[1])
 
 
 _parse = functools.lru_cache(maxsize=1024)(parse)
@@ -107,17 +122,20 @@ def term_words(paper: Paper, terms: Sequence[str]) -> tuple[str, ...]:
     """Ranking terms (stems, `cat:` features) as the paper writes them, lower case: the
     first word of its title or abstract with that stem; a category as itself."""
     shown: list[str] = []
-    spans = [words(paper.title), words(paper.summary)]
+    texts = [_words_of(paper.title), _words_of(paper.summary)] if terms else []
     for term in terms:
         if term.startswith("cat:"):
             shown.append(term[4:])
             continue
         spelling = next(
-            (norm[w.start : w.end] for norm, found in spans for w in found if w.stem == term),
-            term,
+            (t.norm[t.starts[i] : t.ends[i]] for t in texts for i in _places(t, term)), term
         )
         shown.append(spelling.casefold())
     return tuple(dict.fromkeys(shown))
+
+
+def _places(text: _Words, stem: str) -> list[int]:
+    return [i for i, s in enumerate(text.stems) if s == stem][:1]
 
 
 def why(paper: Paper, keyword: str, ranked: Sequence[str] = ()) -> Why:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -16,7 +17,7 @@ from bot.explain import RANKED_TERMS, why
 from bot.fetching import Fetched
 from bot.keywords import normalize
 from bot.listing import REVISIONS
-from bot.models import Channel, Digest, DigestItem, Paper, newest_first, seen_keys
+from bot.models import Channel, Digest, DigestItem, Paper, Why, newest_first, seen_keys
 from bot.options import ChannelOptions, merged_options
 from bot.ranking import rank_explained
 from bot.settings import Settings
@@ -24,6 +25,9 @@ from bot.state import ChannelState, LockClaim, Store
 from bot.state.locks import Hold
 
 Matched = dict[str, tuple[Paper, list[str]]]
+_EXPLAINING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
+"""One thread explains every channel's papers in turn: several at once would starve the
+event loop of the GIL (BENCHMARKS.md, figure 1's longest stall)."""
 """Per paper id: the paper and the channel's keywords it matches, in the channel's order."""
 
 
@@ -98,15 +102,14 @@ class Planner:
         posted, skipped = self._chosen(new, matched, state.held, first_run)
         cap = self._settings.digest.max_papers_per_channel
         skipped.extend(posted[cap:])
-        explain = self._settings.signals.explain
+        shown = posted[:cap]
+        reasons = {}
+        if self._settings.signals.explain:  # stemming whole abstracts: off the event loop
+            loop = asyncio.get_running_loop()
+            reasons = await loop.run_in_executor(_EXPLAINING, _reasons, shown, matched, raised)
         items = [
-            DigestItem(
-                p,
-                tuple(matched[p.id][1]),
-                p.id in revised,
-                why=why(p, matched[p.id][1][0], raised.get(p.id, ())) if explain else None,
-            )
-            for p in posted[:cap]
+            DigestItem(p, tuple(matched[p.id][1]), p.id in revised, why=reasons.get(p.id))
+            for p in shown
         ]
         digest = Digest(
             channel=channel,
@@ -198,3 +201,10 @@ def held_back(holds: Mapping[str, frozenset[str]], keyword: str, paper: Paper) -
     version is news where `revisions` is on)."""
     keys = holds.get(normalize(keyword), frozenset())
     return paper.id in keys and (paper.version <= 1 or paper.version_key in keys)
+
+
+def _reasons(
+    papers: Sequence[Paper], matched: Matched, raised: Mapping[str, Sequence[str]]
+) -> dict[str, Why]:
+    """Why each paper is posted: its first matching keyword, the terms that raised it."""
+    return {p.id: why(p, matched[p.id][1][0], raised.get(p.id, ())) for p in papers}
