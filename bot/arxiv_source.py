@@ -25,11 +25,10 @@ from typing import Any, TypeVar
 
 import arxiv
 import requests
-from lxml import etree
 
 from bot import metrics
 from bot.arxiv_queue import DIGEST, Caller, Gate, Priority, Ticket
-from bot.listing import Announcement, Listing, ListingError
+from bot.listing import Announcement, Listing, ListingError, xml_root
 from bot.listing import parse as parse_listing
 from bot.listing_guard import read_day
 from bot.matching import build_query
@@ -201,10 +200,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 def inspect_feed(body: bytes) -> int:
     """The feed's totalResults. Raises ArxivQueryError for an error feed, ValueError if
     the document is not a complete Atom feed."""
-    try:
-        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
-    except etree.XMLSyntaxError as err:
-        raise ValueError(f"malformed feed: {err}") from err
+    root = xml_root(body, "feed")
     if root.tag != f"{_ATOM}feed":
         raise ValueError(f"not an Atom feed (root element {root.tag})")
     for entry in root.iterfind(f"{_ATOM}entry"):

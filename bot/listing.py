@@ -176,14 +176,20 @@ def _item(item: etree._Element, announced: datetime) -> Announcement:
     )
 
 
+def xml_root(body: bytes, what: str) -> etree._Element:
+    """The root of an answer of arXiv's (a listing, an API feed, an OAI-PMH page), entities
+    left unresolved; ValueError naming `what` when it is not well-formed XML."""
+    try:
+        return etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
+    except etree.XMLSyntaxError as err:
+        raise ValueError(f"malformed {what}: {err}") from err
+
+
 def parse(body: bytes) -> Listing:
     """The day's listing. ListingError for arXiv's feed error; ValueError when the body is
     not a complete listing (cut short, not RSS, no day). An item that can't be read (no id,
     an unknown announce type) is left out with a warning, and counted in `skipped`."""
-    try:
-        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
-    except etree.XMLSyntaxError as err:
-        raise ValueError(f"malformed listing: {err}") from err
+    root = xml_root(body, "listing")
     channel = root.find("channel")
     if root.tag != "rss" or channel is None:
         raise ValueError(f"not an RSS listing (root element {root.tag})")

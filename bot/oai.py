@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from bot import categories as taxonomy
-from bot.listing import Announcement, previous_listing_day
+from bot.listing import Announcement, previous_listing_day, xml_root
 from bot.models import Paper, split_version
 
 log = logging.getLogger(__name__)
@@ -247,10 +247,7 @@ def parse_page(body: bytes) -> OaiPage:
     """One ListRecords answer. `noRecordsMatch` is an empty last page; another OAI error
     raises `OaiError`; a body that is not a whole OAI-PMH document raises ValueError. A
     record that can't be read is skipped with a warning, deleted records silently."""
-    try:
-        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False))
-    except etree.XMLSyntaxError as err:
-        raise ValueError(f"malformed OAI-PMH answer: {err}") from err
+    root = xml_root(body, "OAI-PMH answer")
     if root.tag != f"{_OAI}OAI-PMH":
         raise ValueError(f"not an OAI-PMH answer: root element is {root.tag!r}")
     error = root.find(f"{_OAI}error")
