@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.keywords import parse, tokens, word_stems
+from bot.keywords import POSSESSIVE, parse, tokens, word_stems
 from bot.matching import in_categories
 from bot.models import Paper, Why
 
@@ -31,7 +31,6 @@ WORDS_CACHED = 2048
 """Texts (titles, abstracts, author names) whose words are kept: a day's matched papers."""
 
 _WORD = re.compile(r"[^\W_]+")
-_POSSESSIVE_S = re.compile(r"(?<=\w)['’]s\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +56,7 @@ def _words_of(text: str) -> _Words:
     """Kept for the last `WORDS_CACHED` texts: a digest explains the same papers in every
     channel that gets them."""
     norm = unicodedata.normalize("NFKC", text)
-    possessive = {m.start() + 1 for m in _POSSESSIVE_S.finditer(norm)}
+    possessive = {m.start() + 1 for m in POSSESSIVE.finditer(norm)}
     found = [m for m in _WORD.finditer(norm) if m.start() not in possessive]
     stems = word_stems([m.group() for m in found])
     spans = [(m.start(), m.end(), s) for m, of in zip(found, stems, strict=True) for s in of]

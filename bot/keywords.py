@@ -81,7 +81,8 @@ def _folded(text: str) -> str:
 
 
 _WORD = re.compile(r"\w+")
-_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+"""The `'s` that tokens fold away (`Modeling's` is `modeling`)."""
 _PORTER = Stemmer.Stemmer("porter")
 """Martin Porter's original algorithm, the stemmer of Lucene's English analysis, which is
 how arXiv's search matches `abs:"reward model"` to "reward modeling"."""
@@ -91,7 +92,7 @@ def tokens(text: str) -> list[str]:
     """Lower-case word tokens, possessives folded and Porter-stemmed, as arXiv's search
     analyses both the indexed text and the query: `Reward Modeling's` -> `reward model`."""
     folded = unicodedata.normalize("NFKC", text).casefold().replace("_", " ")
-    stems: list[str] = _PORTER.stemWords(_WORD.findall(_POSSESSIVE.sub("", folded)))
+    stems: list[str] = _PORTER.stemWords(_WORD.findall(POSSESSIVE.sub("", folded)))
     return stems
 
 
