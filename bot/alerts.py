@@ -72,14 +72,9 @@ class Notifier(Protocol):
 # commands ------------------------------------------------------------------------------
 
 
-def user_key(ctx: CommandContext) -> str:
-    """Alerts, like saved lists, are a user's own across the channels of one platform."""
-    return f"{ctx.channel.platform}:{ctx.user}"
-
-
 async def set_alerts(store: Store, ctx: CommandContext, on: bool) -> Reply:
     """`/papers set alerts on|off`: the user's own, whoever may change the channel."""
-    await store.alerts.set_enabled(user_key(ctx), on)
+    await store.alerts.set_enabled(ctx.member, on)
     log.info(
         "alerts_set channel=%s user=%s alerts=%s", ctx.channel, ctx.user, "on" if on else "off"
     )

@@ -35,10 +35,6 @@ def commands_per_window(settings: Settings) -> int | None:
     return max(1, math.floor(round(share * WINDOW / interval, 6)))  # 0.3 / 0.1 is 3, not 2
 
 
-def member_key(ctx: CommandContext) -> str:
-    return f"{ctx.channel.platform}:{ctx.user}"
-
-
 class ArxivBudget:
     def __init__(self, settings: Settings, store: Store, clock: Callable[[], datetime]) -> None:
         self._settings = settings
@@ -47,7 +43,7 @@ class ArxivBudget:
 
     def caller(self, ctx: CommandContext) -> Caller:
         """Requests for this member's command: after the digest's, each one charged."""
-        return Caller(Priority.COMMAND, functools.partial(self.charge, member_key(ctx)))
+        return Caller(Priority.COMMAND, functools.partial(self.charge, ctx.member))
 
     async def charge(self, member: str) -> None:
         """Counts one arXiv request for `member`, or refuses it (UserError): first the

@@ -23,7 +23,7 @@ from bot.replies import Reply as Reply
 from bot.replies import UserError as UserError
 from bot.replies import whole_number
 from bot.settings import Settings
-from bot.state import AddResult, PreviewHold, Store, keys, write_cache
+from bot.state import AddResult, PreviewHold, Store, write_cache
 from bot.votes import MAX_TOP_DAYS, TOP_DAYS, TOP_USAGE, UNSAVE, Pressed, Votes
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,7 @@ class Commands:
     async def _guarded(self, ctx: CommandContext, call: Callable[[], Awaitable[Reply]]) -> Reply:
         try:
             limit = self._settings.commands.per_user_per_minute
-            if (
-                await self._store.hit(keys.command_rate(f"{ctx.channel.platform}:{ctx.user}"), 60)
-                > limit
-            ):
+            if await self._store.hit(ctx.member, 60) > limit:
                 return Reply(f"Slow down: at most {limit} commands a minute.", ok=False)
             return await call()
         except UserError as err:

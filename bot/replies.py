@@ -18,6 +18,12 @@ class CommandContext:
     unpostable: str | None = None
     """Why digests can't be posted here (a direct message), so `add` is refused; None."""
 
+    @property
+    def member(self) -> str:
+        """`platform:user`: the user across the channels of one platform (their saved
+        papers, alerts and budgets are theirs wherever they type)."""
+        return f"{self.channel.platform}:{self.user}"
+
 
 @dataclass(frozen=True, slots=True)
 class Attachment:

@@ -79,7 +79,7 @@ class Votes:
         if action not in ACTIONS:
             raise UserError("That button is not one of papers-bot's.")
         pid = paper_id(value)
-        who = _user_key(ctx)
+        who = ctx.member
         if action == UNSAVE:
             return Pressed(pid, await self.unsave(ctx, pid))
         paper = await self._paper(pid, self._budget.caller(ctx))
@@ -138,7 +138,7 @@ class Votes:
     async def saved(self, ctx: CommandContext) -> Reply:
         """The user's latest saved papers, each with a Remove button."""
         n = self._settings.commands.recent_max
-        papers = await self._store.signals.saved(_user_key(ctx), n)
+        papers = await self._store.signals.saved(ctx.member, n)
         if not papers:
             return Reply("You have no saved papers. Press 🔖 Save under a paper to keep it.")
         return Reply(
@@ -149,7 +149,7 @@ class Votes:
 
     async def saved_bibtex(self, ctx: CommandContext) -> Reply:
         """All the user's saved papers (up to `MAX_SAVED`) as a BibTeX file."""
-        papers = await self._store.signals.saved(_user_key(ctx), MAX_SAVED)
+        papers = await self._store.signals.saved(ctx.member, MAX_SAVED)
         if not papers:
             return Reply("You have no saved papers. Press 🔖 Save under a paper to keep it.")
         log.info("saved_bibtex channel=%s user=%s papers=%d", ctx.channel, ctx.user, len(papers))
@@ -163,13 +163,8 @@ class Votes:
         pid = paper_id(raw) if raw.strip() else ""
         if not pid:
             raise UserError("Give the id of the paper to remove, like: unsave 2504.12345")
-        if not await self._store.signals.unsave(_user_key(ctx), pid):
+        if not await self._store.signals.unsave(ctx.member, pid):
             raise UserError(f"{pid} is not among your saved papers.")
-        await self._store.alerts.unfollow(_user_key(ctx), pid)
+        await self._store.alerts.unfollow(ctx.member, pid)
         log.info("paper_unsaved channel=%s user=%s", ctx.channel, ctx.user)
         return Reply(f"Removed {pid} from your saved papers.")
-
-
-def _user_key(ctx: CommandContext) -> str:
-    """Saved lists are a user's own, across the channels of one platform."""
-    return f"{ctx.channel.platform}:{ctx.user}"

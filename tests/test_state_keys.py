@@ -56,7 +56,7 @@ SAMPLES: dict[str, list[tuple[Any, ...]]] = {
     ],
     "done": [(keys_module.digest_slot("SLOT"),), (keys_module.weekly_post("WEEK", CHANNEL),)],
     "rate": [
-        (keys_module.command_rate("platform:user"), "MINUTE"),
+        ("platform:user", "MINUTE"),  # a member's commands: the member is the name
         (keys_module.arxiv_rate("platform:user"), "MINUTE"),
         (keys_module.ARXIV_COMMANDS, "MINUTE"),
     ],

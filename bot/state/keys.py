@@ -9,8 +9,8 @@ each used alone, except `pace` and its `urgent` twin, which tags the whole `pace
 
 The names under `lock:`, `done:`, `rate:` and `pace:` (what `Store.acquire`,
 `Store.mark_done`, `Store.hit` and `Store.next_start` are given) are built here too, below
-`Keys`: a digest's slot, a channel's lock, a weekly post, a claimed request, a member's rates
-and arXiv's pace.
+`Keys`: a digest's slot, a channel's lock, a weekly post, a claimed request, a member's
+arXiv rate (their commands' rate is named by the member alone) and arXiv's pace.
 """
 
 from __future__ import annotations
@@ -205,11 +205,6 @@ def channel_lock(channel: Channel) -> str:
 def weekly_post(week: str, channel: Channel) -> str:
     """A channel's post of one ISO week (`weekly:2026-W45:platform:channel`)."""
     return f"weekly:{week}:{channel.key}"
-
-
-def command_rate(member: str) -> str:
-    """A member's commands (`platform:user`)."""
-    return member
 
 
 def arxiv_rate(member: str) -> str:
